@@ -1,0 +1,1 @@
+print("yonder-agent: not built yet")

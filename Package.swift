@@ -1,0 +1,126 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let upcoming: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Yonder",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Yonder", targets: ["Yonder"]),
+        .library(name: "YonderAgent", targets: ["YonderAgent"]),
+        .executable(name: "yonder-agent", targets: ["yonder-agent"]),
+        .executable(name: "yonder-bench", targets: ["yonder-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: SSH (client side)
+        .systemLibrary(
+            name: "CLibSSH2",
+            path: "Sources/CLibSSH2",
+            pkgConfig: "libssh2",
+            providers: [.apt(["libssh2-1-dev"])]
+        ),
+        .target(
+            name: "YonderSSH",
+            dependencies: ["CLibSSH2"],
+            path: "Sources/YonderSSH",
+            swiftSettings: upcoming
+        ),
+
+        // MARK: The contract shared by client and agent
+        .target(
+            name: "YonderProtocol",
+            path: "Sources/YonderProtocol",
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "YonderCore",
+            dependencies: ["YonderProtocol"],
+            path: "Sources/YonderCore",
+            swiftSettings: upcoming
+        ),
+
+        // MARK: Client runtime
+        .target(
+            name: "Yonder",
+            dependencies: [
+                "YonderCore", "YonderProtocol", "YonderSSH",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Yonder",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "yonder-bench",
+            dependencies: [
+                "Yonder", "YonderSSH",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/yonder-bench",
+            swiftSettings: upcoming
+        ),
+
+        // MARK: Agent (remote side)
+        .target(
+            name: "YonderAgent",
+            dependencies: [
+                "YonderCore", "YonderProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Agent/YonderAgent",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "yonder-agent",
+            dependencies: ["YonderAgent"],
+            path: "Agent/yonder-agent",
+            swiftSettings: upcoming
+        ),
+
+        // MARK: Tests
+        .target(
+            name: "TestSupport",
+            dependencies: [],
+            path: "Tests/TestSupport",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "yonder-test-agent",
+            dependencies: ["YonderAgent"],
+            path: "Tests/TestAgent",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "ProtocolTests",
+            dependencies: ["YonderProtocol", "TestSupport"],
+            path: "Tests/ProtocolTests",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "SSHTests",
+            dependencies: ["YonderSSH", "TestSupport"],
+            path: "Tests/SSHTests",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["Yonder", "YonderAgent", "TestSupport"],
+            path: "Tests/AgentTests",
+            swiftSettings: upcoming
+        ),
+    ]
+)

@@ -1,0 +1,2 @@
+import CLibSSH2
+// Placeholder: filled in by its own work item.

@@ -1,0 +1,1 @@
+print("yonder-bench: not built yet")

@@ -1,0 +1,1 @@
+print("yonder-test-agent: not built yet")

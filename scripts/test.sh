@@ -12,8 +12,8 @@ log "building (debug, with tests)"
 swift build --build-tests
 
 log "building the static agent (release, -static-executable)"
-swift build -c release --product yonder-agent -Xswiftc -static-executable
-export YONDER_STATIC_AGENT="$(swift build -c release --show-bin-path)/yonder-agent"
+swift build -c release --scratch-path .build-static --product yonder-agent -Xswiftc -static-executable
+export YONDER_STATIC_AGENT="$PWD/.build-static/release/yonder-agent"
 
 log "running tests"
 swift test --skip-build

@@ -1,0 +1,86 @@
+/// Framing: a 4-byte big-endian unsigned length N, then N bytes of UTF-8 JSON.
+public enum Frame {
+    /// The largest payload accepted unless both sides agree on another limit: 64 MiB.
+    public static let defaultMaximumLength = 64 * 1024 * 1024
+
+    /// The 4-byte length prefix followed by `payload`.
+    public static func encode(payload: some Collection<UInt8>) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(4 + payload.count)
+        appendPrefix(UInt32(payload.count), to: &bytes)
+        bytes.append(contentsOf: payload)
+        return bytes
+    }
+
+    static func appendPrefix(_ length: UInt32, to bytes: inout [UInt8]) {
+        bytes.append(UInt8(truncatingIfNeeded: length >> 24))
+        bytes.append(UInt8(truncatingIfNeeded: length >> 16))
+        bytes.append(UInt8(truncatingIfNeeded: length >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: length))
+    }
+}
+
+/// Cuts a byte stream into frame payloads, however the bytes arrive: one at a time, or many
+/// frames in one read.
+///
+/// A zero length or a length over `maximumLength` is reported as soon as the prefix is
+/// read, before any payload is buffered, so a hostile length cannot make the receiver
+/// allocate.
+public struct FrameDecoder: Sendable {
+    /// The largest payload accepted.
+    public var maximumLength: Int
+    private var buffer: [UInt8] = []
+    private var start = 0
+
+    /// Makes a decoder that accepts payloads of up to `maximumLength` bytes.
+    public init(maximumLength: Int = Frame.defaultMaximumLength) {
+        self.maximumLength = maximumLength
+    }
+
+    /// Bytes received but not yet returned as a payload.
+    public var bufferedByteCount: Int { buffer.count - start }
+
+    /// Adds bytes read from the stream.
+    public mutating func append(_ bytes: some Sequence<UInt8>) {
+        if start > 0, start >= buffer.count / 2 {
+            buffer.removeSubrange(0..<start)
+            start = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// The next complete payload, or nil when more bytes are needed.
+    public mutating func next() throws(ProtocolError) -> [UInt8]? {
+        guard bufferedByteCount >= 4 else { return nil }
+        let length =
+            Int(buffer[start]) << 24 | Int(buffer[start + 1]) << 16
+            | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
+        if length == 0 {
+            throw ProtocolError(.emptyFrame, "a frame's length prefix was 0; every frame holds one JSON object")
+        }
+        if length > maximumLength {
+            throw ProtocolError(
+                .frameTooLarge,
+                "a frame announced \(length) bytes, over the maximum of \(maximumLength); send large data in pieces or raise the limit in hello"
+            )
+        }
+        guard bufferedByteCount >= 4 + length else { return nil }
+        let payload = Array(buffer[(start + 4)..<(start + 4 + length)])
+        start += 4 + length
+        if start == buffer.count {
+            buffer.removeAll(keepingCapacity: buffer.capacity <= 1 << 20)
+            start = 0
+        }
+        return payload
+    }
+
+    /// Call when the stream has ended: throws if it ended inside a frame.
+    public func finish() throws(ProtocolError) {
+        if bufferedByteCount > 0 {
+            throw ProtocolError(
+                .truncatedFrame,
+                "the stream ended inside a frame (\(bufferedByteCount) bytes of an unfinished frame)"
+            )
+        }
+    }
+}

@@ -1,0 +1,285 @@
+/// One message: the JSON object inside a frame. `type` picks the case.
+///
+/// PROTOCOL.md is the normative description of every message and field; this enum mirrors
+/// it. Fields the receiver does not know are ignored, so peers can add optional fields
+/// without a version bump.
+public enum Message: Sendable, Hashable {
+    /// The first message each way: protocol version, software, and (client → agent) the token.
+    case hello(Hello)
+    /// Client → agent: run a registered function.
+    case call(Call)
+    /// Client → agent: create a remote object, optionally under a name.
+    case create(Create)
+    /// Client → agent: find a named object.
+    case lookup(Lookup)
+    /// Client → agent: call a distributed method of a remote object.
+    case invoke(Invoke)
+    /// Client → agent: drop an object from the table.
+    case release(Release)
+    /// Client → agent: cancel the running request `id`.
+    case cancel(Cancel)
+    /// Agent → client: request `id` succeeded with `value`.
+    case result(Reply)
+    /// Agent → client: request `id` failed, or (without `id`) the connection failed.
+    case error(Failure)
+    /// Agent → client: a log line written while request `id` ran.
+    case log(Log)
+    /// Agent → client: a piece of a command's stdout or stderr, for `yonder.exec`.
+    case output(Output)
+    /// Either way: a keep-alive probe; the peer answers `pong` with the same nonce.
+    case ping(Ping)
+    /// Either way: the answer to `ping`.
+    case pong(Ping)
+    /// Either way: the sender is closing the connection on purpose.
+    case goodbye(Goodbye)
+
+    /// The wire name of this message's type.
+    public var type: String {
+        switch self {
+        case .hello: "hello"
+        case .call: "call"
+        case .create: "create"
+        case .lookup: "lookup"
+        case .invoke: "invoke"
+        case .release: "release"
+        case .cancel: "cancel"
+        case .result: "result"
+        case .error: "error"
+        case .log: "log"
+        case .output: "output"
+        case .ping: "ping"
+        case .pong: "pong"
+        case .goodbye: "goodbye"
+        }
+    }
+
+    /// The request id this message belongs to, if any.
+    public var requestID: Int? {
+        switch self {
+        case .call(let m): m.id
+        case .create(let m): m.id
+        case .lookup(let m): m.id
+        case .invoke(let m): m.id
+        case .release(let m): m.id
+        case .cancel(let m): m.id
+        case .result(let m): m.id
+        case .error(let m): m.id
+        case .log(let m): m.id
+        case .output(let m): m.id
+        case .hello, .ping, .pong, .goodbye: nil
+        }
+    }
+
+    /// Every message type this version knows.
+    public static let knownTypes: Set<String> = [
+        "hello", "call", "create", "lookup", "invoke", "release", "cancel",
+        "result", "error", "log", "output", "ping", "pong", "goodbye",
+    ]
+}
+
+extension Message {
+    /// The current protocol version, sent in `hello`.
+    public static let protocolVersion = 1
+
+    /// `hello`: the first message in each direction.
+    public struct Hello: Sendable, Hashable {
+        /// Protocol version spoken by the sender (wire: `protocol`).
+        public var protocolVersion: Int
+        /// Client → agent: the token the agent was started with.
+        public var token: String?
+        /// The sender's software name, e.g. `yonder-agent`.
+        public var name: String?
+        /// The sender's software version, e.g. `0.1.0`.
+        public var version: String?
+        /// An identifier of the exact build (agent → client), e.g. a content hash.
+        public var build: String?
+        /// The largest frame payload the sender accepts (wire: `maxFrame`).
+        public var maxFrame: Int?
+
+        public init(protocolVersion: Int = Message.protocolVersion, token: String? = nil, name: String? = nil,
+                    version: String? = nil, build: String? = nil, maxFrame: Int? = nil) {
+            self.protocolVersion = protocolVersion
+            self.token = token
+            self.name = name
+            self.version = version
+            self.build = build
+            self.maxFrame = maxFrame
+        }
+    }
+
+    /// `call`: run the function registered as `function` with `arguments`.
+    public struct Call: Sendable, Hashable {
+        public var id: Int
+        public var function: String
+        public var arguments: JSONValue
+        /// Seconds after which the agent gives up with `timed_out`.
+        public var timeout: Double?
+
+        public init(id: Int, function: String, arguments: JSONValue = .null, timeout: Double? = nil) {
+            self.id = id
+            self.function = function
+            self.arguments = arguments
+            self.timeout = timeout
+        }
+    }
+
+    /// `create`: make an object of the registered type `objectType`.
+    public struct Create: Sendable, Hashable {
+        public var id: Int
+        public var objectType: String
+        public var arguments: JSONValue
+        /// A name other connections can look the object up by.
+        public var name: String?
+        /// When an object of the same type already holds `name`, return it instead of failing.
+        public var reuse: Bool
+
+        public init(id: Int, objectType: String, arguments: JSONValue = .null, name: String? = nil, reuse: Bool = false) {
+            self.id = id
+            self.objectType = objectType
+            self.arguments = arguments
+            self.name = name
+            self.reuse = reuse
+        }
+    }
+
+    /// `lookup`: find the object named `name`.
+    public struct Lookup: Sendable, Hashable {
+        public var id: Int
+        public var name: String
+
+        public init(id: Int, name: String) {
+            self.id = id
+            self.name = name
+        }
+    }
+
+    /// `invoke`: call the distributed method `method` of the object `object`.
+    public struct Invoke: Sendable, Hashable {
+        public var id: Int
+        /// The object id returned by `create` or `lookup`.
+        public var object: String
+        /// The method's identifier (for Swift clients, the distributed target's mangled name).
+        public var method: String
+        /// One JSON value per parameter, in order.
+        public var arguments: [JSONValue]
+        public var timeout: Double?
+
+        public init(id: Int, object: String, method: String, arguments: [JSONValue] = [], timeout: Double? = nil) {
+            self.id = id
+            self.object = object
+            self.method = method
+            self.arguments = arguments
+            self.timeout = timeout
+        }
+    }
+
+    /// `release`: drop the object from the agent's table.
+    public struct Release: Sendable, Hashable {
+        public var id: Int
+        public var object: String
+
+        public init(id: Int, object: String) {
+            self.id = id
+            self.object = object
+        }
+    }
+
+    /// `cancel`: stop the request `id`; the agent answers that request with `cancelled`.
+    public struct Cancel: Sendable, Hashable {
+        public var id: Int
+
+        public init(id: Int) { self.id = id }
+    }
+
+    /// `result`: the request `id` returned `value`.
+    public struct Reply: Sendable, Hashable {
+        public var id: Int
+        public var value: JSONValue
+
+        public init(id: Int, value: JSONValue = .null) {
+            self.id = id
+            self.value = value
+        }
+    }
+
+    /// `error`: request `id` failed; without an `id` the whole connection failed and closes.
+    public struct Failure: Sendable, Hashable {
+        public var id: Int?
+        public var error: ProtocolError
+        /// For `remote_error`: the Swift type of the error user code threw.
+        public var errorType: String?
+
+        public init(id: Int?, error: ProtocolError, errorType: String? = nil) {
+            self.id = id
+            self.error = error
+            self.errorType = errorType
+        }
+    }
+
+    /// `log`: a log line remote code wrote while request `id` ran.
+    public struct Log: Sendable, Hashable {
+        public var id: Int
+        /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.
+        public var level: String
+        public var message: String
+        /// Which part of the remote code wrote it (the logger's label).
+        public var source: String?
+        public var metadata: [String: String]?
+
+        public init(id: Int, level: String, message: String, source: String? = nil, metadata: [String: String]? = nil) {
+            self.id = id
+            self.level = level
+            self.message = message
+            self.source = source
+            self.metadata = metadata
+        }
+    }
+
+    /// `output`: bytes a command run by `yonder.exec` wrote, base64 on the wire.
+    public struct Output: Sendable, Hashable {
+        /// The command's output streams.
+        public enum Stream: String, Sendable, Hashable, CaseIterable {
+            case stdout, stderr
+        }
+
+        public var id: Int
+        public var stream: Stream
+        public var data: [UInt8]
+
+        public init(id: Int, stream: Stream, data: [UInt8]) {
+            self.id = id
+            self.stream = stream
+            self.data = data
+        }
+    }
+
+    /// `ping` and `pong`.
+    public struct Ping: Sendable, Hashable {
+        public var nonce: Int?
+
+        public init(nonce: Int? = nil) { self.nonce = nonce }
+    }
+
+    /// `goodbye`.
+    public struct Goodbye: Sendable, Hashable {
+        public var reason: String?
+
+        public init(reason: String? = nil) { self.reason = reason }
+    }
+}
+
+/// What `create` and `lookup` return: a handle on a live object.
+public struct ObjectReference: Sendable, Hashable, Codable {
+    /// The agent-assigned object id, used by `invoke` and `release`.
+    public var object: String
+    /// The registered type name.
+    public var objectType: String
+    /// The name it was created under, if any.
+    public var name: String?
+
+    public init(object: String, objectType: String, name: String? = nil) {
+        self.object = object
+        self.objectType = objectType
+        self.name = name
+    }
+}

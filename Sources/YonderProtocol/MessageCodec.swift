@@ -1,0 +1,290 @@
+#if canImport(FoundationEssentials)
+internal import FoundationEssentials
+#else
+internal import Foundation
+#endif
+
+extension Message {
+    /// Decodes one frame payload, checking it the way PROTOCOL.md orders: UTF-8, then JSON,
+    /// then an object, then a known `type`, then that type's fields.
+    public static func decode(payload: some Collection<UInt8>) throws(ProtocolError) -> Message {
+        let value = try decodeJSON(payload: payload)
+        return try decode(value)
+    }
+
+    /// Decodes a frame payload into a JSON object, without interpreting it.
+    public static func decodeJSON(payload: some Collection<UInt8>) throws(ProtocolError) -> JSONValue {
+        let bytes = Array(payload)
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        } catch {
+            throw ProtocolError(.invalidJSON, "the frame's payload is not valid JSON")
+        }
+        guard case .object = value else {
+            throw ProtocolError(.notAnObject, "a message must be a JSON object, not \(value.typeName)")
+        }
+        return value
+    }
+
+    /// Decodes an already parsed JSON object into a message.
+    public static func decode(_ value: JSONValue) throws(ProtocolError) -> Message {
+        guard case .object(let members) = value else {
+            throw ProtocolError(.notAnObject, "a message must be a JSON object, not \(value.typeName)")
+        }
+        let fields = Fields(members: members)
+        let type = try fields.string("type")
+        switch type {
+        case "hello":
+            return .hello(Hello(
+                protocolVersion: try fields.int("protocol"),
+                token: try fields.optionalString("token"),
+                name: try fields.optionalString("name"),
+                version: try fields.optionalString("version"),
+                build: try fields.optionalString("build"),
+                maxFrame: try fields.optionalInt("maxFrame", minimum: 1)))
+        case "call":
+            return .call(Call(
+                id: try fields.id(),
+                function: try fields.string("function"),
+                arguments: fields.members["arguments"] ?? .null,
+                timeout: try fields.optionalDouble("timeout")))
+        case "create":
+            return .create(Create(
+                id: try fields.id(),
+                objectType: try fields.string("objectType"),
+                arguments: fields.members["arguments"] ?? .null,
+                name: try fields.optionalString("name"),
+                reuse: try fields.optionalBool("reuse") ?? false))
+        case "lookup":
+            return .lookup(Lookup(id: try fields.id(), name: try fields.string("name")))
+        case "invoke":
+            return .invoke(Invoke(
+                id: try fields.id(),
+                object: try fields.string("object"),
+                method: try fields.string("method"),
+                arguments: try fields.optionalArray("arguments") ?? [],
+                timeout: try fields.optionalDouble("timeout")))
+        case "release":
+            return .release(Release(id: try fields.id(), object: try fields.string("object")))
+        case "cancel":
+            return .cancel(Cancel(id: try fields.id()))
+        case "result":
+            return .result(Reply(id: try fields.id(), value: fields.members["value"] ?? .null))
+        case "error":
+            let code = try fields.string("code")
+            let path = try fields.optionalArray("path")?.enumerated().map { index, element throws(ProtocolError) in
+                guard case .string(let s) = element else {
+                    throw Fields.wrongType("path", index: index, expected: "string", got: element)
+                }
+                return s
+            }
+            return .error(Failure(
+                id: try fields.optionalInt("id", minimum: 0),
+                error: ProtocolError(.init(code), try fields.string("message"), path: path),
+                errorType: try fields.optionalString("errorType")))
+        case "log":
+            return .log(Log(
+                id: try fields.id(),
+                level: try fields.string("level"),
+                message: try fields.string("message"),
+                source: try fields.optionalString("source"),
+                metadata: try fields.optionalStringMap("metadata")))
+        case "output":
+            let streamName = try fields.string("stream")
+            guard let stream = Output.Stream(rawValue: streamName) else {
+                throw ProtocolError(.invalidMessage, "field \"stream\" must be \"stdout\" or \"stderr\", not \"\(streamName)\"", path: ["stream"])
+            }
+            let encoded = try fields.string("data")
+            guard let data = Data(base64Encoded: encoded) else {
+                throw ProtocolError(.invalidMessage, "field \"data\" must be base64", path: ["data"])
+            }
+            return .output(Output(id: try fields.id(), stream: stream, data: [UInt8](data)))
+        case "ping":
+            return .ping(Ping(nonce: try fields.optionalInt("nonce")))
+        case "pong":
+            return .pong(Ping(nonce: try fields.optionalInt("nonce")))
+        case "goodbye":
+            return .goodbye(Goodbye(reason: try fields.optionalString("reason")))
+        default:
+            throw ProtocolError(.unknownType, "unknown message type \"\(type)\"; known types: \(Message.knownTypes.sorted().joined(separator: ", "))", path: ["type"])
+        }
+    }
+
+    /// This message as a JSON object.
+    public var json: JSONValue {
+        var o: [String: JSONValue] = ["type": .string(type)]
+        func put(_ key: String, _ value: String?) { if let value { o[key] = .string(value) } }
+        func put(_ key: String, _ value: Int?) { if let value { o[key] = .integer(Int64(value)) } }
+        func put(_ key: String, _ value: Double?) { if let value { o[key] = .double(value) } }
+        switch self {
+        case .hello(let m):
+            put("protocol", m.protocolVersion)
+            put("token", m.token)
+            put("name", m.name)
+            put("version", m.version)
+            put("build", m.build)
+            put("maxFrame", m.maxFrame)
+        case .call(let m):
+            put("id", m.id)
+            put("function", m.function)
+            o["arguments"] = m.arguments
+            put("timeout", m.timeout)
+        case .create(let m):
+            put("id", m.id)
+            put("objectType", m.objectType)
+            o["arguments"] = m.arguments
+            put("name", m.name)
+            if m.reuse { o["reuse"] = .bool(true) }
+        case .lookup(let m):
+            put("id", m.id)
+            put("name", m.name)
+        case .invoke(let m):
+            put("id", m.id)
+            put("object", m.object)
+            put("method", m.method)
+            o["arguments"] = .array(m.arguments)
+            put("timeout", m.timeout)
+        case .release(let m):
+            put("id", m.id)
+            put("object", m.object)
+        case .cancel(let m):
+            put("id", m.id)
+        case .result(let m):
+            put("id", m.id)
+            o["value"] = m.value
+        case .error(let m):
+            put("id", m.id)
+            put("code", m.error.code.rawValue)
+            put("message", m.error.message)
+            if let path = m.error.path { o["path"] = .array(path.map { .string($0) }) }
+            put("errorType", m.errorType)
+        case .log(let m):
+            put("id", m.id)
+            put("level", m.level)
+            put("message", m.message)
+            put("source", m.source)
+            if let metadata = m.metadata { o["metadata"] = .object(metadata.mapValues { .string($0) }) }
+        case .output(let m):
+            put("id", m.id)
+            put("stream", m.stream.rawValue)
+            put("data", Data(m.data).base64EncodedString())
+        case .ping(let m), .pong(let m):
+            put("nonce", m.nonce)
+        case .goodbye(let m):
+            put("reason", m.reason)
+        }
+        return .object(o)
+    }
+
+    /// This message as a frame payload (UTF-8 JSON, no length prefix).
+    public func encodedPayload() -> [UInt8] {
+        // Encoding a JSONValue cannot fail: it holds no non-finite doubles by construction
+        // of the decoder, and callers that build doubles by hand get a clear crash in debug.
+        (try? [UInt8](JSONEncoder().encode(json))) ?? Array(#"{"type":"error","code":"internal","message":"unencodable message"}"#.utf8)
+    }
+
+    /// This message as a complete frame: length prefix and payload.
+    public func encodedFrame() -> [UInt8] {
+        Frame.encode(payload: encodedPayload())
+    }
+}
+
+/// Reads typed fields out of a message object, with errors that name the field.
+struct Fields {
+    let members: [String: JSONValue]
+
+    static func wrongType(_ key: String, index: Int? = nil, expected: String, got: JSONValue) -> ProtocolError {
+        let path = index.map { [key, String($0)] } ?? [key]
+        return ProtocolError(.invalidMessage, "field \"\(path.joined(separator: "."))\" must be \(expected), not \(got.typeName)", path: path)
+    }
+
+    func required(_ key: String) throws(ProtocolError) -> JSONValue {
+        guard let value = members[key], value != .null else {
+            let type = members["type"].flatMap { if case .string(let t) = $0 { t } else { nil } }
+            let context = type.map { "a \"\($0)\" message" } ?? "a message"
+            throw ProtocolError(.invalidMessage, "\(context) needs the field \"\(key)\"", path: [key])
+        }
+        return value
+    }
+
+    func string(_ key: String) throws(ProtocolError) -> String {
+        let value = try required(key)
+        guard case .string(let s) = value else { throw Self.wrongType(key, expected: "a string", got: value) }
+        return s
+    }
+
+    func optionalString(_ key: String) throws(ProtocolError) -> String? {
+        guard let value = members[key], value != .null else { return nil }
+        guard case .string(let s) = value else { throw Self.wrongType(key, expected: "a string", got: value) }
+        return s
+    }
+
+    func int(_ key: String, minimum: Int = Int.min) throws(ProtocolError) -> Int {
+        try Self.int(key, try required(key), minimum: minimum)
+    }
+
+    func optionalInt(_ key: String, minimum: Int = Int.min) throws(ProtocolError) -> Int? {
+        guard let value = members[key], value != .null else { return nil }
+        return try Self.int(key, value, minimum: minimum)
+    }
+
+    private static func int(_ key: String, _ value: JSONValue, minimum: Int) throws(ProtocolError) -> Int {
+        let result: Int
+        switch value {
+        case .integer(let i): result = Int(i)
+        case .double(let d) where d.rounded() == d && abs(d) < 9.0e15: result = Int(d)
+        default: throw wrongType(key, expected: "an integer", got: value)
+        }
+        guard result >= minimum else {
+            throw ProtocolError(.invalidMessage, "field \"\(key)\" must be at least \(minimum), not \(result)", path: [key])
+        }
+        return result
+    }
+
+    /// A request id: an integer from 0 to 2^53 − 1, so every JSON implementation holds it exactly.
+    func id() throws(ProtocolError) -> Int {
+        let id = try int("id", minimum: 0)
+        guard id <= 9_007_199_254_740_991 else {
+            throw ProtocolError(.invalidMessage, "field \"id\" must be at most 2^53 - 1", path: ["id"])
+        }
+        return id
+    }
+
+    func optionalDouble(_ key: String) throws(ProtocolError) -> Double? {
+        guard let value = members[key], value != .null else { return nil }
+        switch value {
+        case .integer(let i): return Double(i)
+        case .double(let d): return d
+        default: throw Self.wrongType(key, expected: "a number", got: value)
+        }
+    }
+
+    func optionalBool(_ key: String) throws(ProtocolError) -> Bool? {
+        guard let value = members[key], value != .null else { return nil }
+        guard case .bool(let b) = value else { throw Self.wrongType(key, expected: "a boolean", got: value) }
+        return b
+    }
+
+    func optionalArray(_ key: String) throws(ProtocolError) -> [JSONValue]? {
+        guard let value = members[key], value != .null else { return nil }
+        guard case .array(let a) = value else { throw Self.wrongType(key, expected: "an array", got: value) }
+        return a
+    }
+
+    func optionalStringMap(_ key: String) throws(ProtocolError) -> [String: String]? {
+        guard let value = members[key], value != .null else { return nil }
+        guard case .object(let o) = value else { throw Self.wrongType(key, expected: "an object", got: value) }
+        var result: [String: String] = [:]
+        for (k, v) in o {
+            guard case .string(let s) = v else {
+                throw ProtocolError(.invalidMessage, "field \"\(key).\(k)\" must be a string, not \(v.typeName)", path: [key, k])
+            }
+            result[k] = s
+        }
+        return result
+    }
+}

@@ -111,6 +111,12 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(
+            name: "CoreTests",
+            dependencies: ["YonderCore", "YonderProtocol"],
+            path: "Tests/CoreTests",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
             name: "SSHTests",
             dependencies: ["YonderSSH", "TestSupport"],
             path: "Tests/SSHTests",

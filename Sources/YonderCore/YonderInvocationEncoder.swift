@@ -1,0 +1,28 @@
+public import Distributed
+public import YonderProtocol
+
+/// Records a distributed call's arguments as JSON values, one per parameter.
+public struct YonderInvocationEncoder: DistributedTargetInvocationEncoder {
+    public typealias SerializationRequirement = Codable
+
+    /// The encoded arguments, in order.
+    public private(set) var arguments: [JSONValue] = []
+    /// Mangled names of generic substitutions (calls that need any are refused).
+    public private(set) var genericSubstitutions: [String] = []
+
+    public init() {}
+
+    public mutating func recordGenericSubstitution<T>(_ type: T.Type) throws {
+        genericSubstitutions.append(_mangledTypeName(type) ?? String(reflecting: type))
+    }
+
+    public mutating func recordArgument<Value: Codable>(_ argument: RemoteCallArgument<Value>) throws {
+        arguments.append(try JSONValue(encoding: argument.value))
+    }
+
+    public mutating func recordErrorType<E: Error>(_ type: E.Type) throws {}
+
+    public mutating func recordReturnType<R: Codable>(_ type: R.Type) throws {}
+
+    public mutating func doneRecording() throws {}
+}

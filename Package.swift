@@ -98,9 +98,15 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: upcoming
         ),
+        .target(
+            name: "TestFixtures",
+            dependencies: ["YonderCore", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestFixtures",
+            swiftSettings: upcoming
+        ),
         .executableTarget(
             name: "yonder-test-agent",
-            dependencies: ["YonderAgent"],
+            dependencies: ["YonderAgent", "TestFixtures"],
             path: "Tests/TestAgent",
             swiftSettings: upcoming
         ),
@@ -117,6 +123,12 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(
+            name: "ClientTests",
+            dependencies: ["Yonder", "YonderProtocol", "TestFixtures", "TestSupport"],
+            path: "Tests/ClientTests",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
             name: "SSHTests",
             dependencies: ["YonderSSH", "TestSupport"],
             path: "Tests/SSHTests",
@@ -124,7 +136,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Yonder", "YonderAgent", "TestSupport"],
+            dependencies: ["YonderAgent", "YonderProtocol", "TestFixtures", "TestSupport"],
             path: "Tests/AgentTests",
             swiftSettings: upcoming
         ),

@@ -1,0 +1,95 @@
+import Distributed
+public import YonderCore
+import Logging
+
+// Remote functions and objects shared by the test agent (`yonder-test-agent`) and the tests
+// that call it: the same module is linked on both sides, as a user's shared module would be.
+
+/// Sums its input.
+public struct Add: RemoteFunction {
+    public static func run(_ numbers: [Int]) async throws -> Int { numbers.reduce(0, +) }
+}
+
+/// Returns its input unchanged (a no-op call with a payload).
+public struct Echo: RemoteFunction {
+    public static func run(_ text: String) async throws -> String { text }
+}
+
+/// Sleeps for the given number of milliseconds, then returns it. Honors cancellation.
+public struct Sleep: RemoteFunction {
+    public static func run(_ milliseconds: Int) async throws -> Int {
+        try await Task.sleep(for: .milliseconds(milliseconds))
+        return milliseconds
+    }
+}
+
+/// An error user code throws.
+public struct FixtureError: Error, CustomStringConvertible {
+    public var reason: String
+    public init(reason: String) { self.reason = reason }
+    public var description: String { "fixture failed: \(reason)" }
+}
+
+/// Always throws `FixtureError` with its input as the reason.
+public struct Fail: RemoteFunction {
+    public static func run(_ reason: String) async throws -> Int { throw FixtureError(reason: reason) }
+}
+
+/// A structured input, to check decode errors name the field.
+public struct Point: Codable, Sendable, Equatable {
+    public var x: Int
+    public var y: Int
+    public init(x: Int, y: Int) { self.x = x; self.y = y }
+}
+
+/// Mirrors a point through the origin.
+public struct Mirror: RemoteFunction {
+    public static func run(_ point: Point) async throws -> Point { Point(x: -point.x, y: -point.y) }
+}
+
+/// Writes `count` log lines through swift-log, then returns `count`.
+public struct LogLines: RemoteFunction {
+    public static func run(_ count: Int) async throws -> Int {
+        let logger = Logger(label: "fixtures.log-lines")
+        for i in 0..<count {
+            logger.info("line \(i)")
+        }
+        return count
+    }
+}
+
+/// A stateful counter.
+public distributed actor Counter: RemoteObject {
+    public typealias ActorSystem = YonderActorSystem
+
+    public struct Arguments: Codable, Sendable {
+        public var start: Int
+        public init(start: Int) { self.start = start }
+    }
+
+    private var value: Int
+
+    public init(_ arguments: Arguments, actorSystem: ActorSystem) {
+        value = arguments.start
+        self.actorSystem = actorSystem
+    }
+
+    /// Adds `n` and returns the new value.
+    public distributed func increment(by n: Int) -> Int {
+        value += n
+        return value
+    }
+
+    /// The current value.
+    public distributed func current() -> Int { value }
+
+    /// Throws `FixtureError`.
+    public distributed func fail(_ reason: String) throws {
+        throw FixtureError(reason: reason)
+    }
+}
+
+/// Every function the test agent registers.
+public let fixtureFunctions: [any RemoteFunction.Type] = [Add.self, Echo.self, Sleep.self, Fail.self, Mirror.self, LogLines.self]
+/// Every object type the test agent registers.
+public let fixtureObjects: [any RemoteObject.Type] = [Counter.self]

@@ -83,7 +83,7 @@ extension Message {
                 return s
             }
             return .error(Failure(
-                id: try fields.optionalInt("id", minimum: 0),
+                id: try fields.optionalID(),
                 error: ProtocolError(.init(code), try fields.string("message"), path: path),
                 errorType: try fields.optionalString("errorType")))
         case "log":
@@ -252,6 +252,13 @@ struct Fields {
             throw ProtocolError(.invalidMessage, "field \"id\" must be at most 2^53 - 1", path: ["id"])
         }
         return id
+    }
+
+    /// An optional request id (an `error` about the whole connection has none), with the
+    /// same range as `id()`.
+    func optionalID() throws(ProtocolError) -> Int? {
+        guard let value = members["id"], value != .null else { return nil }
+        return try id()
     }
 
     func optionalDouble(_ key: String) throws(ProtocolError) -> Double? {

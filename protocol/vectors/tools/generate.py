@@ -221,9 +221,9 @@ vector(M, "error-with-path", "A decode failure names the path into the arguments
        frame({"type": "error", "id": 4, "code": "decode_failed", "message": "Point needs the field \"y\"", "path": ["arguments", "y"]}),
        [msg({"type": "error", "id": 4, "code": "decode_failed", "message": "Point needs the field \"y\"", "path": ["arguments", "y"]})],
        CLIENT)
-vector(M, "error-for-connection", "An error without id concerns the connection, not a request.",
-       frame({"type": "error", "code": "unavailable", "message": "the agent is shutting down"}),
-       [msg({"type": "error", "code": "unavailable", "message": "the agent is shutting down"})], CLIENT)
+vector(M, "error-without-id", "An error without id answers a message that had no valid id.",
+       frame({"type": "error", "code": "unknown_type", "message": "unknown message type \"frobnicate\"", "path": ["type"]}),
+       [msg({"type": "error", "code": "unknown_type", "message": "unknown message type \"frobnicate\"", "path": ["type"]})], CLIENT)
 vector(M, "error-unknown-code-kept", "A code this version does not know is kept as it came.",
        frame({"type": "error", "id": 5, "code": "quota_exceeded", "message": "too many objects"}),
        [msg({"type": "error", "id": 5, "code": "quota_exceeded", "message": "too many objects"})], CLIENT)

@@ -150,7 +150,7 @@ vector(M, "message-errors-are-not-fatal", "After a message-level error the recei
 vector(M, "call-minimal", "A call without arguments: arguments default to null.",
        frame({"type": "call", "id": 1, "function": "yonder.ping"}),
        [msg({"type": "call", "id": 1, "function": "yonder.ping", "arguments": None})])
-exec_args = {"command": ["sh", "-c", "echo hi; echo oops >&2"], "env": {"LANG": "C.UTF-8"}, "cwd": "/tmp"}
+exec_args = {"command": ["sh", "-c", "echo hi; echo oops >&2"], "env": {"LANG": "C.UTF-8"}, "cwd": "/srv/app"}
 vector(M, "call-full", "A call with arguments and a timeout in seconds.",
        frame({"type": "call", "id": 2, "function": "yonder.exec", "arguments": exec_args, "timeout": 30}),
        [msg({"type": "call", "id": 2, "function": "yonder.exec", "arguments": exec_args, "timeout": 30})])

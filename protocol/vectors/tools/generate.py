@@ -150,7 +150,7 @@ vector(M, "message-errors-are-not-fatal", "After a message-level error the recei
 vector(M, "call-minimal", "A call without arguments: arguments default to null.",
        frame({"type": "call", "id": 1, "function": "yonder.ping"}),
        [msg({"type": "call", "id": 1, "function": "yonder.ping", "arguments": None})])
-exec_args = {"command": ["sh", "-c", "echo hi; echo oops >&2"], "env": {"LANG": "C.UTF-8"}, "cwd": "/tmp"}
+exec_args = {"command": ["sh", "-c", "echo hi; echo oops >&2"], "env": {"LANG": "C.UTF-8"}, "cwd": "/srv/app"}
 vector(M, "call-full", "A call with arguments and a timeout in seconds.",
        frame({"type": "call", "id": 2, "function": "yonder.exec", "arguments": exec_args, "timeout": 30}),
        [msg({"type": "call", "id": 2, "function": "yonder.exec", "arguments": exec_args, "timeout": 30})])
@@ -221,9 +221,9 @@ vector(M, "error-with-path", "A decode failure names the path into the arguments
        frame({"type": "error", "id": 4, "code": "decode_failed", "message": "Point needs the field \"y\"", "path": ["arguments", "y"]}),
        [msg({"type": "error", "id": 4, "code": "decode_failed", "message": "Point needs the field \"y\"", "path": ["arguments", "y"]})],
        CLIENT)
-vector(M, "error-for-connection", "An error without id concerns the connection, not a request.",
-       frame({"type": "error", "code": "unavailable", "message": "the agent is shutting down"}),
-       [msg({"type": "error", "code": "unavailable", "message": "the agent is shutting down"})], CLIENT)
+vector(M, "error-without-id", "An error without id answers a message that had no valid id.",
+       frame({"type": "error", "code": "unknown_type", "message": "unknown message type \"frobnicate\"", "path": ["type"]}),
+       [msg({"type": "error", "code": "unknown_type", "message": "unknown message type \"frobnicate\"", "path": ["type"]})], CLIENT)
 vector(M, "error-unknown-code-kept", "A code this version does not know is kept as it came.",
        frame({"type": "error", "id": 5, "code": "quota_exceeded", "message": "too many objects"}),
        [msg({"type": "error", "id": 5, "code": "quota_exceeded", "message": "too many objects"})], CLIENT)

@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""An independent client of the Yonder wire protocol, written from protocol/PROTOCOL.md alone.
+
+It starts an agent executable, speaks raw frames to it over loopback TCP and checks the
+behaviour PROTOCOL.md promises. It uses nothing but Python's standard library, so it also
+shows how little a client in another language needs.
+
+    python3 Tests/Conformance/conformance.py PATH/TO/yonder-test-agent
+"""
+import base64
+import json
+import os
+import secrets
+import socket
+import struct
+import subprocess
+import sys
+import time
+import unittest
+
+AGENT = None  # set from argv
+
+
+class Agent:
+    """A running agent process, started the way a bootstrapper starts one."""
+
+    def __init__(self, executable):
+        self.token = secrets.token_hex(16)
+        env = dict(os.environ, CONFORMANCE_TOKEN=self.token)
+        self.process = subprocess.Popen(
+            [executable, "serve", "--port", "0", "--token-env", "CONFORMANCE_TOKEN", "--build", "conformance"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.time() + 30
+        self.listening = None
+        while time.time() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("event") == "listening":
+                self.listening = event
+                break
+        if self.listening is None:
+            self.process.kill()
+            raise RuntimeError("the agent never printed its listening line")
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+class Client:
+    def __init__(self, agent, token=None, hello=True):
+        self.sock = socket.create_connection(("127.0.0.1", agent.listening["port"]), timeout=20)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+        self.next_id = 0
+        if hello:
+            self.send({"type": "hello", "protocol": 1, "token": token or agent.token,
+                       "name": "conformance-py", "version": "1"})
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send(self, message):
+        payload = json.dumps(message).encode()
+        self.send_raw(struct.pack(">I", len(payload)) + payload)
+
+    def receive(self):
+        """The next message, or None at end of stream."""
+        while True:
+            if len(self.buffer) >= 4:
+                (length,) = struct.unpack(">I", self.buffer[:4])
+                assert 0 < length <= 64 * 1024 * 1024, f"bad frame length {length}"
+                if len(self.buffer) >= 4 + length:
+                    payload, self.buffer = self.buffer[4:4 + length], self.buffer[4 + length:]
+                    message = json.loads(payload.decode("utf-8"))
+                    assert isinstance(message, dict) and isinstance(message.get("type"), str)
+                    return message
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                return None
+            self.buffer += chunk
+
+    def request(self, message):
+        self.next_id += 1
+        message = dict(message, id=self.next_id)
+        self.send(message)
+        return self.next_id
+
+    def reply(self, request_id):
+        """Collects log/output messages of a request, then its reply."""
+        extras = []
+        while True:
+            message = self.receive()
+            assert message is not None, "the connection closed before the reply"
+            if message.get("id") != request_id:
+                continue
+            if message["type"] in ("log", "output"):
+                extras.append(message)
+                continue
+            return message, extras
+
+    def call(self, function, arguments=None, **fields):
+        request_id = self.request(dict({"type": "call", "function": function, "arguments": arguments}, **fields))
+        return self.reply(request_id)
+
+    def close(self):
+        self.sock.close()
+
+
+class Conformance(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.agent = Agent(AGENT)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.agent.stop()
+
+    def connect(self, **kwargs):
+        client = Client(self.agent, **kwargs)
+        self.addCleanup(client.close)
+        return client
+
+    def test_listening_line(self):
+        line = self.agent.listening
+        self.assertEqual(line["host"], "127.0.0.1")
+        self.assertEqual(line["protocol"], 1)
+        self.assertEqual(line["build"], "conformance")
+        self.assertGreater(line["port"], 0)
+
+    def test_handshake_and_ping_pipelined(self):
+        client = self.connect()
+        request_id = client.request({"type": "call", "function": "yonder.ping", "arguments": {"a": [1, 2.5, None, "x"]}})
+        hello = client.receive()
+        self.assertEqual(hello["type"], "hello")
+        self.assertEqual(hello["protocol"], 1)
+        self.assertEqual(hello["build"], "conformance")
+        reply, _ = client.reply(request_id)
+        self.assertEqual(reply, {"type": "result", "id": request_id, "value": {"a": [1, 2.5, None, "x"]}})
+
+    def test_wrong_token_is_fatal(self):
+        client = self.connect(token="not-the-token")
+        message = client.receive()
+        self.assertEqual(message["type"], "error")
+        self.assertEqual(message["code"], "unauthorized")
+        self.assertNotIn("id", message)
+        self.assertNotIn(self.agent.token, json.dumps(message))
+        self.assertIsNone(client.receive())
+
+    def test_call_before_hello(self):
+        client = self.connect(hello=False)
+        client.send({"type": "call", "id": 1, "function": "yonder.ping"})
+        message = client.receive()
+        self.assertEqual(message["code"], "hello_required")
+        self.assertIsNone(client.receive())
+
+    def test_zero_length_frame_is_fatal(self):
+        client = self.connect()
+        self.assertEqual(client.receive()["type"], "hello")
+        client.send_raw(b"\x00\x00\x00\x00")
+        message = client.receive()
+        self.assertEqual((message["type"], message["code"]), ("error", "empty_frame"))
+        self.assertIsNone(client.receive())
+
+    def test_unknown_type_is_not_fatal(self):
+        client = self.connect()
+        self.assertEqual(client.receive()["type"], "hello")
+        client.send({"type": "teleport", "id": 77})
+        message = client.receive()
+        self.assertEqual((message["code"], message.get("id")), ("unknown_type", 77))
+        reply, _ = client.call("yonder.ping", 5)
+        self.assertEqual(reply["value"], 5)
+
+    def test_user_function_and_decode_error_path(self):
+        client = self.connect()
+        reply, _ = client.call("Add", [1, 2, 3, 4])
+        self.assertEqual(reply["value"], 10)
+        reply, _ = client.call("Mirror", {"x": 1, "y": "two"})
+        self.assertEqual(reply["type"], "error")
+        self.assertEqual(reply["code"], "decode_failed")
+        self.assertEqual(reply["path"], ["arguments", "y"])
+
+    def test_remote_error_and_unknown_function(self):
+        client = self.connect()
+        reply, _ = client.call("Fail", "on purpose")
+        self.assertEqual(reply["code"], "remote_error")
+        self.assertIn("FixtureError", reply["errorType"])
+        self.assertIn("on purpose", reply["message"])
+        reply, _ = client.call("NoSuchFunction")
+        self.assertEqual(reply["code"], "unknown_function")
+
+    def test_named_object_outlives_its_connection(self):
+        first = Client(self.agent)
+        name = "conformance-" + secrets.token_hex(4)
+        reply, _ = first.reply(first.request({"type": "create", "objectType": "Counter", "arguments": {"start": 3}, "name": name}))
+        self.assertEqual(reply["type"], "result")
+        reference = reply["value"]
+        self.assertEqual((reference["objectType"], reference["name"]), ("Counter", name))
+        first.close()
+        second = self.connect()
+        reply, _ = second.reply(second.request({"type": "lookup", "name": name}))
+        self.assertEqual(reply["value"]["object"], reference["object"])
+        reply, _ = second.reply(second.request({"type": "create", "objectType": "Counter", "arguments": {"start": 0}, "name": name}))
+        self.assertEqual(reply["code"], "name_taken")
+        reply, _ = second.reply(second.request({"type": "release", "object": reference["object"]}))
+        self.assertEqual(reply["type"], "result")
+        reply, _ = second.reply(second.request({"type": "lookup", "name": name}))
+        self.assertEqual(reply["code"], "unknown_object")
+
+    def test_exec_streams_output_before_result(self):
+        client = self.connect()
+        reply, extras = client.call("yonder.exec", {
+            "command": ["sh", "-c", "echo out; echo err >&2; exit 3"],
+            "env": {"CONFORMANCE": "1"}})
+        self.assertEqual(reply["value"], {"exitCode": 3, "signal": None})
+        streams = {"stdout": b"", "stderr": b""}
+        for message in extras:
+            streams[message["stream"]] += base64.b64decode(message["data"])
+        self.assertEqual(streams, {"stdout": b"out\n", "stderr": b"err\n"})
+
+    def test_exec_does_not_inherit_the_token(self):
+        client = self.connect()
+        reply, extras = client.call("yonder.exec", {"command": ["env"]})
+        output = b"".join(base64.b64decode(m["data"]) for m in extras)
+        self.assertEqual(reply["value"]["exitCode"], 0)
+        self.assertNotIn(self.agent.token.encode(), output)
+
+    def test_put_and_get_file(self):
+        client = self.connect()
+        data = secrets.token_bytes(300_000)
+        path = f"/tmp/yonder-conformance-{secrets.token_hex(4)}"
+        self.addCleanup(lambda: os.path.exists(path) and os.remove(path))
+        reply, _ = client.call("yonder.putFile", {"path": path, "data": base64.b64encode(data[:100_000]).decode(), "mode": 0o600})
+        self.assertEqual(reply["value"], {"size": 100_000})
+        reply, _ = client.call("yonder.putFile", {"path": path, "data": base64.b64encode(data[100_000:]).decode(), "append": True})
+        self.assertEqual(reply["value"], {"size": 300_000})
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        received, offset = b"", 0
+        while True:
+            reply, _ = client.call("yonder.getFile", {"path": path, "offset": offset, "length": 128_000})
+            chunk = base64.b64decode(reply["value"]["data"])
+            received += chunk
+            offset += len(chunk)
+            if reply["value"]["eof"]:
+                break
+        self.assertEqual(received, data)
+        reply, _ = client.call("yonder.getFile", {"path": path + "-missing"})
+        self.assertEqual(reply["code"], "file_error")
+
+    def test_cancel_and_concurrency(self):
+        client = self.connect()
+        slow = client.request({"type": "call", "function": "Sleep", "arguments": 30_000})
+        fast = client.request({"type": "call", "function": "yonder.ping", "arguments": "fast"})
+        reply, _ = client.reply(fast)
+        self.assertEqual(reply["value"], "fast")
+        client.send({"type": "cancel", "id": slow})
+        reply, _ = client.reply(slow)
+        self.assertEqual(reply["code"], "cancelled")
+
+    def test_timeout(self):
+        client = self.connect()
+        reply, _ = client.call("Sleep", 30_000, timeout=0.2)
+        self.assertEqual(reply["code"], "timed_out")
+
+    def test_logs_arrive_before_result(self):
+        client = self.connect()
+        reply, extras = client.call("LogLines", 5)
+        self.assertEqual(reply["value"], 5)
+        self.assertEqual([m["message"] for m in extras if m["type"] == "log"], [f"line {i}" for i in range(5)])
+
+    def test_ping_pong_and_goodbye(self):
+        client = self.connect()
+        self.assertEqual(client.receive()["type"], "hello")
+        client.send({"type": "ping", "nonce": 42})
+        self.assertEqual(client.receive(), {"type": "pong", "nonce": 42})
+        client.send({"type": "goodbye"})
+        while True:
+            message = client.receive()
+            if message is None:
+                break
+            self.assertEqual(message["type"], "goodbye")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: conformance.py PATH/TO/AGENT")
+    AGENT = sys.argv.pop(1)
+    result = unittest.main(exit=False, verbosity=2).result
+    failed = len(result.failures) + len(result.errors)
+    passed = result.testsRun - failed - len(result.skipped)
+    print(f"conformance: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

@@ -262,7 +262,7 @@ public final class Connection: Sendable {
         do {
             while true {
                 while let payload = try decoder.next() {
-                    handle(payload)
+                    try handle(payload)
                 }
                 guard let bytes = try await stream.read(maxLength: 4 << 20) else {
                     try decoder.finish()
@@ -282,10 +282,16 @@ public final class Connection: Sendable {
         await stream.close()
     }
 
-    private func handle(_ payload: [UInt8]) {
+    /// Dispatches one frame. Throws only the fatal framing errors (not UTF-8, not JSON, not
+    /// an object), after which the connection closes.
+    private func handle(_ payload: [UInt8]) throws(ProtocolError) {
+        let value = try JSONBytes.parse(payload)
+        guard case .object = value else {
+            throw ProtocolError(.notAnObject, "a message must be a JSON object, not \(value.typeName)")
+        }
         let message: Message
         do {
-            message = try Message.decode(JSONBytes.parse(payload))
+            message = try Message.decode(value)
         } catch {
             // A message this client cannot read is dropped; a call waiting for it times out
             // or is cancelled rather than the connection failing.

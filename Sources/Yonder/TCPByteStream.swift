@@ -47,7 +47,16 @@ public final class TCPByteStream: ByteStream {
     }
 
     public func write(_ bytes: [UInt8]) async throws {
-        try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).get()
+        let buffer = channel.allocator.buffer(bytes: bytes)
+        if channel.isWritable {
+            // The socket keeps up: hand the bytes over without waiting for the event loop to
+            // confirm, which would cost a thread hop per request. A failure shows as the read
+            // side ending, which fails every pending call.
+            channel.writeAndFlush(buffer, promise: nil)
+        } else {
+            // Over the high-water mark: wait, so a fast writer cannot buffer without bound.
+            try await channel.writeAndFlush(buffer).get()
+        }
     }
 
     public func close() async {

@@ -142,6 +142,9 @@ public final class Connection: Sendable {
         _ operation: String, timeout: Duration?, events: RequestEvents? = nil,
         _ build: (_ id: Int, _ timeoutSeconds: Double?) -> Message
     ) async throws -> JSONValue {
+        if Task.isCancelled {
+            throw YonderError(.cancelled, "the calling task was cancelled before the request was sent", operation: operation)
+        }
         let timeout = timeout ?? configuration.defaultTimeout
         let id = try replies.withLock { replies throws(YonderError) in try replies.register(operation: operation, events: events) }
         let frame = JSONBytes.frame(build(id, timeout.map(Self.seconds)).json)

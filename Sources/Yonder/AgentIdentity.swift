@@ -20,6 +20,7 @@ public struct AgentIdentity: Sendable, Hashable, CustomStringConvertible {
         self.maximumFrameLength = maximumFrameLength
     }
 
+    /// Name, version and build, e.g. `yonder-agent 0.1.0 (build abc)`.
     public var description: String {
         "\(name) \(version)" + (build.map { " (build \($0))" } ?? "")
     }

@@ -25,6 +25,7 @@ public struct ExecStatus: Sendable, Hashable, Codable, CustomStringConvertible {
     /// True when the command exited with code 0.
     public var succeeded: Bool { exitCode == 0 }
 
+    /// `exit code N` or `killed by signal N`.
     public var description: String {
         if let exitCode { return "exit code \(exitCode)" }
         if let signal { return "killed by signal \(signal)" }

@@ -42,10 +42,12 @@ public final class TCPByteStream: ByteStream {
         }
     }
 
+    /// Waits for bytes from the peer; nil once it has closed and all were read.
     public func read(maxLength: Int) async throws -> [UInt8]? {
         try await inbox.read(maxLength: maxLength)
     }
 
+    /// Queues `bytes` on the socket; waits only while the socket is backed up.
     public func write(_ bytes: [UInt8]) async throws {
         let buffer = channel.allocator.buffer(bytes: bytes)
         if channel.isWritable {
@@ -59,6 +61,7 @@ public final class TCPByteStream: ByteStream {
         }
     }
 
+    /// Closes the socket; a pending `read` returns nil.
     public func close() async {
         try? await channel.close().get()
     }

@@ -39,6 +39,7 @@ public struct YonderError: Error, Sendable, Hashable, CustomStringConvertible {
         self.operation = operation
     }
 
+    /// The operation, code, path, error type and message, on one line.
     public var description: String {
         var text = operation.map { "\($0): " } ?? ""
         text += code.rawValue

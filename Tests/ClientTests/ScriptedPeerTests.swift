@@ -77,6 +77,35 @@ import YonderProtocol
         #expect(error?.code == .connectionLost)
         #expect(error?.message.contains("keep-alive") == true)
     }
+
+    @Test func aRefusedTokenIsAClearErrorWithoutTheToken() async throws {
+        let peer = try ScriptedAgentPeer { _, _ in }
+        defer { peer.stop() }
+        let error = await #expect(throws: YonderError.self) {
+            try await Connection.connect(port: peer.port, token: "wrong-token-value", configuration: noKeepAlive)
+        }
+        #expect(error?.code == .unauthorized)
+        #expect(error?.description.contains("token-file") == true)
+        #expect(error?.description.contains("wrong-token-value") == false)
+    }
+
+    @Test func aDroppedStreamFailsEveryPendingCallAtOnce() async throws {
+        let peer = try ScriptedAgentPeer { _, _ in }
+        defer { peer.stop() }
+        let connection = try await Connection.connect(port: peer.port, token: "secret", configuration: noKeepAlive)
+        let codes = Locked<[YonderError.Code]>([])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    do { _ = try await connection.call("slow") } catch let error as YonderError { codes.withLock { $0.append(error.code) } }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            peer.dropClient()
+            try await group.waitForAll()
+        }
+        #expect(codes.withLock { $0 } == Array(repeating: .connectionLost, count: 20))
+    }
 }
 
 /// Collects calls until `count` have arrived.

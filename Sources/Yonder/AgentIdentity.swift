@@ -1,0 +1,27 @@
+/// What an agent says about itself in its `hello`.
+public struct AgentIdentity: Sendable, Hashable, CustomStringConvertible {
+    /// The agent software's name, e.g. `yonder-agent`.
+    public var name: String
+    /// Its version, e.g. `0.1.0`.
+    public var version: String
+    /// An identifier of the exact build, if the agent sent one.
+    public var build: String?
+    /// The protocol version it speaks.
+    public var protocolVersion: Int
+    /// The largest frame payload it accepts; the client never sends a larger one.
+    public var maximumFrameLength: Int
+
+    /// Makes an identity.
+    public init(name: String, version: String, build: String?, protocolVersion: Int, maximumFrameLength: Int) {
+        self.name = name
+        self.version = version
+        self.build = build
+        self.protocolVersion = protocolVersion
+        self.maximumFrameLength = maximumFrameLength
+    }
+
+    /// Name, version and build, e.g. `yonder-agent 0.1.0 (build abc)`.
+    public var description: String {
+        "\(name) \(version)" + (build.map { " (build \($0))" } ?? "")
+    }
+}

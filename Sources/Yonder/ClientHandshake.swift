@@ -1,0 +1,97 @@
+import YonderProtocol
+import Synchronization
+
+/// The client's side of `hello`: send ours with the token, read the agent's, and turn a
+/// refusal into an error a person can act on.
+struct ClientHandshake {
+    let stream: any ByteStream
+    let endpoint: String
+    let configuration: Connection.Configuration
+
+    /// Returns what the agent said about itself, and the decoder holding any bytes that
+    /// arrived after its `hello`.
+    func run(token: String) async throws -> (AgentIdentity, FrameDecoder) {
+        let hello = Message.hello(.init(
+            token: token, name: configuration.clientName, version: configuration.clientVersion,
+            maxFrame: configuration.maximumFrameLength))
+        do {
+            try await stream.write(JSONBytes.frame(hello.json))
+        } catch {
+            throw YonderError(.connectionFailed, "could not send hello to the agent at \(endpoint): \(error)")
+        }
+
+        let timedOut = TimeoutFlag()
+        let timeout = configuration.handshakeTimeout
+        let watchdog = Task { [stream] in
+            do { try await Task.sleep(for: timeout) } catch { return }
+            timedOut.set()
+            await stream.close()
+        }
+        defer { watchdog.cancel() }
+
+        var decoder = FrameDecoder(maximumLength: configuration.maximumFrameLength)
+        do {
+            while true {
+                if let payload = try decoder.next() {
+                    let message = try Message.decode(JSONBytes.parse(payload))
+                    return (try accept(message), decoder)
+                }
+                guard let bytes = try await stream.read(maxLength: 64 << 10) else { break }
+                decoder.append(bytes)
+            }
+        } catch let error as YonderError {
+            throw error
+        } catch let error as ProtocolError {
+            throw YonderError(error.code, "the agent at \(endpoint) answered hello with something unreadable: \(error.message)", path: error.path)
+        } catch {
+            if !timedOut.isSet {
+                throw YonderError(.connectionFailed, "reading the agent's hello from \(endpoint) failed: \(error)")
+            }
+        }
+        if timedOut.isSet {
+            throw YonderError(
+                .connectionFailed,
+                "the agent at \(endpoint) did not answer hello within \(timeout); is something other than a Yonder agent listening there?")
+        }
+        throw YonderError(
+            .connectionFailed,
+            "the agent at \(endpoint) closed the connection during the handshake without saying why; check the agent's log")
+    }
+
+    private func accept(_ message: Message) throws(YonderError) -> AgentIdentity {
+        switch message {
+        case .hello(let hello):
+            guard hello.protocolVersion == Message.protocolVersion else {
+                throw YonderError(
+                    .unsupportedVersion,
+                    "the agent at \(endpoint) speaks protocol version \(hello.protocolVersion), this client \(Message.protocolVersion); use an agent and a client of the same Yonder release")
+            }
+            return AgentIdentity(
+                name: hello.name ?? "yonder-agent", version: hello.version ?? "unknown", build: hello.build,
+                protocolVersion: hello.protocolVersion,
+                maximumFrameLength: hello.maxFrame ?? Frame.defaultMaximumLength)
+        case .error(let failure):
+            throw YonderError(failure.error.code, refusal(failure.error), path: failure.error.path)
+        default:
+            throw YonderError(.unexpectedMessage, "the agent at \(endpoint) answered hello with a \(message.type) message")
+        }
+    }
+
+    private func refusal(_ error: ProtocolError) -> String {
+        switch error.code {
+        case .unauthorized:
+            "the agent at \(endpoint) refused the token (\(error.message)); pass the token the agent was started with (its --token-file or --token-env)"
+        case .unsupportedVersion:
+            "the agent at \(endpoint) does not speak this client's protocol (\(error.message)); use an agent and a client of the same Yonder release"
+        default:
+            "the agent at \(endpoint) refused the connection: \(error.message)"
+        }
+    }
+}
+
+/// Set once by the handshake's watchdog when the agent took too long.
+private final class TimeoutFlag: Sendable {
+    private let value = Atomic(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}

@@ -1,0 +1,84 @@
+public import YonderCore
+public import YonderProtocol
+
+extension Connection {
+    /// Runs the remote function `function` in the agent with `input` and returns its output.
+    ///
+    /// ```swift
+    /// let sum = try await connection.run(Add.self, [1, 2, 3])
+    /// ```
+    /// - Parameters:
+    ///   - timeout: the agent stops the call after this long (`.timedOut`); nil uses
+    ///     `configuration.defaultTimeout`.
+    ///   - onLog: receives the call's remote log lines, all before the call returns; nil
+    ///     forwards them to `configuration.logger`.
+    /// - Throws: `YonderError`: `.unknownFunction` when the agent does not register
+    ///   `function`, `.decodeFailed` with a `path` when the agent cannot decode `input`,
+    ///   `.remoteError` when the function throws, `.cancelled`, `.timedOut`, `.connectionLost`.
+    public func run<F: RemoteFunction>(
+        _ function: F.Type, _ input: F.Input, timeout: Duration? = nil,
+        onLog: (@Sendable (RemoteLogRecord) -> Void)? = nil
+    ) async throws -> F.Output {
+        let operation = "call \(F.remoteName)"
+        let arguments: JSONValue
+        do {
+            arguments = try JSONBytes.encode(input)
+        } catch {
+            throw YonderError.local(error, operation: operation)
+        }
+        let value = try await call(F.remoteName, arguments: arguments, timeout: timeout, onLog: onLog, operation: operation)
+        do {
+            return try JSONBytes.decode(F.Output.self, from: value, path: ["result"])
+        } catch {
+            var failure = YonderError.local(error, operation: operation)
+            failure.message = "the agent's result does not decode as \(F.Output.self) (are the app and the agent built from the same source?): \(failure.message)"
+            throw failure
+        }
+    }
+
+    /// Calls the function registered as `function` with JSON arguments and returns its JSON
+    /// result: the untyped form of `run`, for built-ins and dynamic callers.
+    public func call(
+        _ function: String, arguments: JSONValue = nil, timeout: Duration? = nil,
+        onLog: (@Sendable (RemoteLogRecord) -> Void)? = nil
+    ) async throws -> JSONValue {
+        try await call(function, arguments: arguments, timeout: timeout, onLog: onLog, operation: "call \(function)")
+    }
+
+    func call(
+        _ function: String, arguments: JSONValue, timeout: Duration?,
+        onLog: (@Sendable (RemoteLogRecord) -> Void)?, operation: String,
+        onOutput: (@Sendable (Message.Output) -> Void)? = nil
+    ) async throws -> JSONValue {
+        let events = onLog == nil && onOutput == nil ? nil : RequestEvents(onLog: onLog, onOutput: onOutput)
+        return try await request(operation, timeout: timeout, events: events) { id, seconds in
+            .call(.init(id: id, function: function, arguments: arguments, timeout: seconds))
+        }
+    }
+
+    /// Calls the agent's no-op `yonder.ping` and returns the round-trip time.
+    @discardableResult
+    public func ping() async throws -> Duration {
+        let clock = ContinuousClock()
+        let start = clock.now
+        _ = try await call("yonder.ping")
+        return clock.now - start
+    }
+
+    /// Asks the agent about itself: versions, host, registered functions and object types,
+    /// and live objects.
+    public func info() async throws -> AgentInfo {
+        try await builtIn("yonder.info", AgentInfo.self)
+    }
+
+    /// Calls a built-in and decodes its result as `T`.
+    func builtIn<T: Decodable>(_ function: String, _ type: T.Type, arguments: JSONValue = nil, timeout: Duration? = nil) async throws -> T {
+        let operation = "call \(function)"
+        let value = try await call(function, arguments: arguments, timeout: timeout, onLog: nil, operation: operation)
+        do {
+            return try JSONBytes.decode(T.self, from: value, path: ["result"])
+        } catch {
+            throw YonderError.local(error, operation: operation)
+        }
+    }
+}

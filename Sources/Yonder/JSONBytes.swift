@@ -1,0 +1,397 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import YonderProtocol
+
+/// Converts between `JSONValue` and UTF-8 JSON text without going through `Codable`.
+///
+/// Every request and reply crosses this twice, so it is written for speed: one pass over the
+/// bytes, no intermediate `Data`, strings without escapes copied in one piece. Errors carry
+/// the protocol's framing codes (`invalid_json`, `invalid_utf8`).
+package enum JSONBytes {
+    /// Nesting deeper than this is refused rather than risking the stack.
+    static let maximumDepth = 512
+
+    // MARK: Writing
+
+    /// Appends `value` as JSON text.
+    package static func write(_ value: JSONValue, into out: inout [UInt8]) {
+        switch value {
+        case .null: out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
+        case .bool(true): out.append(contentsOf: [0x74, 0x72, 0x75, 0x65])
+        case .bool(false): out.append(contentsOf: [0x66, 0x61, 0x6C, 0x73, 0x65])
+        case .integer(let i): writeInteger(i, into: &out)
+        case .double(let d):
+            if d.isFinite {
+                out.append(contentsOf: d.description.utf8)
+            } else {
+                out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
+            }
+        case .string(let s): writeString(s, into: &out)
+        case .array(let elements):
+            out.append(UInt8(ascii: "["))
+            for (index, element) in elements.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                write(element, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            var first = true
+            for (key, member) in members {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                writeString(key, into: &out)
+                out.append(UInt8(ascii: ":"))
+                write(member, into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// `value` as a complete frame: the 4-byte length prefix, then the JSON text.
+    package static func frame(_ value: JSONValue, reserving capacity: Int = 128) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(capacity)
+        out.append(contentsOf: [0, 0, 0, 0])
+        write(value, into: &out)
+        let length = UInt32(truncatingIfNeeded: out.count - 4)
+        out[0] = UInt8(truncatingIfNeeded: length >> 24)
+        out[1] = UInt8(truncatingIfNeeded: length >> 16)
+        out[2] = UInt8(truncatingIfNeeded: length >> 8)
+        out[3] = UInt8(truncatingIfNeeded: length)
+        return out
+    }
+
+    /// `value` as JSON text.
+    package static func bytes(_ value: JSONValue) -> [UInt8] {
+        var out: [UInt8] = []
+        write(value, into: &out)
+        return out
+    }
+
+    private static func writeInteger(_ value: Int64, into out: inout [UInt8]) {
+        if value == 0 {
+            out.append(UInt8(ascii: "0"))
+            return
+        }
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes of scratch, no allocation
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { scratch in
+            while magnitude > 0 {
+                scratch[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            }
+            for index in stride(from: count - 1, through: 0, by: -1) {
+                out.append(scratch[index])
+            }
+        }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    private static func writeString(_ string: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var string = string
+        string.withUTF8 { utf8 in
+            var runStart = 0
+            for index in 0..<utf8.count {
+                let byte = utf8[index]
+                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+                runStart = index + 1
+                switch byte {
+                case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+                case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                default:
+                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+                    out.append(hexDigits[Int(byte >> 4)])
+                    out.append(hexDigits[Int(byte & 0xF)])
+                }
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    // MARK: Reading
+
+    /// Parses one JSON value that fills `bytes` (surrounding whitespace allowed).
+    package static func parse(_ bytes: [UInt8]) throws(ProtocolError) -> JSONValue {
+        let result: Result<JSONValue, ProtocolError> = bytes.withUnsafeBufferPointer { buffer in
+            var parser = Parser(bytes: buffer)
+            do throws(ProtocolError) {
+                parser.skipWhitespace()
+                let value = try parser.value(depth: 0)
+                parser.skipWhitespace()
+                guard parser.index == buffer.count else { throw parser.syntaxError("unexpected text after the JSON value") }
+                return .success(value)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private struct Parser {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var index = 0
+
+        init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+        func syntaxError(_ what: String) -> ProtocolError {
+            ProtocolError(.invalidJSON, "the frame's payload is not valid JSON: \(what) at byte \(index)")
+        }
+
+        mutating func skipWhitespace() {
+            while index < bytes.count {
+                switch bytes[index] {
+                case 0x20, 0x0A, 0x0D, 0x09: index += 1
+                default: return
+                }
+            }
+        }
+
+        mutating func value(depth: Int) throws(ProtocolError) -> JSONValue {
+            guard depth < JSONBytes.maximumDepth else { throw syntaxError("nesting deeper than \(JSONBytes.maximumDepth) levels") }
+            guard index < bytes.count else { throw syntaxError("unexpected end") }
+            switch bytes[index] {
+            case UInt8(ascii: "{"): return try object(depth: depth)
+            case UInt8(ascii: "["): return try array(depth: depth)
+            case UInt8(ascii: "\""): return .string(try string())
+            case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+            case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+            case UInt8(ascii: "n"): try literal("null"); return .null
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
+            default: throw syntaxError("unexpected character")
+            }
+        }
+
+        mutating func literal(_ word: StaticString) throws(ProtocolError) {
+            let count = word.utf8CodeUnitCount
+            guard bytes.count - index >= count else { throw syntaxError("unexpected end") }
+            for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] {
+                throw syntaxError("unexpected character")
+            }
+            index += count
+        }
+
+        mutating func object(depth: Int) throws(ProtocolError) -> JSONValue {
+            index += 1
+            var members: [String: JSONValue] = [:]
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return .object(members)
+            }
+            while true {
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw syntaxError("expected a member name") }
+                let key = try string()
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw syntaxError("expected ':'") }
+                index += 1
+                skipWhitespace()
+                members[key] = try value(depth: depth + 1)
+                skipWhitespace()
+                guard index < bytes.count else { throw syntaxError("unexpected end") }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                } else if bytes[index] == UInt8(ascii: "}") {
+                    index += 1
+                    return .object(members)
+                } else {
+                    throw syntaxError("expected ',' or '}'")
+                }
+            }
+        }
+
+        mutating func array(depth: Int) throws(ProtocolError) -> JSONValue {
+            index += 1
+            var elements: [JSONValue] = []
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return .array(elements)
+            }
+            while true {
+                skipWhitespace()
+                elements.append(try value(depth: depth + 1))
+                skipWhitespace()
+                guard index < bytes.count else { throw syntaxError("unexpected end") }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                } else if bytes[index] == UInt8(ascii: "]") {
+                    index += 1
+                    return .array(elements)
+                } else {
+                    throw syntaxError("expected ',' or ']'")
+                }
+            }
+        }
+
+        mutating func string() throws(ProtocolError) -> String {
+            index += 1
+            let start = index
+            // Fast path: no escapes, copied in one piece.
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") {
+                    let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
+                    index += 1
+                    guard let string = String(validating: slice, as: UTF8.self) else {
+                        throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
+                    }
+                    return string
+                }
+                if byte == UInt8(ascii: "\\") { break }
+                if byte < 0x20 { throw syntaxError("control character in a string") }
+                index += 1
+            }
+            var utf8 = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
+            while index < bytes.count {
+                let byte = bytes[index]
+                switch byte {
+                case UInt8(ascii: "\""):
+                    index += 1
+                    guard let string = String(validating: utf8, as: UTF8.self) else {
+                        throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
+                    }
+                    return string
+                case UInt8(ascii: "\\"):
+                    index += 1
+                    guard index < bytes.count else { throw syntaxError("unexpected end") }
+                    let escaped = bytes[index]
+                    index += 1
+                    switch escaped {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escaped)
+                    case UInt8(ascii: "b"): utf8.append(0x08)
+                    case UInt8(ascii: "f"): utf8.append(0x0C)
+                    case UInt8(ascii: "n"): utf8.append(0x0A)
+                    case UInt8(ascii: "r"): utf8.append(0x0D)
+                    case UInt8(ascii: "t"): utf8.append(0x09)
+                    case UInt8(ascii: "u"): try unicodeEscape(into: &utf8)
+                    default: throw syntaxError("invalid escape")
+                    }
+                default:
+                    if byte < 0x20 { throw syntaxError("control character in a string") }
+                    utf8.append(byte)
+                    index += 1
+                }
+            }
+            throw syntaxError("unterminated string")
+        }
+
+        mutating func hex4() throws(ProtocolError) -> UInt32 {
+            guard bytes.count - index >= 4 else { throw syntaxError("unexpected end") }
+            var result: UInt32 = 0
+            for _ in 0..<4 {
+                let byte = bytes[index]
+                let digit: UInt8
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+                default: throw syntaxError("invalid \\u escape")
+                }
+                result = result << 4 | UInt32(digit)
+                index += 1
+            }
+            return result
+        }
+
+        mutating func unicodeEscape(into utf8: inout [UInt8]) throws(ProtocolError) {
+            var scalarValue = try hex4()
+            if (0xD800...0xDBFF).contains(scalarValue), bytes.count - index >= 6,
+                bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+            {
+                let saved = index
+                index += 2
+                let low = try hex4()
+                if (0xDC00...0xDFFF).contains(low) {
+                    scalarValue = 0x10000 + ((scalarValue - 0xD800) << 10) + (low - 0xDC00)
+                } else {
+                    index = saved
+                }
+            }
+            let scalar = Unicode.Scalar(scalarValue) ?? "\u{FFFD}"
+            utf8.append(contentsOf: UTF8.encode(scalar)!)
+        }
+
+        mutating func number() throws(ProtocolError) -> JSONValue {
+            let start = index
+            var isInteger = true
+            if bytes[index] == UInt8(ascii: "-") { index += 1 }
+            while index < bytes.count {
+                switch bytes[index] {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): index += 1
+                case UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "+"), UInt8(ascii: "-"):
+                    isInteger = false
+                    index += 1
+                default:
+                    return try finishNumber(start: start, isInteger: isInteger)
+                }
+            }
+            return try finishNumber(start: start, isInteger: isInteger)
+        }
+
+        func finishNumber(start: Int, isInteger: Bool) throws(ProtocolError) -> JSONValue {
+            let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
+            if isInteger {
+                var negative = false
+                var digits = slice[...]
+                if digits.first == UInt8(ascii: "-") {
+                    negative = true
+                    digits = digits.dropFirst()
+                }
+                guard !digits.isEmpty else { throw syntaxError("invalid number") }
+                var magnitude: UInt64 = 0
+                var overflow = false
+                for digit in digits {
+                    let (times10, o1) = magnitude.multipliedReportingOverflow(by: 10)
+                    let (sum, o2) = times10.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
+                    if o1 || o2 { overflow = true; break }
+                    magnitude = sum
+                }
+                if !overflow {
+                    if negative, magnitude <= UInt64(Int64.max) + 1 {
+                        return .integer(magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude))
+                    }
+                    if !negative, magnitude <= UInt64(Int64.max) {
+                        return .integer(Int64(magnitude))
+                    }
+                }
+            }
+            guard let double = Double(String(decoding: slice, as: UTF8.self)), double.isFinite else {
+                throw syntaxError("invalid number")
+            }
+            return .double(double)
+        }
+    }
+
+    // MARK: Codable bridges
+
+    /// Encodes `value` with `JSONEncoder` and parses the text into a `JSONValue`.
+    package static func encode(_ value: some Encodable) throws(ProtocolError) -> JSONValue {
+        let data: Data
+        do {
+            data = try JSONEncoder().encode(value)
+        } catch {
+            throw ProtocolError(.encodeFailed, "could not encode a \(type(of: value)) as JSON: \(error)")
+        }
+        return try parse([UInt8](data))
+    }
+
+    /// Decodes `value` as `T`; a mismatch is `decode_failed` with the coding path after `path`.
+    package static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, path: [String]) throws(ProtocolError) -> T {
+        try JSONValue.decode(T.self, fromJSON: bytes(value), path: path)
+    }
+}

@@ -1,0 +1,208 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A TCP connection as a `ByteStream`, with Nagle's algorithm off (`TCP_NODELAY`) so small
+/// requests leave at once. Used for an agent on this machine or a forwarded port.
+public final class TCPByteStream: ByteStream {
+    /// `host:port` of the peer, for messages.
+    public let endpoint: String
+    private let channel: any Channel
+    private let inbox: TCPInbox
+
+    private init(channel: any Channel, inbox: TCPInbox, endpoint: String) {
+        self.channel = channel
+        self.inbox = inbox
+        self.endpoint = endpoint
+    }
+
+    /// Connects to `host:port`. Use a numeric address such as `127.0.0.1` to skip name
+    /// resolution. Throws `YonderError` with code `.connectionFailed` when nothing answers.
+    public static func connect(host: String, port: Int, timeout: Duration = .seconds(10)) async throws -> TCPByteStream {
+        let inbox = TCPInbox()
+        let endpoint = "\(host):\(port)"
+        let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connectTimeout(.milliseconds(milliseconds))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(TCPInboxHandler(inbox: inbox))
+                    }
+                }
+                .connect(host: host, port: port)
+                .get()
+            inbox.attach(channel)
+            return TCPByteStream(channel: channel, inbox: inbox, endpoint: endpoint)
+        } catch {
+            throw YonderError(
+                .connectionFailed,
+                "could not connect to \(endpoint): \(error); check that the agent is running and listening on that port")
+        }
+    }
+
+    /// Waits for bytes from the peer; nil once it has closed and all were read.
+    public func read(maxLength: Int) async throws -> [UInt8]? {
+        try await inbox.read(maxLength: maxLength)
+    }
+
+    /// Queues `bytes` on the socket; waits only while the socket is backed up.
+    public func write(_ bytes: [UInt8]) async throws {
+        let buffer = channel.allocator.buffer(bytes: bytes)
+        if channel.isWritable {
+            // The socket keeps up: hand the bytes over without waiting for the event loop to
+            // confirm, which would cost a thread hop per request. A failure shows as the read
+            // side ending, which fails every pending call.
+            channel.writeAndFlush(buffer, promise: nil)
+        } else {
+            // Over the high-water mark: wait, so a fast writer cannot buffer without bound.
+            try await channel.writeAndFlush(buffer).get()
+        }
+    }
+
+    /// Closes the socket; a pending `read` returns nil.
+    public func close() async {
+        try? await channel.close().get()
+    }
+}
+
+/// Bytes received on a channel and not yet read, and the one reader waiting for them.
+///
+/// Filled on the event loop by `TCPInboxHandler`, drained by `read`. When more than
+/// `highWater` bytes wait, the handler stops asking the socket for more (back-pressure) until
+/// `read` drains them.
+final class TCPInbox: Sendable {
+    static let highWater = 4 << 20
+
+    private struct State {
+        var chunks: [ByteBuffer] = []
+        var first = 0
+        var count = 0
+        var end: Result<Void, any Error>?
+        var waiter: (continuation: UnsafeContinuation<[UInt8]?, any Error>, maxLength: Int)?
+        var readHeldBack = false
+        var channel: (any Channel)?
+
+        mutating func take(_ maxLength: Int) -> [UInt8] {
+            var bytes: [UInt8] = []
+            if first < chunks.count, chunks[first].readableBytes <= maxLength, first + 1 == chunks.count {
+                bytes = chunks[first].readBytes(length: chunks[first].readableBytes) ?? []
+            } else {
+                bytes.reserveCapacity(min(maxLength, count))
+                while first < chunks.count, bytes.count < maxLength {
+                    let length = min(maxLength - bytes.count, chunks[first].readableBytes)
+                    bytes.append(contentsOf: chunks[first].readBytes(length: length) ?? [])
+                    if chunks[first].readableBytes == 0 { first += 1 }
+                }
+            }
+            if first == chunks.count || chunks[first].readableBytes == 0 {
+                chunks.removeAll(keepingCapacity: true)
+                first = 0
+            } else if first >= 64 {
+                chunks.removeFirst(first)
+                first = 0
+            }
+            count -= bytes.count
+            return bytes
+        }
+    }
+
+    private let state = Mutex(State())
+
+    func attach(_ channel: any Channel) {
+        state.withLock { $0.channel = channel }
+    }
+
+    /// Event loop: bytes arrived.
+    func received(_ buffer: ByteBuffer) {
+        let resume: (UnsafeContinuation<[UInt8]?, any Error>, [UInt8])? = state.withLock { state in
+            state.chunks.append(buffer)
+            state.count += buffer.readableBytes
+            guard let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            return (waiter.continuation, state.take(waiter.maxLength))
+        }
+        if let (continuation, bytes) = resume { continuation.resume(returning: bytes) }
+    }
+
+    /// Event loop: the stream ended, cleanly or with `error`.
+    func ended(_ end: Result<Void, any Error>) {
+        let waiter = state.withLock { state in
+            if state.end == nil { state.end = end }
+            defer { state.waiter = nil }
+            return state.waiter?.continuation
+        }
+        switch end {
+        case .success: waiter?.resume(returning: nil)
+        case .failure(let error): waiter?.resume(throwing: error)
+        }
+    }
+
+    /// Event loop: may the handler ask the socket for more? If not, remembers to ask later.
+    func mayRead() -> Bool {
+        state.withLock { state in
+            if state.count >= Self.highWater {
+                state.readHeldBack = true
+                return false
+            }
+            return true
+        }
+    }
+
+    func read(maxLength: Int) async throws -> [UInt8]? {
+        try await withUnsafeThrowingContinuation { continuation in
+            enum Outcome { case bytes([UInt8]), end(Result<Void, any Error>), wait }
+            var resumeReading: (any Channel)?
+            let outcome: Outcome = state.withLock { state in
+                if state.count > 0 {
+                    let bytes = state.take(maxLength)
+                    if state.readHeldBack, state.count < Self.highWater {
+                        state.readHeldBack = false
+                        resumeReading = state.channel
+                    }
+                    return .bytes(bytes)
+                }
+                if let end = state.end { return .end(end) }
+                state.waiter = (continuation, maxLength)
+                return .wait
+            }
+            resumeReading?.read()
+            switch outcome {
+            case .bytes(let bytes): continuation.resume(returning: bytes)
+            case .end(.success): continuation.resume(returning: nil)
+            case .end(.failure(let error)): continuation.resume(throwing: error)
+            case .wait: break
+            }
+        }
+    }
+}
+
+/// Moves a channel's inbound bytes into a `TCPInbox`, and holds back socket reads while the
+/// inbox is full.
+private final class TCPInboxHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+
+    private let inbox: TCPInbox
+
+    init(inbox: TCPInbox) { self.inbox = inbox }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inbox.received(unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        inbox.ended(.success(()))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        inbox.ended(.failure(error))
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if inbox.mayRead() { context.read() }
+    }
+}

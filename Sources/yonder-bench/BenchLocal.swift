@@ -1,0 +1,267 @@
+import ArgumentParser
+import Foundation
+import Yonder
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `yonder-bench local`: calls to a release agent on loopback, next to a raw TCP echo.
+struct Local: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Call latency and throughput against a yonder-agent on 127.0.0.1.",
+        discussion: """
+            Starts the yonder-agent found beside this executable (or --agent) on a free loopback \
+            port, then measures in one run: a raw 16-byte TCP echo round trip (the baseline, its \
+            own echo thread, TCP_NODELAY on both ends), the no-op yonder.ping call, throughput with \
+            64 calls in flight, and a large argument round trip.
+
+            Example: swift run -c release yonder-bench local --json
+            """)
+
+    @Option(help: "Round trips measured for each latency figure.")
+    var iterations = 10_000
+
+    @Option(help: "Round trips run before measuring.")
+    var warmup = 2_000
+
+    @Option(help: "Calls made in the throughput test.")
+    var calls = 100_000
+
+    @Option(help: "Calls kept in flight in the throughput test.")
+    var inFlight = 64
+
+    @Option(help: "Size of the large argument, in MiB (it must fit the 64 MiB frame limit with its envelope).")
+    var largeMiB = 60
+
+    @Option(help: "The yonder-agent executable; defaults to the one beside this program.")
+    var agent: String?
+
+    @Flag(help: "Print the results as JSON.")
+    var json = false
+
+    func run() async throws {
+        let echo = try EchoBaseline.measure(iterations: iterations, warmup: warmup)
+        let process = try BenchAgent.start(path: agent ?? BenchAgent.besideThisProgram())
+        defer { process.stop() }
+        var configuration = Connection.Configuration()
+        configuration.keepAliveInterval = nil
+        let connection = try await Connection.connect(port: process.port, token: process.token, configuration: configuration)
+
+        for _ in 0..<warmup { _ = try await connection.call("yonder.ping") }
+        let clock = ContinuousClock()
+        var samples: [Duration] = []
+        samples.reserveCapacity(iterations)
+        for _ in 0..<iterations {
+            let start = clock.now
+            _ = try await connection.call("yonder.ping")
+            samples.append(clock.now - start)
+        }
+        let ping = Percentiles(samples)
+
+        let throughput = try await Self.throughput(connection, calls: calls, inFlight: inFlight)
+        let large = try await Self.largeRoundTrip(connection, mebibytes: largeMiB)
+        await connection.close()
+
+        let report = Report(
+            echoP50Microseconds: echo.p50, echoP99Microseconds: echo.p99,
+            pingP50Microseconds: ping.p50, pingP99Microseconds: ping.p99,
+            pingOverEcho: ping.p50 / echo.p50,
+            callsPerSecond: throughput, inFlight: inFlight,
+            largeMiB: largeMiB, largeSeconds: large, largeMegabytesPerSecond: Double(2 * largeMiB << 20) / large / 1e6,
+            iterations: iterations, agent: "\(connection.agent)")
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            report.printTable()
+        }
+    }
+
+    static func throughput(_ connection: Connection, calls: Int, inFlight: Int) async throws -> Double {
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<inFlight {
+                let share = calls / inFlight + (worker < calls % inFlight ? 1 : 0)
+                group.addTask {
+                    for _ in 0..<share { _ = try await connection.call("yonder.ping") }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return Double(calls) / Self.seconds(ContinuousClock.now - start)
+    }
+
+    /// Sends a `mebibytes`-sized string to `yonder.ping` and back; returns the best of three.
+    static func largeRoundTrip(_ connection: Connection, mebibytes: Int) async throws -> Double {
+        let text = String(repeating: "y", count: mebibytes << 20)
+        let argument = JSONValue.string(text)
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let start = ContinuousClock.now
+            let echoed = try await connection.call("yonder.ping", arguments: argument)
+            best = min(best, seconds(ContinuousClock.now - start))
+            guard case .string(let back) = echoed, back.utf8.count == text.utf8.count else {
+                throw ValidationError("yonder.ping did not echo the large argument")
+            }
+        }
+        return best
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// The figures of one run.
+struct Report: Encodable {
+    var echoP50Microseconds: Double
+    var echoP99Microseconds: Double
+    var pingP50Microseconds: Double
+    var pingP99Microseconds: Double
+    var pingOverEcho: Double
+    var callsPerSecond: Double
+    var inFlight: Int
+    var largeMiB: Int
+    var largeSeconds: Double
+    var largeMegabytesPerSecond: Double
+    var iterations: Int
+    var agent: String
+
+    func printTable() {
+        func row(_ name: String, _ value: String) {
+            print(name.padding(toLength: 44, withPad: " ", startingAt: 0) + value)
+        }
+        print("yonder-bench local — \(agent), \(iterations) round trips per latency figure")
+        row("raw TCP echo, 16 B, p50 / p99", String(format: "%.1f µs / %.1f µs", echoP50Microseconds, echoP99Microseconds))
+        row("yonder.ping call, p50 / p99", String(format: "%.1f µs / %.1f µs", pingP50Microseconds, pingP99Microseconds))
+        row("ping p50 / echo p50", String(format: "%.2fx", pingOverEcho))
+        row("throughput, \(inFlight) calls in flight", String(format: "%.0f calls/s", callsPerSecond))
+        row("\(largeMiB) MiB argument round trip", String(format: "%.3f s, %.0f MB/s (both directions)", largeSeconds, largeMegabytesPerSecond))
+    }
+}
+
+/// p50 and p99 of latency samples, in microseconds.
+struct Percentiles {
+    var p50: Double
+    var p99: Double
+
+    init(_ samples: [Duration]) {
+        let sorted = samples.map { Double($0.components.attoseconds) / 1e12 + Double($0.components.seconds) * 1e6 }.sorted()
+        p50 = sorted[sorted.count / 2]
+        p99 = sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
+    }
+}
+
+/// The baseline: a 16-byte round trip over a loopback TCP socket to an echo thread, with
+/// blocking sockets and TCP_NODELAY on both ends.
+enum EchoBaseline {
+    static func measure(iterations: Int, warmup: Int) throws -> Percentiles {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                bind(listener, raw, length) == 0 && listen(listener, 1) == 0 && getsockname(listener, raw, &length) == 0
+            }
+        }
+        guard bound else { throw ValidationError("could not open the echo baseline's loopback socket") }
+        let server = Thread {
+            let peer = accept(listener, nil, nil)
+            guard peer >= 0 else { return }
+            noDelay(peer)
+            var buffer = [UInt8](repeating: 0, count: 64)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(peer, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { break }
+                _ = buffer.withUnsafeBytes { send(peer, $0.baseAddress, n, Int32(MSG_NOSIGNAL)) }
+            }
+            close(peer)
+        }
+        server.start()
+
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(client) }
+        let connected = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, length) == 0 }
+        }
+        guard connected else { throw ValidationError("could not connect to the echo baseline") }
+        noDelay(client)
+        var message = [UInt8](repeating: 0x42, count: 16)
+        var reply = [UInt8](repeating: 0, count: 16)
+        func roundTrip() {
+            _ = message.withUnsafeMutableBytes { send(client, $0.baseAddress, 16, Int32(MSG_NOSIGNAL)) }
+            var received = 0
+            while received < 16 {
+                let n = reply.withUnsafeMutableBytes { recv(client, $0.baseAddress! + received, 16 - received, 0) }
+                if n <= 0 { return }
+                received += n
+            }
+        }
+        for _ in 0..<warmup { roundTrip() }
+        let clock = ContinuousClock()
+        var samples: [Duration] = []
+        samples.reserveCapacity(iterations)
+        for _ in 0..<iterations {
+            let start = clock.now
+            roundTrip()
+            samples.append(clock.now - start)
+        }
+        shutdown(client, Int32(SHUT_RDWR))
+        return Percentiles(samples)
+    }
+
+    static func noDelay(_ socket: Int32) {
+        var on: Int32 = 1
+        setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+    }
+}
+
+/// The release agent, started on a free loopback port with a random token.
+struct BenchAgent {
+    let process: Process
+    let port: Int
+    let token: String
+
+    static func besideThisProgram() -> String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("yonder-agent").path
+    }
+
+    static func start(path: String) throws -> BenchAgent {
+        let token = "bench-\(UInt64.random(in: 1...UInt64.max))"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--token-env", "YONDER_BENCH_TOKEN"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["YONDER_BENCH_TOKEN"] = token
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        var line: [UInt8] = []
+        while !line.contains(UInt8(ascii: "\n")) {
+            let data = output.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            line += data
+        }
+        struct Listening: Decodable { var event: String; var port: Int }
+        guard let newline = line.firstIndex(of: UInt8(ascii: "\n")),
+            let listening = try? JSONDecoder().decode(Listening.self, from: Data(line[..<newline])),
+            listening.event == "listening"
+        else {
+            process.terminate()
+            throw ValidationError("\(path) did not report listening; it printed: \(String(decoding: line, as: UTF8.self))")
+        }
+        return BenchAgent(process: process, port: listening.port, token: token)
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+}

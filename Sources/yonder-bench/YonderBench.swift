@@ -1,0 +1,10 @@
+import ArgumentParser
+
+/// Benchmarks of Yonder, each with its baseline measured in the same run.
+@main
+struct YonderBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "yonder-bench",
+        abstract: "Measure Yonder's call latency and throughput against a baseline.",
+        subcommands: [Local.self])
+}

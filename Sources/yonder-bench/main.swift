@@ -1,1 +1,0 @@
-print("yonder-bench: not built yet")

@@ -1,0 +1,97 @@
+import Foundation
+import Synchronization
+import YonderProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A stand-in agent on a real loopback socket that answers with a script, for the client
+/// behaviours a real agent cannot be made to show on demand (never answering, sending a
+/// malformed frame). It accepts one connection and checks the token `secret`.
+final class ScriptedAgentPeer: Sendable {
+    /// Sends a message to the client.
+    typealias Send = @Sendable (Message) -> Void
+
+    let port: Int
+    private let listener: Int32
+    private let client = Mutex<Int32>(-1)
+    private let writeLock = Mutex(())
+    private let received = Mutex<[Message]>([])
+
+    init(script: @escaping @Sendable (Message, _ send: @escaping Send) -> Void) throws {
+        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listener = self.listener
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                bind(listener, raw, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, raw, &length) == 0
+            }
+        }
+        guard bound else { throw POSIXError(.EADDRINUSE) }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [self] in serve(script) }
+        thread.start()
+    }
+
+    /// Every message the client sent, in order.
+    var messages: [Message] { received.withLock { $0 } }
+
+    /// Drops the client's connection abruptly.
+    func dropClient() {
+        let fd = client.withLock { $0 }
+        if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
+    }
+
+    /// Writes raw bytes to the client.
+    func sendRaw(_ bytes: [UInt8]) {
+        let fd = client.withLock { $0 }
+        writeLock.withLock { _ in
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { return }
+                offset += n
+            }
+        }
+    }
+
+    func stop() {
+        dropClient()
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    private func serve(_ script: @escaping @Sendable (Message, @escaping Send) -> Void) {
+        let fd = accept(listener, nil, nil)
+        guard fd >= 0 else { return }
+        client.withLock { $0 = fd }
+        let send: Send = { [self] message in sendRaw(message.encodedFrame()) }
+        var decoder = FrameDecoder()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var established = false
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            decoder.append(buffer[0..<n])
+            while let payload = try? decoder.next(), let message = try? Message.decode(payload: payload) {
+                received.withLock { $0.append(message) }
+                if !established, case .hello(let hello) = message {
+                    if hello.token == "secret" {
+                        established = true
+                        send(.hello(.init(name: "scripted-peer", version: "0.0.1", build: "test", maxFrame: 1 << 20)))
+                    } else {
+                        send(.error(.init(id: nil, error: ProtocolError(.unauthorized, "the token in hello is not this agent's token", path: ["token"]))))
+                        shutdown(fd, Int32(SHUT_RDWR))
+                    }
+                    continue
+                }
+                script(message, send)
+            }
+        }
+        close(fd)
+    }
+}

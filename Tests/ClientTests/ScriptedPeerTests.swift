@@ -1,0 +1,121 @@
+import Foundation
+import Synchronization
+import Testing
+import Yonder
+import YonderProtocol
+
+/// Client behaviours checked against `ScriptedAgentPeer`, for what a real agent cannot be
+/// made to do on demand.
+@Suite(.serialized) struct ScriptedPeerTests {
+    var noKeepAlive: Connection.Configuration {
+        var configuration = Connection.Configuration()
+        configuration.keepAliveInterval = nil
+        return configuration
+    }
+
+    @Test func repliesOutOfOrderReachTheirCallers() async throws {
+        let held = HeldCalls()
+        let peer = try ScriptedAgentPeer { message, send in
+            guard case .call(let call) = message else { return }
+            // Answer in reverse order once all 50 have arrived.
+            if let batch = held.add(call, send, until: 50) {
+                for (call, send) in batch.reversed() { send(.result(.init(id: call.id, value: call.arguments))) }
+            }
+        }
+        defer { peer.stop() }
+        let connection = try await Connection.connect(port: peer.port, token: "secret", configuration: noKeepAlive)
+        #expect(connection.agent.name == "scripted-peer")
+        #expect(connection.agent.maximumFrameLength == 1 << 20)
+        try await withThrowingTaskGroup(of: (Int, JSONValue).self) { group in
+            for i in 0..<50 {
+                group.addTask { (i, try await connection.call("echo", arguments: .integer(Int64(i)))) }
+            }
+            for try await (i, value) in group { #expect(value == .integer(Int64(i))) }
+        }
+        await connection.close()
+    }
+
+    @Test func aCallThatGetsNoAnswerTimesOutOnTheClient() async throws {
+        let peer = try ScriptedAgentPeer { _, _ in }
+        defer { peer.stop() }
+        var configuration = noKeepAlive
+        configuration.deadlineMargin = .milliseconds(100)
+        let connection = try await Connection.connect(port: peer.port, token: "secret", configuration: configuration)
+        let start = ContinuousClock.now
+        let error = await #expect(throws: YonderError.self) {
+            try await connection.call("never", timeout: .milliseconds(200))
+        }
+        #expect(error?.code == .timedOut)
+        #expect(ContinuousClock.now - start < .seconds(2))
+        // The agent was sent the timeout, then told to stop.
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(peer.messages.contains { if case .cancel = $0 { true } else { false } })
+        #expect(peer.messages.contains { if case .call(let call) = $0 { call.timeout == 0.2 } else { false } })
+        await connection.close()
+    }
+
+    @Test func aMalformedFrameFailsTheConnection() async throws {
+        let peer = try ScriptedAgentPeer { _, _ in }
+        defer { peer.stop() }
+        let connection = try await Connection.connect(port: peer.port, token: "secret", configuration: noKeepAlive)
+        let pending = Task { try await connection.call("slow") }
+        try await Task.sleep(for: .milliseconds(100))
+        peer.sendRaw([0, 0, 0, 3] + Array("[1]".utf8))
+        let error = await #expect(throws: YonderError.self) { try await pending.value }
+        #expect(error?.code == .notAnObject)
+        #expect(connection.isClosed)
+    }
+
+    @Test func theKeepAliveNoticesASilentAgent() async throws {
+        let peer = try ScriptedAgentPeer { _, _ in }  // never answers ping
+        defer { peer.stop() }
+        var configuration = Connection.Configuration()
+        configuration.keepAliveInterval = .milliseconds(100)
+        configuration.keepAliveTimeout = .milliseconds(200)
+        let connection = try await Connection.connect(port: peer.port, token: "secret", configuration: configuration)
+        let error = await #expect(throws: YonderError.self) { try await connection.call("slow") }
+        #expect(error?.code == .connectionLost)
+        #expect(error?.message.contains("keep-alive") == true)
+    }
+
+    @Test func aRefusedTokenIsAClearErrorWithoutTheToken() async throws {
+        let peer = try ScriptedAgentPeer { _, _ in }
+        defer { peer.stop() }
+        let error = await #expect(throws: YonderError.self) {
+            try await Connection.connect(port: peer.port, token: "wrong-token-value", configuration: noKeepAlive)
+        }
+        #expect(error?.code == .unauthorized)
+        #expect(error?.description.contains("token-file") == true)
+        #expect(error?.description.contains("wrong-token-value") == false)
+    }
+
+    @Test func aDroppedStreamFailsEveryPendingCallAtOnce() async throws {
+        let peer = try ScriptedAgentPeer { _, _ in }
+        defer { peer.stop() }
+        let connection = try await Connection.connect(port: peer.port, token: "secret", configuration: noKeepAlive)
+        let codes = Locked<[YonderError.Code]>([])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    do { _ = try await connection.call("slow") } catch let error as YonderError { codes.withLock { $0.append(error.code) } }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            peer.dropClient()
+            try await group.waitForAll()
+        }
+        #expect(codes.withLock { $0 } == Array(repeating: .connectionLost, count: 20))
+    }
+}
+
+/// Collects calls until `count` have arrived.
+final class HeldCalls: Sendable {
+    private let calls = Mutex<[(Message.Call, ScriptedAgentPeer.Send)]>([])
+
+    func add(_ call: Message.Call, _ send: @escaping ScriptedAgentPeer.Send, until count: Int) -> [(Message.Call, ScriptedAgentPeer.Send)]? {
+        calls.withLock { calls in
+            calls.append((call, send))
+            return calls.count == count ? calls : nil
+        }
+    }
+}

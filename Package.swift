@@ -73,9 +73,13 @@ let package = Package(
 
         // MARK: Agent (remote side)
         .target(
+            name: "CAgentSupport",
+            path: "Agent/CAgentSupport"
+        ),
+        .target(
             name: "YonderAgent",
             dependencies: [
-                "YonderCore", "YonderProtocol",
+                "CAgentSupport", "YonderCore", "YonderProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -94,7 +98,7 @@ let package = Package(
         // MARK: Tests
         .target(
             name: "TestSupport",
-            dependencies: [],
+            dependencies: ["YonderProtocol"],
             path: "Tests/TestSupport",
             swiftSettings: upcoming
         ),

@@ -1,1 +1,4 @@
-print("yonder-agent: not built yet")
+// The default agent: Yonder's built-in functions only.
+import YonderAgent
+
+await Agent.serve(functions: [], objects: [])

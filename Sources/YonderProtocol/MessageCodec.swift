@@ -295,3 +295,23 @@ struct Fields {
         return result
     }
 }
+
+extension Message {
+    /// The id an `error` answering an undecodable message carries: the object's `id` when it
+    /// is an integer from 0 to 2^53 − 1, else nil (PROTOCOL.md, "Bad input").
+    public static func echoedRequestID(in value: JSONValue) -> Int? {
+        let largest: Int64 = 9_007_199_254_740_991
+        switch value["id"] {
+        case .integer(let i)? where (0...largest).contains(i): return Int(i)
+        case .double(let d)? where d >= 0 && d <= Double(largest) && d.rounded() == d: return Int(d)
+        default: return nil
+        }
+    }
+}
+
+extension Message {
+    /// Any JSON value as compact UTF-8 JSON text.
+    public static func jsonText(_ value: JSONValue) -> [UInt8] {
+        (try? [UInt8](JSONEncoder().encode(value))) ?? Array("null".utf8)
+    }
+}

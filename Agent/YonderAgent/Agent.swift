@@ -1,0 +1,176 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ArgumentParser
+import Dispatch
+import Synchronization
+public import YonderCore
+import YonderProtocol
+
+/// The entry point of an agent executable.
+///
+/// ```swift
+/// @main enum MyAgent {
+///     static func main() async throws {
+///         try await Agent.serve(functions: [Add.self], objects: [Counter.self])
+///     }
+/// }
+/// ```
+/// The executable then understands `serve --port 0 --token-env NAME …` (see PROTOCOL.md).
+public enum Agent {
+    /// The agent's software version.
+    public static let version = AgentState.version
+
+    /// Parses the process's arguments and serves the built-ins plus `functions` and `objects`
+    /// until SIGTERM or SIGINT. Exits the process with a clear message on bad arguments.
+    public static func serve(functions: [any RemoteFunction.Type], objects: [any RemoteObject.Type]) async {
+        do {
+            let registry = try Registry(functions: functions, objects: objects)
+            pendingRegistry.withLock { $0 = registry }
+        } catch {
+            writeAll(2, Array("yonder-agent: \(error)\n".utf8))
+            exit(2)
+        }
+        await AgentCommand.main()
+    }
+}
+
+let pendingRegistry = Mutex<Registry?>(nil)
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "yonder-agent",
+        abstract: "The Yonder agent: runs remote functions and objects for Yonder clients.",
+        subcommands: [Serve.self])
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Listen on a loopback port and serve Yonder requests.",
+        discussion: """
+            Prints one JSON line on stdout once it accepts connections, e.g.
+              {"event":"listening","host":"127.0.0.1","port":40123,...}
+            The token is never taken from the command line:
+              YONDER_TOKEN=... yonder-agent serve --port 0 --token-env YONDER_TOKEN
+            """)
+
+    @Option(help: "Numeric address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "TCP port; 0 picks a free one.")
+    var port = 0
+
+    @Option(name: .customLong("token-file"), help: "Read the token from this file (whitespace trimmed).")
+    var tokenFile: String?
+
+    @Option(name: .customLong("token-env"), help: "Read the token from this environment variable, then unset it.")
+    var tokenEnv: String?
+
+    @Option(help: "The build id reported to clients.")
+    var build = "dev"
+
+    @Option(name: .customLong("log-file"), help: "Write the agent's own log here instead of stderr.")
+    var logFile: String?
+
+    func validate() throws {
+        if (tokenFile == nil) == (tokenEnv == nil) {
+            throw ValidationError("give exactly one of --token-file PATH or --token-env NAME")
+        }
+        guard (0...65535).contains(port) else {
+            throw ValidationError("--port must be from 0 to 65535")
+        }
+    }
+
+    func run() async throws {
+        let token = try readToken()
+        if let logFile {
+            let fd = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                throw ValidationError("cannot open the log file \(logFile): \(errorText(errno))")
+            }
+            AgentLogHandler.sink.withLock { $0 = fd }
+        }
+        AgentLogHandler.bootstrapOnce()
+        signal(SIGPIPE, SIG_IGN)
+
+        let registry = try (pendingRegistry.withLock { $0 } ?? Registry(functions: [], objects: []))
+        let server: AgentServer
+        do {
+            server = try await AgentServer.start(registry: registry, token: token, host: host, port: port, build: build)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        var line: [String: JSONValue] = [:]
+        line["event"] = .string("listening")
+        line["host"] = .string(server.host)
+        line["port"] = .integer(Int64(server.port))
+        line["pid"] = .integer(Int64(getpid()))
+        line["name"] = .string(AgentState.name)
+        line["version"] = .string(AgentState.version)
+        line["build"] = .string(build)
+        line["protocol"] = .integer(Int64(Message.protocolVersion))
+        let text = String(decoding: Message.jsonText(.object(line)), as: UTF8.self)
+        writeAll(1, Array((text + "\n").utf8))
+
+        // SIGTERM and SIGINT: goodbye to every client, then exit 0. Ignoring the signals first
+        // lets the dispatch sources take them, whichever thread they are delivered to.
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                Task {
+                    await server.stop()
+                    Glibc.exit(0)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        await server.waitUntilClosed()
+        withExtendedLifetime(sources) {}
+    }
+
+    private func readToken() throws -> String {
+        if let tokenEnv {
+            guard let raw = getenv(tokenEnv) else {
+                throw ValidationError("the environment variable \(tokenEnv) is not set; put the token in it")
+            }
+            let token = String(cString: raw)
+            unsetenv(tokenEnv)
+            guard !token.isEmpty else { throw ValidationError("the environment variable \(tokenEnv) is empty") }
+            return token
+        }
+        let path = tokenFile ?? ""
+        guard let file = fopen(path, "r") else {
+            throw ValidationError("cannot read the token file \(path): \(errorText(errno))")
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, file)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+        }
+        let token = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
+        guard !token.isEmpty else { throw ValidationError("the token file \(path) is empty") }
+        return token
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        let isSpace: (Character) -> Bool = { $0.isWhitespace }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}
+
+/// The operating system's text for an errno value.
+func errorText(_ code: Int32) -> String {
+    guard let text = strerror(code) else { return "error \(code)" }
+    return String(validatingCString: text) ?? "error \(code)"
+}

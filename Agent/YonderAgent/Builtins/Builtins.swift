@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import YonderProtocol
+
+/// What `yonder.info` reports.
+struct AgentInfo: Encodable {
+    var name: String
+    var version: String
+    var build: String
+    var `protocol`: Int
+    var pid: Int
+    var hostname: String
+    var os: String
+    var uptime: Double
+    var functions: [String]
+    var objectTypes: [String]
+    var objects: [ObjectReference]
+}
+
+/// The functions every agent has.
+enum Builtins {
+    static let ping = "yonder.ping"
+
+    static let entries: [FunctionEntry] = [
+        FunctionEntry(name: ping) { value, _ in value },
+        FunctionEntry(name: "yonder.info") { _, agent in try JSONValue(encoding: agent.info()) },
+        FunctionEntry(name: "yonder.objects") { _, agent in try JSONValue(encoding: agent.objects.references) },
+        FunctionEntry(name: "yonder.exec") { value, _ in try await Exec.run(value) },
+        FunctionEntry(name: "yonder.putFile") { value, _ in try Files.put(value) },
+        FunctionEntry(name: "yonder.getFile") { value, _ in try Files.get(value) },
+    ]
+
+    static var hostname: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "unknown" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static var operatingSystem: String {
+        var names = utsname()
+        uname(&names)
+        func field<T>(_ value: T) -> String {
+            withUnsafeBytes(of: value) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        let kernel = "\(field(names.sysname)) \(field(names.release)) \(field(names.machine))"
+        if let release = try? String(contentsOfFile: "/etc/os-release", encoding: .utf8),
+            let line = release.split(separator: "\n").first(where: { $0.hasPrefix("PRETTY_NAME=") })
+        {
+            let pretty = line.dropFirst("PRETTY_NAME=".count).filter { $0 != "\"" }
+            return "\(pretty) (\(kernel))"
+        }
+        return kernel
+    }
+}

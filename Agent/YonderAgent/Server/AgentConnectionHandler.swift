@@ -1,0 +1,294 @@
+import Distributed
+import NIOCore
+import Synchronization
+import YonderCore
+import YonderProtocol
+
+/// Why a running request was stopped before it finished.
+final class StopReason: Sendable {
+    private let code = Mutex<ProtocolError.Code?>(nil)
+
+    /// Records the first reason; later ones are ignored.
+    func set(_ reason: ProtocolError.Code) {
+        code.withLock { if $0 == nil { $0 = reason } }
+    }
+
+    var value: ProtocolError.Code? { code.withLock { $0 } }
+
+    /// The connection is gone: nothing more is sent for the request.
+    static let disconnected = ProtocolError.Code("disconnected")
+}
+
+/// One client connection: frames in, handshake, requests run as concurrent tasks, replies out.
+///
+/// The handler's own state is touched only on its event loop; request tasks reach it through
+/// `NIOLoopBound` and write through the channel, which keeps each task's writes in order.
+final class AgentConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct Running {
+        var task: Task<Void, Never>
+        var stop: StopReason
+        var timer: Scheduled<Void>?
+    }
+
+    private let agent: AgentState
+    private var decoder: FrameDecoder
+    private var handshake: AgentHandshake
+    private var running: [Int: Running] = [:]
+    private var closing = false
+    /// The largest frame the client accepts, from its hello.
+    private var clientMaximumFrame = Frame.defaultMaximumLength
+
+    init(agent: AgentState) {
+        self.agent = agent
+        self.decoder = FrameDecoder(maximumLength: agent.maximumFrameLength)
+        self.handshake = AgentHandshake(token: agent.token)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        guard !closing else { return }
+        decoder.append(buffer.readableBytesView)
+        while !closing {
+            let payload: [UInt8]?
+            do {
+                payload = try decoder.next()
+            } catch {
+                fatal(error, context: context)
+                return
+            }
+            guard let payload else { return }
+            handle(payload, context: context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        stopAll()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func stopAll() {
+        for request in running.values {
+            request.stop.set(StopReason.disconnected)
+            request.task.cancel()
+            request.timer?.cancel()
+        }
+    }
+
+    private func handle(_ payload: [UInt8], context: ChannelHandlerContext) {
+        let value: JSONValue
+        do {
+            value = try Message.decodeJSON(payload: payload)
+        } catch {
+            fatal(error, context: context)
+            return
+        }
+        let message: Message
+        do {
+            message = try Message.decode(value)
+            try handshake.receive(message)
+        } catch {
+            if handshake.state == .awaitingHello {
+                fatal(error, context: context)
+            } else {
+                write(.error(Message.Failure(id: Message.echoedRequestID(in: value), error: error)), context: context)
+            }
+            return
+        }
+        dispatch(message, context: context)
+    }
+
+    private func dispatch(_ message: Message, context: ChannelHandlerContext) {
+        let agent = self.agent
+        let objects = agent.objects
+        switch message {
+        case .hello(let hello):
+            clientMaximumFrame = hello.maxFrame ?? Frame.defaultMaximumLength
+            write(agent.hello, context: context)
+        case .call(let call):
+            start(call.id, timeout: call.timeout, context: context) {
+                try await agent.function(call.function).run(call.arguments, agent)
+            }
+        case .create(let create):
+            start(create.id, timeout: nil, context: context) {
+                let type = try agent.objectType(create.objectType)
+                let reference = try await objects.create(type, arguments: create.arguments, name: create.name, reuse: create.reuse)
+                return try JSONValue(encoding: reference)
+            }
+        case .lookup(let lookup):
+            start(lookup.id, timeout: nil, context: context) {
+                try JSONValue(encoding: objects.lookup(name: lookup.name))
+            }
+        case .invoke(let invoke):
+            start(invoke.id, timeout: invoke.timeout, context: context) {
+                let actor = try objects.actor(invoke.object)
+                do {
+                    return try await objects.system.execute(on: actor, method: invoke.method, arguments: invoke.arguments)
+                } catch let error as ProtocolError {
+                    throw error
+                } catch {
+                    throw UserCodeError(underlying: error)
+                }
+            }
+        case .release(let release):
+            start(release.id, timeout: nil, context: context) {
+                try objects.release(release.object)
+                return .null
+            }
+        case .cancel(let cancel):
+            if let request = running[cancel.id] {
+                request.stop.set(.cancelled)
+                request.task.cancel()
+            }
+        case .ping(let ping):
+            write(.pong(ping), context: context)
+        case .pong:
+            break
+        case .goodbye:
+            closing = true
+            stopAll()
+            context.close(promise: nil)
+        case .result, .error, .log, .output:
+            break  // refused by the handshake state machine before dispatch
+        }
+    }
+
+    private func start(_ id: Int, timeout: Double?, context: ChannelHandlerContext, work: @escaping @Sendable () async throws -> JSONValue) {
+        guard running[id] == nil else {
+            let error = ProtocolError(.duplicateID, "request \(id) is still running; use a new id for each request")
+            write(.error(Message.Failure(id: id, error: error)), context: context)
+            return
+        }
+        let stop = StopReason()
+        let channel = context.channel
+        let eventLoop = context.eventLoop
+        let clientMaximum = clientMaximumFrame
+        let emit: @Sendable (Message) -> Void = { message in
+            guard stop.value != StopReason.disconnected else { return }
+            channel.writeAndFlush(ByteBuffer(bytes: message.encodedFrame()), promise: nil)
+        }
+        let handler = NIOLoopBound(self, eventLoop: eventLoop)
+        let task = RequestRunner.launch(id: id, work: work, stop: stop, clientMaximum: clientMaximum, emit: emit) {
+            eventLoop.execute {
+                handler.value.finished(id)
+            }
+        }
+        var timer: Scheduled<Void>?
+        if let timeout {
+            let seconds = max(0, min(timeout, 1e9))
+            timer = eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
+                stop.set(.timedOut)
+                task.cancel()
+            }
+        }
+        running[id] = Running(task: task, stop: stop, timer: timer)
+    }
+
+    private func finished(_ id: Int) {
+        running.removeValue(forKey: id)?.timer?.cancel()
+    }
+
+    private func write(_ message: Message, context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: message.encodedFrame())), promise: nil)
+    }
+
+    /// Sends an `error` without id, then closes: for bad frames and refused handshakes.
+    private func fatal(_ error: ProtocolError, context: ChannelHandlerContext) {
+        closing = true
+        let channel = context.channel
+        let frame = Message.error(Message.Failure(id: nil, error: error)).encodedFrame()
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: frame))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// Runs one request as a task and turns its outcome into the reply.
+enum RequestRunner {
+    static func launch(
+        id: Int, work: @escaping @Sendable () async throws -> JSONValue, stop: StopReason, clientMaximum: Int,
+        emit: @escaping @Sendable (Message) -> Void, finished: @escaping @Sendable () -> Void
+    ) -> Task<Void, Never> {
+        Task {
+            let reply = await perform(id: id, work: work, stop: stop, clientMaximum: clientMaximum, emit: emit)
+            emit(reply)
+            finished()
+        }
+    }
+
+    static func perform(
+        id: Int, work: @Sendable () async throws -> JSONValue, stop: StopReason, clientMaximum: Int,
+        emit: @escaping @Sendable (Message) -> Void
+    ) async -> Message {
+        do {
+            let value = try await RequestContext.$current.withValue(RequestContext(id: id, emit: emit)) {
+                try await work()
+            }
+            return fitting(value, within: clientMaximum, id: id)
+        } catch {
+            return .error(failure(error, id: id, stop: stop.value))
+        }
+    }
+
+    /// The result, or an `encode_failed` error when it is larger than the client accepts.
+    static func fitting(_ value: JSONValue, within maximum: Int, id: Int) -> Message {
+        let reply = Message.result(Message.Reply(id: id, value: value))
+        if value.approximateSize > maximum / 2, reply.encodedPayload().count > maximum {
+            let error = ProtocolError(.encodeFailed, "the result is larger than the client's maximum frame of \(maximum) bytes; return less, or fetch it in pieces")
+            return .error(Message.Failure(id: id, error: error))
+        }
+        return reply
+    }
+
+    static func failure(_ error: any Error, id: Int, stop: ProtocolError.Code?) -> Message.Failure {
+        if let stop, stop != StopReason.disconnected {
+            let text = stop == .timedOut ? "the request did not finish within its timeout" : "the request was cancelled by the client"
+            return Message.Failure(id: id, error: ProtocolError(stop, text))
+        }
+        switch error {
+        case let error as ProtocolError:
+            return Message.Failure(id: id, error: error)
+        case let error as UserCodeError:
+            return Message.Failure(
+                id: id, error: ProtocolError(.remoteError, String(describing: error.underlying)),
+                errorType: String(reflecting: type(of: error.underlying)))
+        case is CancellationError:
+            return Message.Failure(id: id, error: ProtocolError(.cancelled, "the request was cancelled"))
+        default:
+            return Message.Failure(
+                id: id, error: ProtocolError(.remoteError, String(describing: error)),
+                errorType: String(reflecting: type(of: error)))
+        }
+    }
+
+}
+
+extension JSONValue {
+    /// A cheap estimate of the encoded size, to skip measuring small replies.
+    var approximateSize: Int {
+        switch self {
+        case .null, .bool, .integer, .double:
+            return 8
+        case .string(let text):
+            return text.utf8.count
+        case .array(let elements):
+            var total = 2
+            for element in elements { total += element.approximateSize }
+            return total
+        case .object(let members):
+            var total = 2
+            for (key, member) in members {
+                total += key.utf8.count
+                total += member.approximateSize
+            }
+            return total
+        }
+    }
+}

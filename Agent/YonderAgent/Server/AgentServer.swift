@@ -1,0 +1,103 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+public import YonderCore
+import YonderProtocol
+
+/// An agent listening on a loopback port: the server behind `yonder-agent serve`, also usable
+/// in-process.
+///
+/// ```swift
+/// let server = try await AgentServer.start(functions: [Add.self], objects: [Counter.self], token: token)
+/// print(server.port)
+/// ```
+public final class AgentServer: Sendable {
+    /// The port it listens on.
+    public let port: Int
+    /// The numeric address it listens on.
+    public let host: String
+    /// The build id it reports.
+    public let build: String
+
+    private let listener: any Channel
+    private let connections: OpenConnections
+
+    private init(listener: any Channel, host: String, port: Int, build: String, connections: OpenConnections) {
+        self.listener = listener
+        self.host = host
+        self.port = port
+        self.build = build
+        self.connections = connections
+    }
+
+    /// Starts listening on `host:port` (port 0 picks a free one) with the given functions and
+    /// object types, plus the built-ins. `host` must be a numeric address: names are never
+    /// resolved.
+    public static func start(
+        functions: [any RemoteFunction.Type],
+        objects: [any RemoteObject.Type],
+        token: String,
+        host: String = "127.0.0.1",
+        port: Int = 0,
+        build: String = "dev"
+    ) async throws -> AgentServer {
+        let registry = try Registry(functions: functions, objects: objects)
+        return try await start(registry: registry, token: token, host: host, port: port, build: build)
+    }
+
+    static func start(registry: Registry, token: String, host: String, port: Int, build: String) async throws -> AgentServer {
+        guard !token.isEmpty else {
+            throw AgentError("the token is empty; give the agent a token of at least 16 random characters")
+        }
+        let address: SocketAddress
+        do {
+            address = try SocketAddress(ipAddress: host, port: port)
+        } catch {
+            throw AgentError("--host must be a numeric IP address such as 127.0.0.1, not \"\(host)\"")
+        }
+        let agent = try AgentState(registry: registry, token: token, build: build, maximumFrameLength: Frame.defaultMaximumLength)
+        let connections = OpenConnections()
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                let key = ObjectIdentifier(channel)
+                connections.channels.withLock { $0[key] = channel }
+                channel.closeFuture.whenComplete { _ in
+                    _ = connections.channels.withLock { $0.removeValue(forKey: key) }
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AgentConnectionHandler(agent: agent))
+                }
+            }
+        let listener: any Channel
+        do {
+            listener = try await bootstrap.bind(to: address).get()
+        } catch {
+            throw AgentError("cannot listen on \(host):\(port): \(error)")
+        }
+        let bound = listener.localAddress?.port ?? port
+        return AgentServer(listener: listener, host: host, port: bound, build: build, connections: connections)
+    }
+
+    /// Says goodbye to every connected client, then stops listening and closes them.
+    public func stop() async {
+        let open = connections.channels.withLock { Array($0.values) }
+        let goodbye = Message.goodbye(Message.Goodbye(reason: "the agent is shutting down")).encodedFrame()
+        for channel in open {
+            try? await channel.writeAndFlush(ByteBuffer(bytes: goodbye)).get()
+            try? await channel.close()
+        }
+        try? await listener.close()
+    }
+
+    /// Returns once the listener has closed.
+    public func waitUntilClosed() async {
+        try? await listener.closeFuture.get()
+    }
+}
+
+/// The server's open connections, so that shutting down can say goodbye to each.
+final class OpenConnections: Sendable {
+    let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+}

@@ -1,0 +1,72 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Distributed
+import YonderCore
+import YonderProtocol
+
+/// What every connection of one agent shares: the registry, the object table, and who the
+/// agent is.
+final class AgentState: Sendable {
+    static let name = "yonder-agent"
+    static let version = "0.1.0"
+
+    let build: String
+    let objects = ObjectTable()
+    let token: String
+    let maximumFrameLength: Int
+    private let started = ContinuousClock.now
+
+    init(registry: Registry, token: String, build: String, maximumFrameLength: Int) throws(AgentError) {
+        self.build = build
+        self.token = token
+        self.maximumFrameLength = maximumFrameLength
+        var withBuiltins = registry
+        for entry in Builtins.entries {
+            try withBuiltins.add(entry)
+        }
+        self.registryWithBuiltins = withBuiltins
+    }
+
+    /// The user's functions and object types plus the built-ins.
+    private let registryWithBuiltins: Registry
+
+    func function(_ name: String) throws(ProtocolError) -> FunctionEntry {
+        guard let entry = registryWithBuiltins.functions[name] else {
+            throw ProtocolError(.unknownFunction, "this agent has no function \"\(name)\"; it has \(registryWithBuiltins.functions.keys.sorted().joined(separator: ", ")). Is the agent built from the same source as the app?", path: ["function"])
+        }
+        return entry
+    }
+
+    func objectType(_ name: String) throws(ProtocolError) -> ObjectTypeEntry {
+        guard let entry = registryWithBuiltins.objectTypes[name] else {
+            let known = registryWithBuiltins.objectTypes.keys.sorted()
+            throw ProtocolError(.unknownObjectType, "this agent has no object type \"\(name)\"; it has \(known.isEmpty ? "none" : known.joined(separator: ", "))", path: ["objectType"])
+        }
+        return entry
+    }
+
+    var hello: Message {
+        .hello(Message.Hello(name: Self.name, version: Self.version, build: build, maxFrame: maximumFrameLength))
+    }
+
+    /// Seconds since the agent started.
+    var uptime: Double {
+        let elapsed = (ContinuousClock.now - started).components
+        let seconds = Double(elapsed.seconds)
+        let fraction = Double(elapsed.attoseconds) / 1_000_000_000_000_000_000
+        return seconds + fraction
+    }
+
+    func info() -> AgentInfo {
+        AgentInfo(
+            name: Self.name, version: Self.version, build: build, protocol: Message.protocolVersion,
+            pid: Int(getpid()), hostname: Builtins.hostname, os: Builtins.operatingSystem,
+            uptime: uptime,
+            functions: registryWithBuiltins.functions.keys.sorted(),
+            objectTypes: registryWithBuiltins.objectTypes.keys.sorted(),
+            objects: objects.references)
+    }
+}

@@ -95,6 +95,26 @@ let package = Package(
             swiftSettings: upcoming
         ),
 
+        // MARK: Examples
+        .target(
+            name: "QuickStartShared",
+            dependencies: ["YonderCore", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/QuickStartShared",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "quickstart-agent",
+            dependencies: ["QuickStartShared", "YonderAgent"],
+            path: "Examples/QuickStartAgent",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "yonder-quickstart",
+            dependencies: ["QuickStartShared", "Yonder"],
+            path: "Examples/QuickStart",
+            swiftSettings: upcoming
+        ),
+
         // MARK: Tests
         .target(
             name: "TestSupport",

@@ -7,7 +7,7 @@ bash scripts/setup.sh
 
 log() { printf '[demo %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 log "building (release)"
-swift build -c release --product yonder-agent
+swift build -c release --product quickstart-agent
 swift build -c release --product yonder-quickstart
 log "running the quick start"
 exec "$(swift build -c release --show-bin-path)/yonder-quickstart"

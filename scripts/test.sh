@@ -15,5 +15,8 @@ log "building the static agent (release, -static-executable)"
 swift build -c release --scratch-path .build-static --product yonder-agent -Xswiftc -static-executable
 export YONDER_STATIC_AGENT="$PWD/.build-static/release/yonder-agent"
 
+log "conformance: an independent Python client written from protocol/PROTOCOL.md"
+python3 Tests/Conformance/conformance.py "$(swift build --show-bin-path)/yonder-test-agent"
+
 log "running tests"
 swift test --skip-build

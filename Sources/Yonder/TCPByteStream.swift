@@ -24,7 +24,7 @@ public final class TCPByteStream: ByteStream {
         let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.milliseconds(milliseconds))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {

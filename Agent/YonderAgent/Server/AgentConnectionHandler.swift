@@ -1,4 +1,5 @@
 import Distributed
+import Logging
 import NIOCore
 import Synchronization
 import YonderCore
@@ -71,8 +72,11 @@ final class AgentConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        Self.logger.warning("closing a connection after an error: \(error)")
         context.close(promise: nil)
     }
+
+    private static let logger = Logger(label: "yonder.agent.connection")
 
     private func stopAll() {
         for request in running.values {

@@ -7,23 +7,13 @@ internal import Foundation
 extension JSONValue {
     /// Encodes any `Encodable` value as a JSON value.
     public init(encoding value: some Encodable) throws(ProtocolError) {
-        do {
-            let data = try JSONEncoder().encode(value)
-            self = try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch {
-            throw ProtocolError(.encodeFailed, "could not encode a \(type(of: value)) as JSON: \(error)")
-        }
+        self = try JSONBytes.encode(value)
     }
 
     /// Decodes this JSON value as `type`. A failure is `decode_failed` with the coding path
     /// of the field that did not match, prefixed by `path`.
     public func decode<T: Decodable>(as type: T.Type, path prefix: [String] = []) throws(ProtocolError) -> T {
-        let data: Data
-        do {
-            data = try JSONEncoder().encode(self)
-        } catch {
-            throw ProtocolError(.internal, "could not re-encode a JSON value: \(error)")
-        }
+        let data = Data(JSONBytes.bytes(self))
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {

@@ -18,12 +18,7 @@ extension Message {
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
         }
-        let value: JSONValue
-        do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
-        } catch {
-            throw ProtocolError(.invalidJSON, "the frame's payload is not valid JSON")
-        }
+        let value = try JSONBytes.parse(bytes)
         guard case .object = value else {
             throw ProtocolError(.notAnObject, "a message must be a JSON object, not \(value.typeName)")
         }
@@ -182,14 +177,14 @@ extension Message {
 
     /// This message as a frame payload (UTF-8 JSON, no length prefix).
     public func encodedPayload() -> [UInt8] {
-        // Encoding a JSONValue cannot fail: it holds no non-finite doubles by construction
-        // of the decoder, and callers that build doubles by hand get a clear crash in debug.
-        (try? [UInt8](JSONEncoder().encode(json))) ?? Array(#"{"type":"error","code":"internal","message":"unencodable message"}"#.utf8)
+        // Encoding a JSONValue cannot fail; a non-finite double, which JSON cannot hold, is
+        // written as null.
+        JSONBytes.bytes(json)
     }
 
     /// This message as a complete frame: length prefix and payload.
     public func encodedFrame() -> [UInt8] {
-        Frame.encode(payload: encodedPayload())
+        JSONBytes.frame(json)
     }
 }
 
@@ -312,6 +307,6 @@ extension Message {
 extension Message {
     /// Any JSON value as compact UTF-8 JSON text.
     public static func jsonText(_ value: JSONValue) -> [UInt8] {
-        (try? [UInt8](JSONEncoder().encode(value))) ?? Array("null".utf8)
+        JSONBytes.bytes(value)
     }
 }

@@ -1,9 +1,8 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+internal import FoundationEssentials
 #else
-import Foundation
+internal import Foundation
 #endif
-import YonderProtocol
 
 /// Converts between `JSONValue` and UTF-8 JSON text without going through `Codable`.
 ///

@@ -12,7 +12,7 @@ log "building (debug, with tests)"
 swift build --build-tests
 
 log "building the static agent (release, -static-executable)"
-swift build -c release --scratch-path .build-static --product yonder-agent -Xswiftc -static-executable
+swift build -c release --scratch-path .build-static --product yonder-agent -Xswiftc -static-executable -Xlinker -s
 export YONDER_STATIC_AGENT="$PWD/.build-static/release/yonder-agent"
 
 log "conformance: an independent Python client written from protocol/PROTOCOL.md"

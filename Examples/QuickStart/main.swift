@@ -6,38 +6,13 @@ import Foundation
 import QuickStartShared
 import Yonder
 
-/// Starts the quick start's agent beside this executable and returns its port.
-func startAgent(token: String) throws -> (Process, Int) {
-    let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-    let process = Process()
-    process.executableURL = here.appendingPathComponent("quickstart-agent")
-    process.arguments = ["serve", "--port", "0", "--token-env", "QUICKSTART_TOKEN", "--build", "quickstart"]
-    process.environment = ProcessInfo.processInfo.environment.merging(["QUICKSTART_TOKEN": token]) { $1 }
-    let output = Pipe()
-    process.standardOutput = output
-    try process.run()
-    var buffer = Data()
-    while !buffer.contains(UInt8(ascii: "\n")) {
-        let chunk = output.fileHandleForReading.availableData
-        if chunk.isEmpty { break }
-        buffer.append(chunk)
-    }
-    struct Listening: Decodable { var event: String; var port: Int }
-    guard let line = buffer.split(separator: UInt8(ascii: "\n")).first,
-        let listening = try? JSONDecoder().decode(Listening.self, from: Data(line)), listening.event == "listening"
-    else {
-        process.terminate()
-        throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "quickstart-agent did not start"])
-    }
-    return (process, listening.port)
-}
+let agent = try LocalAgent.start(
+    executable: LocalAgent.besideThisProgram("quickstart-agent"), arguments: ["--build", "quickstart"],
+    standardError: FileHandle(forWritingAtPath: "/dev/null"))
+defer { agent.stop() }
+print("agent started, pid \(agent.pid), port \(agent.port)")
 
-let token = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
-let (agentProcess, port) = try startAgent(token: token)
-defer { agentProcess.terminate(); agentProcess.waitUntilExit() }
-print("agent started, pid \(agentProcess.processIdentifier), port \(port)")
-
-let connection = try await Connection.connect(port: port, token: token)
+let connection = try await agent.connect()
 print("connected to \(connection.agent.name) \(connection.agent.version)")
 
 let sum = try await connection.run(Add.self, [1, 2, 3])
@@ -52,7 +27,7 @@ let counter = try await connection.create(Counter.self, .init(start: 10), name: 
 print("counter.increment(by: 5) = \(try await counter.increment(by: 5))")
 
 // A second connection (it could be another process) re-attaches to the named object.
-let second = try await Connection.connect(port: port, token: token)
+let second = try await agent.connect()
 let again = try await second.lookup(Counter.self, named: "c1")
 print("looked up c1 from a second connection: increment(by: 1) = \(try await again.increment(by: 1))")
 

@@ -41,11 +41,11 @@ struct Local: AsyncParsableCommand {
 
     func run() async throws {
         let echo = try EchoBaseline.measure(iterations: iterations, warmup: warmup)
-        let process = try BenchAgent.start(path: agent ?? BenchAgent.besideThisProgram())
+        let process = try LocalAgent.start(executable: agent ?? LocalAgent.besideThisProgram("yonder-agent"))
         defer { process.stop() }
         var configuration = Connection.Configuration()
         configuration.keepAliveInterval = nil
-        let connection = try await Connection.connect(port: process.port, token: process.token, configuration: configuration)
+        let connection = try await process.connect(configuration: configuration)
 
         for _ in 0..<warmup { _ = try await connection.call("yonder.ping") }
         let clock = ContinuousClock()
@@ -220,48 +220,3 @@ enum EchoBaseline {
     }
 }
 
-/// The release agent, started on a free loopback port with a random token.
-struct BenchAgent {
-    let process: Process
-    let port: Int
-    let token: String
-
-    static func besideThisProgram() -> String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("yonder-agent").path
-    }
-
-    static func start(path: String) throws -> BenchAgent {
-        let token = "bench-\(UInt64.random(in: 1...UInt64.max))"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--token-env", "YONDER_BENCH_TOKEN"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["YONDER_BENCH_TOKEN"] = token
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        var line: [UInt8] = []
-        while !line.contains(UInt8(ascii: "\n")) {
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            line += data
-        }
-        struct Listening: Decodable { var event: String; var port: Int }
-        guard let newline = line.firstIndex(of: UInt8(ascii: "\n")),
-            let listening = try? JSONDecoder().decode(Listening.self, from: Data(line[..<newline])),
-            listening.event == "listening"
-        else {
-            process.terminate()
-            throw ValidationError("\(path) did not report listening; it printed: \(String(decoding: line, as: UTF8.self))")
-        }
-        return BenchAgent(process: process, port: listening.port, token: token)
-    }
-
-    func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
-    }
-}

@@ -1,2 +1,0 @@
-import CLibSSH2
-// Placeholder: filled in by its own work item.

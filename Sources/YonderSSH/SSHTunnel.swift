@@ -1,0 +1,81 @@
+internal import CLibSSH2
+
+/// A TCP connection made by the server to a host and port on its side (a direct-tcpip
+/// channel), used as a two-way byte stream: what `ssh -L` forwards, without a local socket.
+///
+/// One task may read while another writes. Cancelling a task blocked in ``read(maxLength:)``
+/// or ``write(_:)`` closes the tunnel.
+public final class SSHTunnel: Sendable {
+    let core: ChannelCore
+    /// The session the tunnel runs on (kept alive while the tunnel is).
+    public let session: SSHSession
+    /// The host the server connected to, as the server resolves it.
+    public let host: String
+    /// The port the server connected to.
+    public let port: Int
+
+    init(core: ChannelCore, session: SSHSession, host: String, port: Int) {
+        self.core = core
+        self.session = session
+        self.host = host
+        self.port = port
+    }
+
+    deinit {
+        let core = core
+        session.onLoop { loop in core.close(reason: SSHError.closed(core.label), loop: loop) }
+    }
+
+    /// Waits for bytes and returns at most `maxLength` of them; nil once the far side has
+    /// closed and every byte has been read.
+    public func read(maxLength: Int) async throws -> [UInt8]? {
+        let core = core
+        return try await session.withChannelCancellation(core) {
+            try await session.onLoop { loop, resume in
+                core.read(stream: 0, maxLength: maxLength, loop: loop, resume: resume)
+            }
+        }
+    }
+
+    /// Writes all of `bytes`, returning once libssh2 has taken them.
+    public func write(_ bytes: [UInt8]) async throws {
+        let core = core
+        try await session.withChannelCancellation(core) {
+            try await session.onLoop { loop, resume in core.write(bytes, stream: 0, loop: loop, resume: resume) }
+        }
+    }
+
+    /// Sends end-of-file: the far side reads EOF, and can still answer.
+    public func closeWrite() async {
+        let core = core
+        session.onLoop { loop in core.closeInput(loop: loop) }
+    }
+
+    /// Closes both directions. A pending read returns nil or throws. Safe to call twice.
+    public func close() async {
+        let core = core
+        session.onLoop { loop in core.close(reason: SSHError.closed(core.label), loop: loop) }
+    }
+}
+
+extension SSHSession {
+    /// Asks the server to open a TCP connection to `host`:`port` (resolved on the server's
+    /// side, so "127.0.0.1" is the server's own loopback).
+    public func openTunnel(host: String, port: Int) async throws -> SSHTunnel {
+        guard (1...65535).contains(port) else {
+            throw SSHError(.invalidArgument, "tunnel port \(port) is not between 1 and 65535")
+        }
+        let label = "tunnel to \(host):\(port) via \(configuration.destination)"
+        let core = try await openChannel(kind: .tunnel, label: label, open: { loop in
+            host.withCString { pointer in
+                libssh2_channel_direct_tcpip_ex(loop.raw, pointer, Int32(port), "127.0.0.1", 22)
+            }
+        }, setup: [{ raw in
+            // Widen the window past libssh2's 2 MiB default so bulk transfers keep flowing.
+            var window: UInt32 = 0
+            let rc = libssh2_channel_receive_window_adjust2(raw, UInt(ChannelCore.receiveWindow), 1, &window)
+            return rc == LIBSSH2_ERROR_EAGAIN ? rc : 0
+        }])
+        return SSHTunnel(core: core, session: self, host: host, port: port)
+    }
+}

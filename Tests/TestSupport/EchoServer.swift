@@ -1,0 +1,74 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A TCP echo server on 127.0.0.1 for tunnel tests and benchmarks: every connection gets
+/// back exactly what it sends, on its own thread.
+public final class EchoServer: @unchecked Sendable {
+    // Safe: `port` and `listener` are set in init and then only read; `connections` is
+    // behind `lock`.
+    public let port: Int
+    private let listener: Int32
+    private let lock = NSLock()
+    private var connections = 0
+
+    public init() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.listener = listener
+        guard listener >= 0 else { throw RawFrameError("socket() failed") }
+        var one: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) }
+        }
+        guard bound == 0, listen(listener, 512) == 0 else { throw RawFrameError("bind/listen failed") }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [weak self] in
+            while true {
+                let fd = accept(listener, nil, nil)
+                if fd < 0 { return }
+                self?.lock.withLock { self?.connections += 1 }
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                let worker = Thread {
+                    var buffer = [UInt8](repeating: 0, count: 256 << 10)
+                    while true {
+                        let n = read(fd, &buffer, buffer.count)
+                        if n <= 0 { break }
+                        var sent = 0
+                        while sent < n {
+                            let m = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + sent, n - sent) }
+                            if m <= 0 { break }
+                            sent += m
+                        }
+                        if sent < n { break }
+                    }
+                    close(fd)
+                }
+                worker.stackSize = 512 << 10
+                worker.start()
+            }
+        }
+        thread.start()
+    }
+
+    /// How many connections it has accepted.
+    public var acceptedConnections: Int { lock.withLock { connections } }
+
+    /// Stops accepting (open connections keep echoing until their peer closes).
+    public func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    deinit { stop() }
+}

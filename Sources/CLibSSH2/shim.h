@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <libssh2.h>
 #include <libssh2_sftp.h>
 
@@ -23,13 +24,17 @@ typedef struct yonder_ssh_inbound {
     unsigned long long taken;   // bytes handed to libssh2 so far
     int closed;                 // the server closed the connection
     int error;                  // errno of a failed recv, or 0
+    int socket;                 // the session's socket
 } yonder_ssh_inbound;
 
 static inline ssize_t yonder_ssh_recv(libssh2_socket_t socket, void *buffer, size_t length,
                                       int flags, void **abstract) {
-    (void)socket;
-    (void)flags;
     yonder_ssh_inbound *in = (yonder_ssh_inbound *)*abstract;
+    if (socket != in->socket) {
+        // libssh2 reads its ssh-agent connection through the same callback.
+        ssize_t n = recv(socket, buffer, length, flags);
+        return n < 0 ? -errno : n;
+    }
     size_t available = in->end - in->start;
     if (available == 0) {
         if (in->error) return -in->error;

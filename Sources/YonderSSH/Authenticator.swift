@@ -67,9 +67,16 @@ enum Authenticator {
                     ? "the key could not be read (it may need a passphrase, or its format is not supported)"
                     : "the key could not be read (wrong passphrase, or its format is not supported)")
             default:
-                return .some("refused by the server")
+                return .some(isRSA(path)
+                    ? "refused by the server (libssh2 1.10 signs with RSA/SHA-1, which OpenSSH 8.8 and later refuse unless PubkeyAcceptedAlgorithms allows ssh-rsa; an ed25519 key avoids this)"
+                    : "refused by the server")
             }
         }
+    }
+
+    private static func isRSA(_ path: String) -> Bool {
+        guard let text = try? String(contentsOfFile: path + ".pub", encoding: .utf8) else { return false }
+        return text.hasPrefix("ssh-rsa ")
     }
 
     /// Tries each identity the agent holds. Returns nil on success, else why none worked.

@@ -82,7 +82,7 @@ final class SessionLoop: @unchecked Sendable {
                 let inbound = UnsafeMutablePointer<yonder_ssh_inbound>.allocate(capacity: 1)
                 inbound.initialize(to: yonder_ssh_inbound(
                     data: UnsafeMutablePointer<UInt8>.allocate(capacity: inboundCapacity),
-                    capacity: inboundCapacity, start: 0, end: 0, taken: 0, closed: 0, error: 0))
+                    capacity: inboundCapacity, start: 0, end: 0, taken: 0, closed: 0, error: 0, socket: socket))
                 guard let raw = yonder_ssh_session_new(inbound) else {
                     close(socket)
                     inbound.pointee.data.deallocate()

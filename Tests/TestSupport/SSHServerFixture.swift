@@ -106,6 +106,7 @@ public final class SSHServerFixture: @unchecked Sendable {
                 MaxSessions 200
                 MaxStartups 200
                 AcceptEnv YONDER_*
+                PubkeyAcceptedAlgorithms +ssh-rsa
                 LogLevel ERROR
                 Subsystem sftp internal-sftp
 
@@ -166,23 +167,49 @@ public final class SSHServerFixture: @unchecked Sendable {
     }
 
     /// Runs a tool to its end and returns its standard output; throws on a non-zero status.
+    /// Uses posix_spawn and waitpid, which work from any thread, async tests included.
     @discardableResult
-    public static func runTool(_ path: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw RawFrameError("\(path) \(arguments.joined(separator: " ")) failed: \(String(decoding: errors, as: UTF8.self))")
+    public static func runTool(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> String {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-tool-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let pid = try spawn(path, arguments, environment: environment, output: output.path)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw RawFrameError("\(path) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
         }
-        return String(decoding: output, as: UTF8.self)
+        return text
+    }
+
+    /// Starts a process with stdout and stderr going to `output` (or /dev/null); returns its pid.
+    public static func spawn(_ path: String, _ arguments: [String], environment: [String: String]? = nil, output: String? = nil) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for arg in argv { free(arg) } }
+        let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for entry in env { free(entry) } }
+        // A child inherits the signal mask of the spawning thread, and the threads tests run
+        // on block signals: start it with none blocked and default handlers.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, env)
+        guard rc == 0 else { throw RawFrameError("cannot start \(path): \(String(cString: strerror(rc)))") }
+        return pid
     }
 
     /// A port that was free a moment ago on 127.0.0.1.

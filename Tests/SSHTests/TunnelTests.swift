@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+import TestSupport
+import YonderSSH
+
+@Suite(.serialized, .enabled(if: SSHServerFixture.shouldRun))
+struct TunnelTests {
+    let server: SSHServerFixture
+    let echo: EchoServer
+    init() throws {
+        server = try SSHServerFixture()
+        echo = try EchoServer()
+    }
+
+    @Test func echoRoundTrip() async throws {
+        let session = try await connect(server)
+        let tunnel = try await session.openTunnel(host: "127.0.0.1", port: echo.port)
+        for index in 0..<100 {
+            let message = Array("ping \(index)".utf8)
+            try await tunnel.write(message)
+            var received: [UInt8] = []
+            while received.count < message.count {
+                guard let chunk = try await tunnel.read(maxLength: 1024) else { break }
+                received += chunk
+            }
+            #expect(received == message)
+        }
+        await tunnel.close()
+        await session.close()
+    }
+
+    @Test func twoHundredMebibytesArriveIntact() async throws {
+        let session = try await connect(server)
+        let tunnel = try await session.openTunnel(host: "127.0.0.1", port: echo.port)
+        let total = 200 << 20
+        let block = patternBytes(count: 1 << 20, seed: 42)
+        var expected = Checksum()
+        for _ in 0..<(total / block.count) { expected.add(block) }
+        let writer = Task {
+            for _ in 0..<(total / block.count) { try await tunnel.write(block) }
+            await tunnel.closeWrite()
+        }
+        var received = Checksum()
+        while received.count < total {
+            guard let chunk = try await tunnel.read(maxLength: 1 << 20) else { break }
+            received.add(chunk)
+        }
+        try await writer.value
+        #expect(received.count == total)
+        #expect(received.value == expected.value)
+        await session.close()
+    }
+
+    @Test func hundredTunnelsAtOnceOnOneSession() async throws {
+        let session = try await connect(server)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<100 {
+                group.addTask {
+                    let tunnel = try await session.openTunnel(host: "127.0.0.1", port: echo.port)
+                    let message = patternBytes(count: 64 << 10, seed: UInt64(index + 1))
+                    async let sent: Void = tunnel.write(message)
+                    var received: [UInt8] = []
+                    while received.count < message.count {
+                        guard let chunk = try await tunnel.read(maxLength: 1 << 20) else { break }
+                        received += chunk
+                    }
+                    try await sent
+                    #expect(received == message, "tunnel \(index)")
+                    await tunnel.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(echo.acceptedConnections >= 100)
+        await session.close()
+    }
+
+    @Test func aClosedPortFailsWithChannelFailed() async throws {
+        let session = try await connect(server)
+        let port = try SSHServerFixture.freePort()
+        let error = await #expect(throws: SSHError.self) { try await session.openTunnel(host: "127.0.0.1", port: port) }
+        #expect(error?.code == .channelFailed)
+        #expect(error?.libssh2Code != nil)
+        // The session survives a refused channel.
+        #expect(try await session.run("echo ok").stdoutText == "ok\n")
+        await session.close()
+    }
+
+    @Test func readReturnsNilWhenTheFarSideCloses() async throws {
+        let session = try await connect(server)
+        let tunnel = try await session.openTunnel(host: "127.0.0.1", port: echo.port)
+        try await tunnel.write(Array("bye".utf8))
+        await tunnel.closeWrite()
+        var received: [UInt8] = []
+        while let chunk = try await tunnel.read(maxLength: 100) { received += chunk }
+        #expect(received == Array("bye".utf8))
+        await session.close()
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+import TestSupport
+import YonderSSH
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A server that dies or freezes mid-transfer yields `connectionLost`, never a hang.
+@Suite(.serialized, .enabled(if: SSHServerFixture.shouldRun))
+struct DeadPeerTests {
+    let server: SSHServerFixture
+    let echo: EchoServer
+    init() throws {
+        server = try SSHServerFixture()
+        echo = try EchoServer()
+    }
+
+    /// Streams through a tunnel until `disrupt` runs after 8 MiB; returns the error the
+    /// transfer ended with and how long after the disruption it came.
+    private func transferUntilFailure(session: SSHSession, disrupt: @escaping @Sendable () -> Void) async throws -> (SSHError?, Duration) {
+        let tunnel = try await session.openTunnel(host: "127.0.0.1", port: echo.port)
+        let block = patternBytes(count: 256 << 10, seed: 3)
+        let writer = Task {
+            while true { try await tunnel.write(block) }
+        }
+        var received = 0
+        var disruptedAt: ContinuousClock.Instant?
+        var failure: SSHError?
+        do {
+            while true {
+                guard let chunk = try await tunnel.read(maxLength: 1 << 20) else { break }
+                received += chunk.count
+                if disruptedAt == nil && received >= 8 << 20 {
+                    disruptedAt = .now
+                    disrupt()
+                }
+            }
+        } catch let error as SSHError {
+            failure = error
+        }
+        writer.cancel()
+        _ = await writer.result
+        return (failure, ContinuousClock.now - (disruptedAt ?? .now))
+    }
+
+    @Test func killedServerGivesConnectionLost() async throws {
+        let session = try await SSHSession.connect(configuration(server, keepAlive: .seconds(1)))
+        let server = server
+        let (error, elapsed) = try await transferUntilFailure(session: session) { server.signalAll(SIGKILL) }
+        #expect(error?.code == .connectionLost)
+        #expect(elapsed < .seconds(3), "took \(elapsed)")
+        // Everything on the session now fails the same way, at once.
+        let after = await #expect(throws: SSHError.self) { try await session.run("true") }
+        #expect(after?.code == .connectionLost)
+    }
+
+    @Test func frozenServerIsDetectedWithinTheKeepAliveBound() async throws {
+        // Keep-alive every second, lost after 3 silent seconds.
+        let session = try await SSHSession.connect(configuration(server, keepAlive: .seconds(1)))
+        let server = server
+        defer { server.signalAll(SIGCONT) }
+        let (error, elapsed) = try await transferUntilFailure(session: session) { server.signalAll(SIGSTOP) }
+        #expect(error?.code == .connectionLost)
+        #expect(error?.description.contains("keep-alive") == true)
+        #expect(elapsed < .seconds(6), "took \(elapsed)")
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+import TestSupport
+import YonderSSH
+
+@Suite(.serialized, .enabled(if: SSHServerFixture.shouldRun))
+struct SFTPTests {
+    let server: SSHServerFixture
+    init() throws { server = try SSHServerFixture() }
+
+    private func localFile(_ name: String) -> String { server.folder.appendingPathComponent(name).path }
+
+    /// Writes `mebibytes` of pattern bytes to a local file and returns their checksum.
+    private func makeFile(_ path: String, mebibytes: Int) throws -> Checksum {
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        var sum = Checksum()
+        for index in 0..<mebibytes {
+            let block = patternBytes(count: 1 << 20, seed: UInt64(index + 1))
+            sum.add(block)
+            try handle.write(contentsOf: Data(block))
+        }
+        return sum
+    }
+
+    private func checksum(of path: String) throws -> Checksum {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        var sum = Checksum()
+        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty { sum.add(data) }
+        return sum
+    }
+
+    @Test func twoHundredMebibyteRoundTrip() async throws {
+        let source = localFile("big.bin")
+        let expected = try makeFile(source, mebibytes: 200)
+        let session = try await connect(server)
+        let sftp = try await session.sftp()
+        let remote = server.folder.appendingPathComponent("remote/deep/big.bin").path
+        try await sftp.makeDirectory(server.folder.appendingPathComponent("remote/deep").path)
+        let reports = ProgressLog()
+        try await sftp.upload(from: source, to: remote, mode: 0o640) { sent, total in reports.add(sent, total) }
+        #expect(reports.last?.0 == Int64(200 << 20))
+        #expect(reports.last?.1 == Int64(200 << 20))
+        #expect(reports.count > 2)
+        let attributes = try #require(try await sftp.attributes(remote))
+        #expect(attributes.size == UInt64(200 << 20))
+        #expect(attributes.permissions == 0o640)
+        #expect(!attributes.isDirectory)
+        // No temporary file is left beside it.
+        let siblings = try FileManager.default.contentsOfDirectory(atPath: server.folder.appendingPathComponent("remote/deep").path)
+        #expect(siblings == ["big.bin"])
+
+        let back = localFile("back.bin")
+        try await sftp.download(from: remote, to: back)
+        let received = try checksum(of: back)
+        #expect(received.count == expected.count)
+        #expect(received.value == expected.value)
+        await sftp.close()
+        await session.close()
+    }
+
+    @Test func uploadReplacesAnExistingFileAndRemoveDeletesIt() async throws {
+        let session = try await connect(server)
+        let sftp = try await session.sftp()
+        let remote = server.folder.appendingPathComponent("replace.txt").path
+        for text in ["first version", "second"] {
+            let source = localFile("source.txt")
+            try text.write(toFile: source, atomically: true, encoding: .utf8)
+            try await sftp.upload(from: source, to: remote, mode: 0o755)
+            #expect(try String(contentsOfFile: remote, encoding: .utf8) == text)
+        }
+        #expect(try await sftp.attributes(remote)?.permissions == 0o755)
+        try await sftp.remove(remote)
+        #expect(try await sftp.attributes(remote) == nil)
+        try await sftp.remove(remote)  // removing a missing file is fine
+        await session.close()
+    }
+
+    @Test func makeDirectoryIsIdempotentAndRefusesAFileInTheWay() async throws {
+        let session = try await connect(server)
+        let sftp = try await session.sftp()
+        let folder = server.folder.appendingPathComponent("a/b/c").path
+        try await sftp.makeDirectory(folder)
+        try await sftp.makeDirectory(folder)
+        #expect(try await sftp.attributes(folder)?.isDirectory == true)
+        let file = server.folder.appendingPathComponent("plain").path
+        try "x".write(toFile: file, atomically: true, encoding: .utf8)
+        let error = await #expect(throws: SSHError.self) { try await sftp.makeDirectory(file + "/below") }
+        #expect(error?.code == .sftpFailed)
+        await session.close()
+    }
+
+    @Test func errorsNameThePathAndLeaveNothingBehind() async throws {
+        let session = try await connect(server)
+        let sftp = try await session.sftp()
+        let missing = server.folder.appendingPathComponent("nope.bin").path
+        let download = await #expect(throws: SSHError.self) { try await sftp.download(from: missing, to: localFile("nope.local")) }
+        #expect(download?.code == .sftpFailed)
+        #expect(download?.description.contains(missing) == true)
+        #expect(!FileManager.default.fileExists(atPath: localFile("nope.local")))
+
+        let source = localFile("small.txt")
+        try "hello".write(toFile: source, atomically: true, encoding: .utf8)
+        let intoNothing = server.folder.appendingPathComponent("no/such/folder/file").path
+        let upload = await #expect(throws: SSHError.self) { try await sftp.upload(from: source, to: intoNothing) }
+        #expect(upload?.sftpStatus != nil)
+
+        let noLocal = await #expect(throws: SSHError.self) { try await sftp.upload(from: localFile("absent"), to: missing) }
+        #expect(noLocal?.code == .localFile)
+        await session.close()
+    }
+}
+
+/// Progress reports, collected from any thread.
+final class ProgressLog: @unchecked Sendable {
+    // Safe: behind `lock`.
+    private let lock = NSLock()
+    private var reports: [(Int64, Int64)] = []
+    func add(_ done: Int64, _ total: Int64) { lock.withLock { reports.append((done, total)) } }
+    var count: Int { lock.withLock { reports.count } }
+    var last: (Int64, Int64)? { lock.withLock { reports.last } }
+}

@@ -148,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClientTests",
-            dependencies: ["Yonder", "YonderProtocol", "TestFixtures", "TestSupport"],
+            dependencies: ["Yonder", "YonderSSH", "YonderProtocol", "TestFixtures", "TestSupport"],
             path: "Tests/ClientTests",
             swiftSettings: upcoming
         ),

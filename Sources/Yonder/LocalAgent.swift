@@ -88,6 +88,13 @@ public final class LocalAgent: Sendable {
         try await Connection.connect(host: "127.0.0.1", port: port, token: token, configuration: configuration)
     }
 
+    /// Opens a connection to this agent over `stream`, such as an SSH tunnel to its port.
+    public func connect(
+        over stream: any ByteStream, endpoint: String, configuration: Connection.Configuration = Connection.Configuration()
+    ) async throws -> Connection {
+        try await Connection.open(over: stream, token: token, endpoint: endpoint, configuration: configuration)
+    }
+
     /// Sends `signal` to the agent.
     public func signal(_ signal: Int32) { kill(pid, signal) }
 

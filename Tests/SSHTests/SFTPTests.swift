@@ -10,31 +10,28 @@ struct SFTPTests {
 
     private func localFile(_ name: String) -> String { server.folder.appendingPathComponent(name).path }
 
-    /// Writes `mebibytes` of pattern bytes to a local file and returns their checksum.
-    private func makeFile(_ path: String, mebibytes: Int) throws -> Checksum {
+    private let block = patternBytes(count: 1 << 20, seed: 9)
+
+    /// Writes `mebibytes` copies of the pattern block to a local file.
+    private func makeFile(_ path: String, mebibytes: Int) throws {
         FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
-        var sum = Checksum()
-        for index in 0..<mebibytes {
-            let block = patternBytes(count: 1 << 20, seed: UInt64(index + 1))
-            sum.add(block)
-            try handle.write(contentsOf: Data(block))
-        }
-        return sum
+        let data = Data(block)
+        for _ in 0..<mebibytes { try handle.write(contentsOf: data) }
     }
 
-    private func checksum(of path: String) throws -> Checksum {
+    private func verify(_ path: String) throws -> PatternVerifier {
         let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
         defer { try? handle.close() }
-        var sum = Checksum()
-        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty { sum.add(data) }
-        return sum
+        var verifier = PatternVerifier(block: block)
+        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty { verifier.add([UInt8](data)) }
+        return verifier
     }
 
     @Test func twoHundredMebibyteRoundTrip() async throws {
         let source = localFile("big.bin")
-        let expected = try makeFile(source, mebibytes: 200)
+        try makeFile(source, mebibytes: 200)
         let session = try await connect(server)
         let sftp = try await session.sftp()
         let remote = server.folder.appendingPathComponent("remote/deep/big.bin").path
@@ -54,9 +51,15 @@ struct SFTPTests {
 
         let back = localFile("back.bin")
         try await sftp.download(from: remote, to: back)
-        let received = try checksum(of: back)
-        #expect(received.count == expected.count)
-        #expect(received.value == expected.value)
+        let received = try verify(back)
+        #expect(received.count == 200 << 20)
+        #expect(received.mismatchAt == nil)
+        // A corrupted byte would be caught.
+        var corrupted = PatternVerifier(block: block)
+        var bad = block
+        bad[1234] ^= 1
+        corrupted.add(bad)
+        #expect(corrupted.mismatchAt == 1234)
         await sftp.close()
         await session.close()
     }

@@ -13,7 +13,7 @@ func configuration(
         host: server.host, port: server.port, user: server.user,
         authentication: authentication ?? [.privateKey(path: server.clientKey)],
         hostKeys: hostKeys ?? .knownHosts(server.knownHosts),
-        connectTimeout: .seconds(10),
+        connectTimeout: .seconds(30),
         keepAliveInterval: keepAlive)
 }
 
@@ -43,14 +43,30 @@ func patternBytes(count: Int, seed: UInt64) -> [UInt8] {
     return bytes
 }
 
-/// FNV-1a over bytes, to compare large transfers without keeping both copies.
-struct Checksum {
-    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+/// Checks a stream of bytes against a repeating block, chunk by chunk (memcmp, so large
+/// transfers verify quickly even in debug builds).
+struct PatternVerifier {
+    let block: [UInt8]
     private(set) var count = 0
-    mutating func add(_ bytes: some Sequence<UInt8>) {
-        for byte in bytes {
-            value = (value ^ UInt64(byte)) &* 0x100_0000_01b3
-            count += 1
+    private(set) var mismatchAt: Int?
+
+    init(block: [UInt8]) { self.block = block }
+
+    mutating func add(_ chunk: [UInt8]) {
+        chunk.withUnsafeBytes { received in
+            block.withUnsafeBytes { expected in
+                var done = 0
+                while done < received.count {
+                    let offset = (count + done) % expected.count
+                    let n = min(received.count - done, expected.count - offset)
+                    if mismatchAt == nil && memcmp(received.baseAddress! + done, expected.baseAddress! + offset, n) != 0 {
+                        let first = (0..<n).first { received[done + $0] != expected[offset + $0] } ?? 0
+                        mismatchAt = count + done + first
+                    }
+                    done += n
+                }
+            }
         }
+        count += chunk.count
     }
 }

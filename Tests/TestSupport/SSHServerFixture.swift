@@ -50,7 +50,9 @@ public final class SSHServerFixture: @unchecked Sendable {
     public let hostFingerprint: String
     /// A known_hosts file holding the server's key under `[127.0.0.1]:PORT`.
     public let knownHosts: String
-    private let process: Process
+    private let process: pid_t
+    private let stopLock = NSLock()
+    private var reaped = false
 
     public init() throws {
         guard Self.toolsInstalled else {
@@ -62,12 +64,14 @@ public final class SSHServerFixture: @unchecked Sendable {
         user = ProcessInfo.processInfo.environment["USER"] ?? String(cString: getpwuid(getuid())!.pointee.pw_name)
         let path = { (name: String) in base.appendingPathComponent(name).path }
 
-        try Self.keygen(["-t", "ed25519", "-f", path("host_ed25519")])
-        try Self.keygen(["-t", "ed25519", "-f", path("id_ed25519")])
-        try Self.keygen(["-t", "ed25519", "-f", path("id_passphrase")], passphrase: passphrase)
-        try Self.keygen(["-t", "ecdsa", "-b", "256", "-f", path("id_ecdsa")])
-        try Self.keygen(["-t", "rsa", "-b", "3072", "-f", path("id_rsa")])
-        try Self.keygen(["-t", "ed25519", "-f", path("id_stranger")])
+        // Keys are made once per test process (RSA generation is slow) and copied per server.
+        let keys = try Self.sharedKeys()
+        for name in ["host_ed25519", "id_ed25519", "id_passphrase", "id_ecdsa", "id_rsa", "id_stranger"] {
+            for suffix in ["", ".pub"] {
+                try FileManager.default.copyItem(atPath: keys.appendingPathComponent(name + suffix).path, toPath: path(name + suffix))
+            }
+            chmod(path(name), 0o600)
+        }
         clientKey = path("id_ed25519")
         passphraseKey = path("id_passphrase")
         ecdsaKey = path("id_ecdsa")
@@ -112,16 +116,7 @@ public final class SSHServerFixture: @unchecked Sendable {
 
                 """
             try config.write(toFile: path("sshd_config"), atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Self.sshdPath)
-            process.arguments = ["-D", "-e", "-f", path("sshd_config")]
-            let log = FileHandle(forWritingAtPath: path("sshd.log")) ?? {
-                _ = FileManager.default.createFile(atPath: path("sshd.log"), contents: nil)
-                return FileHandle(forWritingAtPath: path("sshd.log"))!
-            }()
-            process.standardError = log
-            process.standardOutput = log
-            try process.run()
+            let process = try Self.spawn(Self.sshdPath, ["-D", "-e", "-f", path("sshd_config")], output: path("sshd.log"))
             if Self.waitForListener(port: port, process: process) {
                 self.port = port
                 self.process = process
@@ -129,8 +124,8 @@ public final class SSHServerFixture: @unchecked Sendable {
                 try "[127.0.0.1]:\(port) \(hostPublicKey)\n".write(toFile: path("known_hosts"), atomically: true, encoding: .utf8)
                 return
             }
-            if process.isRunning { process.terminate() }
-            process.waitUntilExit()
+            kill(process, SIGKILL)
+            waitpid(process, nil, 0)
             lastError = (try? String(contentsOfFile: path("sshd.log"), encoding: .utf8)) ?? ""
         }
         throw RawFrameError("sshd did not start: \(lastError)")
@@ -142,18 +137,23 @@ public final class SSHServerFixture: @unchecked Sendable {
     }
 
     /// The listener's process id.
-    public var pid: Int32 { process.processIdentifier }
+    public var pid: Int32 { process }
 
     /// Kills sshd and every process it forked (the connections' sshd processes too).
     public func stop() {
         signalAll(SIGKILL)
-        if process.isRunning { process.waitUntilExit() }
+        stopLock.withLock {
+            if !reaped {
+                waitpid(process, nil, 0)
+                reaped = true
+            }
+        }
     }
 
     /// Sends `signal` to sshd and every process below it (SIGSTOP freezes every connection
     /// as a dead network would; SIGCONT thaws them).
     public func signalAll(_ signal: Int32) {
-        let pids = [process.processIdentifier] + Self.descendants(of: process.processIdentifier)
+        let pids = [process] + Self.descendants(of: process)
         for pid in pids where pid > 0 { kill(pid, signal) }
     }
 
@@ -161,6 +161,29 @@ public final class SSHServerFixture: @unchecked Sendable {
     public var log: String { (try? String(contentsOf: folder.appendingPathComponent("sshd.log"), encoding: .utf8)) ?? "" }
 
     // MARK: Helpers
+
+    private static let keyLock = NSLock()
+    nonisolated(unsafe) private static var keyFolder: URL?  // Safe: behind keyLock.
+
+    /// A folder of keys made on first use: host key, client keys of each type, a
+    /// passphrase-protected one and a stranger's.
+    private static func sharedKeys() throws -> URL {
+        try keyLock.withLock {
+            if let keyFolder { return keyFolder }
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-test-keys-\(getpid())")
+            try? FileManager.default.removeItem(at: folder)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let path = { (name: String) in folder.appendingPathComponent(name).path }
+            try keygen(["-t", "ed25519", "-f", path("host_ed25519")])
+            try keygen(["-t", "ed25519", "-f", path("id_ed25519")])
+            try keygen(["-t", "ed25519", "-f", path("id_passphrase")], passphrase: "correct horse battery staple")
+            try keygen(["-t", "ecdsa", "-b", "256", "-f", path("id_ecdsa")])
+            try keygen(["-t", "rsa", "-b", "3072", "-f", path("id_rsa")])
+            try keygen(["-t", "ed25519", "-f", path("id_stranger")])
+            keyFolder = folder
+            return folder
+        }
+    }
 
     static func keygen(_ arguments: [String], passphrase: String = "") throws {
         _ = try runTool(keygenPath, ["-q", "-N", passphrase, "-C", "yonder-test"] + arguments)
@@ -232,9 +255,9 @@ public final class SSHServerFixture: @unchecked Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    private static func waitForListener(port: Int, process: Process) -> Bool {
+    private static func waitForListener(port: Int, process: pid_t) -> Bool {
         for _ in 0..<200 {
-            if !process.isRunning { return false }
+            if waitpid(process, nil, WNOHANG) == process { return false }
             if canConnect(port: port) { return true }
             usleep(20_000)
         }

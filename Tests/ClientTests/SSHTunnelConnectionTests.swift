@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+import TestFixtures
+import TestSupport
+import Yonder
+import YonderSSH
+
+/// The client runtime over an SSH tunnel to an agent on the server's loopback: the path a
+/// cluster takes.
+@Suite(.serialized, .enabled(if: SSHServerFixture.shouldRun))
+struct SSHTunnelConnectionTests {
+    @Test func callsObjectsAndConcurrencyThroughATunnel() async throws {
+        let server = try SSHServerFixture()
+        let agent = try LocalAgent.start(executable: RepositoryPaths.executable("yonder-test-agent").path)
+        defer { agent.stop() }
+        let session = try await SSHSession.connect(SSHConfiguration(
+            host: server.host, port: server.port, user: server.user,
+            authentication: [.privateKey(path: server.clientKey)],
+            hostKeys: .knownHosts(server.knownHosts)))
+        let tunnel = try await session.openTunnel(host: "127.0.0.1", port: agent.port)
+        let connection = try await agent.connect(over: tunnel, endpoint: "agent via SSH")
+        #expect(try await connection.run(Add.self, [1, 2, 3]) == 6)
+        let counter = try await connection.create(Counter.self, Counter.Arguments(start: 1), name: "over-ssh")
+        #expect(try await counter.increment(by: 41) == 42)
+        let sums = try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<200 { group.addTask { try await connection.run(Add.self, [index, 1]) } }
+            return try await group.reduce(0, +)
+        }
+        #expect(sums == (0..<200).reduce(0) { $0 + $1 + 1 })
+        let big = String(repeating: "x", count: 5 << 20)
+        #expect(try await connection.run(Echo.self, big) == big)
+        await connection.close()
+        await session.close()
+    }
+
+    @Test func aWrongTokenThroughTheTunnelIsRefused() async throws {
+        let server = try SSHServerFixture()
+        let agent = try LocalAgent.start(executable: RepositoryPaths.executable("yonder-test-agent").path)
+        defer { agent.stop() }
+        let session = try await SSHSession.connect(SSHConfiguration(
+            host: server.host, port: server.port, user: server.user,
+            authentication: [.privateKey(path: server.clientKey)],
+            hostKeys: .knownHosts(server.knownHosts)))
+        let tunnel = try await session.openTunnel(host: "127.0.0.1", port: agent.port)
+        let error = await #expect(throws: YonderError.self) {
+            _ = try await Connection.open(over: tunnel, token: "wrong", endpoint: "agent via SSH")
+        }
+        #expect(error?.code == .unauthorized)
+        await session.close()
+    }
+}

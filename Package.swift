@@ -36,6 +36,13 @@ let package = Package(
             swiftSettings: upcoming
         ),
 
+        // MARK: Local servers (a private sshd, an echo server) for tests, benchmarks and the local provider
+        .target(
+            name: "YonderLocalServers",
+            path: "Sources/YonderLocalServers",
+            swiftSettings: upcoming
+        ),
+
         // MARK: The contract shared by client and agent
         .target(
             name: "YonderProtocol",
@@ -64,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "yonder-bench",
             dependencies: [
-                "Yonder", "YonderSSH",
+                "Yonder", "YonderSSH", "YonderLocalServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/yonder-bench",
@@ -118,7 +125,7 @@ let package = Package(
         // MARK: Tests
         .target(
             name: "TestSupport",
-            dependencies: ["YonderProtocol"],
+            dependencies: ["YonderProtocol", "YonderLocalServers"],
             path: "Tests/TestSupport",
             swiftSettings: upcoming
         ),

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import YonderLocalServers
 import YonderSSH
 
 #if canImport(Glibc)

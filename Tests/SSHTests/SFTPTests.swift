@@ -14,7 +14,7 @@ struct SFTPTests {
 
     /// Writes `mebibytes` copies of the pattern block to a local file.
     private func makeFile(_ path: String, mebibytes: Int) throws {
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
         let data = Data(block)

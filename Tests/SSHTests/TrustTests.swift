@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import YonderLocalServers
 import YonderSSH
 
 /// Host keys and authentication.
@@ -113,7 +114,7 @@ struct TrustTests {
 
     @Test func agentAuthentication() async throws {
         let socket = server.folder.appendingPathComponent("agent.sock").path
-        let agent = try SSHServerFixture.spawn("/usr/bin/ssh-agent", ["-D", "-a", socket])
+        let agent = try ChildProcess.spawn("/usr/bin/ssh-agent", ["-D", "-a", socket])
         defer {
             kill(agent, SIGTERM)
             waitpid(agent, nil, 0)
@@ -128,7 +129,7 @@ struct TrustTests {
     }
 
     @Test func unreachableRefusedAndTimeouts() async throws {
-        let closedPort = try SSHServerFixture.freePort()
+        let closedPort = try LocalSSHServer.freePort()
         var config = configuration(server)
         config.port = closedPort
         #expect(await connectError(config)?.code == .refused)

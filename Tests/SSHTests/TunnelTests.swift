@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import YonderLocalServers
 import YonderSSH
 
 @Suite(.serialized, .enabled(if: SSHServerFixture.shouldRun))
@@ -75,7 +76,7 @@ struct TunnelTests {
 
     @Test func aClosedPortFailsWithChannelFailed() async throws {
         let session = try await connect(server)
-        let port = try SSHServerFixture.freePort()
+        let port = try LocalSSHServer.freePort()
         let error = await #expect(throws: SSHError.self) { try await session.openTunnel(host: "127.0.0.1", port: port) }
         #expect(error?.code == .channelFailed)
         #expect(error?.libssh2Code != nil)

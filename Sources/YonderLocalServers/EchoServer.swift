@@ -17,7 +17,7 @@ public final class EchoServer: @unchecked Sendable {
     public init() throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.listener = listener
-        guard listener >= 0 else { throw RawFrameError("socket() failed") }
+        guard listener >= 0 else { throw LocalServerError("socket() failed") }
         var one: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
@@ -27,7 +27,7 @@ public final class EchoServer: @unchecked Sendable {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) }
         }
-        guard bound == 0, listen(listener, 512) == 0 else { throw RawFrameError("bind/listen failed") }
+        guard bound == 0, listen(listener, 512) == 0 else { throw LocalServerError("bind/listen failed") }
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
         }
@@ -46,7 +46,7 @@ public final class EchoServer: @unchecked Sendable {
                         if n <= 0 { break }
                         var sent = 0
                         while sent < n {
-                            let m = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + sent, n - sent) }
+                            let m = buffer.withUnsafeBytes { send(fd, $0.baseAddress! + sent, n - sent, Int32(MSG_NOSIGNAL)) }
                             if m <= 0 { break }
                             sent += m
                         }

@@ -1,0 +1,93 @@
+public import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What went wrong starting or running a local helper process or server.
+public struct LocalServerError: Error, CustomStringConvertible {
+    /// What happened and what to do.
+    public let description: String
+    /// Makes an error with a message.
+    public init(_ description: String) { self.description = description }
+}
+
+/// Starting programs with posix_spawn, which works from any thread (Foundation's `Process`
+/// can hang waiting for a child from inside Swift concurrency on Linux).
+public enum ChildProcess {
+    /// Starts `path` with stdin from /dev/null and stdout and stderr to `output` (or
+    /// /dev/null), no signal blocked and default handlers; returns its pid.
+    public static func spawn(_ path: String, _ arguments: [String], environment: [String: String]? = nil, output: String? = nil) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // A child inherits the spawning thread's signal mask, and the threads of a Swift
+        // program block signals: start it with none blocked and default handlers.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for arg in argv { free(arg) } }
+        let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for entry in env { free(entry) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, env)
+        guard rc == 0 else { throw LocalServerError("cannot start \(path): \(String(cString: strerror(rc)))") }
+        return pid
+    }
+
+    /// Runs a tool to its end and returns what it printed; throws on a non-zero status.
+    @discardableResult
+    public static func run(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> String {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-tool-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let pid = try spawn(path, arguments, environment: environment, output: output.path)
+        let status = wait(pid)
+        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw LocalServerError("\(path) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+        }
+        return text
+    }
+
+    /// Waits for `pid` to end and returns its raw wait status.
+    @discardableResult
+    public static func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return status
+    }
+
+    /// Every process below `pid`, read from /proc.
+    public static func descendants(of pid: pid_t) -> [pid_t] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        var parent: [pid_t: pid_t] = [:]
+        for entry in entries {
+            guard let child = pid_t(entry),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 2, let ppid = pid_t(fields[1]) { parent[child] = ppid }
+        }
+        var result: [pid_t] = []
+        var frontier = [pid]
+        while let next = frontier.popLast() {
+            for (child, ppid) in parent where ppid == next {
+                result.append(child)
+                frontier.append(child)
+            }
+        }
+        return result
+    }
+}

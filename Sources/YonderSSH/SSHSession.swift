@@ -68,6 +68,12 @@ public final class SSHSession: Sendable {
         }
     }
 
+    /// The version of libssh2 this process runs with.
+    public static var libssh2Version: String {
+        LibSSH2.initialize()
+        return LibSSH2.version
+    }
+
     /// Disconnects. Channels still open fail with a `closed` error.
     public func close() async {
         loop.shutdown(reason: SSHError.closed("the SSH session to \(configuration.destination)"))

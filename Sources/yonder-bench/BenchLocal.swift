@@ -89,7 +89,7 @@ struct Local: AsyncParsableCommand {
             }
             try await group.waitForAll()
         }
-        return Double(calls) / Self.seconds(ContinuousClock.now - start)
+        return Double(calls) / seconds(ContinuousClock.now - start)
     }
 
     /// Sends a `mebibytes`-sized string to `yonder.ping` and back; returns the best of three.
@@ -106,10 +106,6 @@ struct Local: AsyncParsableCommand {
             }
         }
         return best
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }
 

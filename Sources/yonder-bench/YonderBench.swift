@@ -5,6 +5,6 @@ import ArgumentParser
 struct YonderBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "yonder-bench",
-        abstract: "Measure Yonder's call latency and throughput against a baseline.",
-        subcommands: [Local.self])
+        abstract: "Measure Yonder's call latency, tunnels and transfers against a baseline.",
+        subcommands: [Local.self, SSH.self])
 }

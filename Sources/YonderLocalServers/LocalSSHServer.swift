@@ -35,7 +35,8 @@ public final class LocalSSHServer: @unchecked Sendable {
     private var reaped = false
 
     /// Starts sshd with the host key at `hostKey` (a private key file), accepting the
-    /// public keys in `authorizedKeys`. `extraConfiguration` lines are appended to sshd_config.
+    /// public keys in `authorizedKeys`. `extraConfiguration` lines (such as
+    /// "PasswordAuthentication yes") take precedence over the defaults.
     public init(folder: URL, hostKey: String, authorizedKeys: String, extraConfiguration: [String] = []) throws {
         guard Self.toolsInstalled else {
             throw LocalServerError("sshd or ssh-keygen is missing; install openssh-server and openssh-client (apt-get install openssh-server)")
@@ -52,7 +53,8 @@ public final class LocalSSHServer: @unchecked Sendable {
         var lastError = ""
         for _ in 0..<5 {
             let port = try Self.freePort()
-            let config = """
+            // sshd takes the first value it reads for a keyword: the extra lines go first.
+            let config = extraConfiguration.map { $0 + "\n" }.joined() + """
                 Port \(port)
                 ListenAddress 127.0.0.1
                 HostKey \(hostKey)
@@ -72,7 +74,7 @@ public final class LocalSSHServer: @unchecked Sendable {
                 LogLevel ERROR
                 Subsystem sftp internal-sftp
 
-                """ + extraConfiguration.map { $0 + "\n" }.joined()
+                """
             try config.write(toFile: path("sshd_config"), atomically: true, encoding: .utf8)
             let pid = try ChildProcess.spawn(Self.sshdPath, ["-D", "-e", "-f", path("sshd_config")], output: path("sshd.log"))
             if Self.waitForListener(port: port, pid: pid) {

@@ -39,7 +39,7 @@ public final class SSHServerFixture: Sendable {
     /// A key that is not in authorized_keys.
     public let strangerKey: String
 
-    public init() throws {
+    public init(extraConfiguration: [String] = []) throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-sshd-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let path = { (name: String) in folder.appendingPathComponent(name).path }
@@ -64,7 +64,7 @@ public final class SSHServerFixture: Sendable {
         // libssh2 1.10 signs with RSA/SHA-1 only; let this server accept it so RSA keys can be tested.
         server = try LocalSSHServer(
             folder: folder, hostKey: path("host_ed25519"), authorizedKeys: path("authorized_keys"),
-            extraConfiguration: ["PubkeyAcceptedAlgorithms +ssh-rsa"])
+            extraConfiguration: extraConfiguration + ["PubkeyAcceptedAlgorithms +ssh-rsa"])
     }
 
     deinit {

@@ -69,13 +69,7 @@ struct Local: AsyncParsableCommand {
             callsPerSecond: throughput, inFlight: inFlight,
             largeMiB: largeMiB, largeSeconds: large, largeMegabytesPerSecond: Double(2 * largeMiB << 20) / large / 1e6,
             iterations: iterations, agent: "\(connection.agent)")
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        } else {
-            report.printTable()
-        }
+        try report.emit(json: json)
     }
 
     static func throughput(_ connection: Connection, calls: Int, inFlight: Int) async throws -> Double {
@@ -110,7 +104,7 @@ struct Local: AsyncParsableCommand {
 }
 
 /// The figures of one run.
-struct Report: Encodable {
+struct Report: BenchReport {
     var echoP50Microseconds: Double
     var echoP99Microseconds: Double
     var pingP50Microseconds: Double

@@ -113,13 +113,7 @@ struct SSH: AsyncParsableCommand {
             tunnelThroughputRatio: opensshBulk / oursBulk,
             oursSFTPMBps: megabytes / sftpSeconds, scpMBps: megabytes / scpSeconds,
             uploadThroughputRatio: scpSeconds / sftpSeconds)
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        } else {
-            report.printTable()
-        }
+        try report.emit(json: json)
     }
 
     private func log(_ text: String) {
@@ -178,6 +172,23 @@ struct SSH: AsyncParsableCommand {
 
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+/// The figures of one benchmark run, printed as a table or as JSON.
+protocol BenchReport: Encodable {
+    func printTable()
+}
+
+extension BenchReport {
+    func emit(json: Bool) throws {
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(self), as: UTF8.self))
+        } else {
+            printTable()
+        }
+    }
 }
 
 /// A blocking loopback TCP client with TCP_NODELAY: the baseline's side of `ssh -L`.
@@ -248,7 +259,7 @@ struct BlockingSocket {
     }
 }
 
-struct SSHReport: Encodable {
+struct SSHReport: BenchReport {
     var cipher: String
     var mac: String
     var libssh2: String

@@ -9,15 +9,24 @@ import YonderSSH
 /// cluster takes.
 @Suite(.serialized, .enabled(if: SSHServerFixture.shouldRun))
 struct SSHTunnelConnectionTests {
-    @Test func callsObjectsAndConcurrencyThroughATunnel() async throws {
+    /// An sshd, a test agent beside it, a session and a tunnel to the agent's port.
+    static func tunnelToAgent() async throws -> (SSHServerFixture, LocalAgent, SSHSession, SSHTunnel) {
         let server = try SSHServerFixture()
         let agent = try LocalAgent.start(executable: RepositoryPaths.executable("yonder-test-agent").path)
-        defer { agent.stop() }
         let session = try await SSHSession.connect(SSHConfiguration(
             host: server.host, port: server.port, user: server.user,
             authentication: [.privateKey(path: server.clientKey)],
             hostKeys: .knownHosts(server.knownHosts)))
         let tunnel = try await session.openTunnel(host: "127.0.0.1", port: agent.port)
+        return (server, agent, session, tunnel)
+    }
+
+    @Test func callsObjectsAndConcurrencyThroughATunnel() async throws {
+        let (server, agent, session, tunnel) = try await Self.tunnelToAgent()
+        defer {
+            agent.stop()
+            server.stop()
+        }
         let connection = try await agent.connect(over: tunnel, endpoint: "agent via SSH")
         #expect(try await connection.run(Add.self, [1, 2, 3]) == 6)
         let counter = try await connection.create(Counter.self, Counter.Arguments(start: 1), name: "over-ssh")
@@ -34,14 +43,11 @@ struct SSHTunnelConnectionTests {
     }
 
     @Test func aWrongTokenThroughTheTunnelIsRefused() async throws {
-        let server = try SSHServerFixture()
-        let agent = try LocalAgent.start(executable: RepositoryPaths.executable("yonder-test-agent").path)
-        defer { agent.stop() }
-        let session = try await SSHSession.connect(SSHConfiguration(
-            host: server.host, port: server.port, user: server.user,
-            authentication: [.privateKey(path: server.clientKey)],
-            hostKeys: .knownHosts(server.knownHosts)))
-        let tunnel = try await session.openTunnel(host: "127.0.0.1", port: agent.port)
+        let (server, agent, session, tunnel) = try await Self.tunnelToAgent()
+        defer {
+            agent.stop()
+            server.stop()
+        }
         let error = await #expect(throws: YonderError.self) {
             _ = try await Connection.open(over: tunnel, token: "wrong", endpoint: "agent via SSH")
         }

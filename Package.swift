@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     ],
     targets: [
         // MARK: SSH (client side)
@@ -40,6 +41,17 @@ let package = Package(
         .target(
             name: "YonderLocalServers",
             path: "Sources/YonderLocalServers",
+            swiftSettings: upcoming
+        ),
+
+        // MARK: Clusters: specs, providers, bootstrap
+        .target(
+            name: "YonderCluster",
+            dependencies: [
+                "Yonder", "YonderSSH", "YonderLocalServers",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Sources/YonderCluster",
             swiftSettings: upcoming
         ),
 
@@ -163,6 +175,12 @@ let package = Package(
             name: "SSHTests",
             dependencies: ["YonderSSH", "TestSupport"],
             path: "Tests/SSHTests",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: ["YonderCluster", "TestSupport"],
+            path: "Tests/ClusterTests",
             swiftSettings: upcoming
         ),
         .testTarget(

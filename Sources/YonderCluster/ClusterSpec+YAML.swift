@@ -1,0 +1,236 @@
+import Foundation
+internal import Yams
+
+extension ClusterSpec {
+    /// Reads and checks a spec file. A bad file throws ``ClusterError`` (`invalidSpec`) naming
+    /// the file, the line, the field and what is allowed.
+    public static func load(from path: String) throws -> ClusterSpec {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
+            throw ClusterError(.invalidSpec, "cluster spec \(path) \(reason); pass the path of a YAML file (see Examples/)")
+        }
+        return try parse(String(decoding: data, as: UTF8.self), file: path)
+    }
+
+    /// Parses and checks spec text; `file` names it in errors.
+    public static func parse(_ yaml: String, file: String = "the spec") throws -> ClusterSpec {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw ClusterError(.invalidSpec, "\(file): not valid YAML: \(Self.describe(error))")
+        }
+        guard let root, let mapping = root.mapping else {
+            throw ClusterError(.invalidSpec, "\(file): expected a mapping of fields (name:, image_id:, …) at the top")
+        }
+        var reader = SpecReader(file: file)
+        return try reader.read(mapping)
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            "line \(mark.line): \(problem)"
+        default:
+            "\(error)"
+        }
+    }
+}
+
+/// Walks the YAML tree field by field, so that every error can say where it is.
+private struct SpecReader {
+    let file: String
+
+    static let topFields = ["name", "provider", "image_id", "image", "num_nodes", "resources", "envs", "env", "hosts", "identity_file", "accept_new_host_keys", "agent"]
+    static let resourceFields = ["cpus", "memory", "accelerators", "gpus", "shm_size", "use_spot", "image_id"]
+
+    func fail(_ node: Node?, _ field: String, _ problem: String) -> ClusterError {
+        let line = node?.mark.map { ":\($0.line)" } ?? ""
+        return ClusterError(.invalidSpec, "\(file)\(line): \(field): \(problem)")
+    }
+
+    mutating func read(_ mapping: Node.Mapping) throws -> ClusterSpec {
+        var fields: [String: Node] = [:]
+        for (key, value) in mapping {
+            guard let name = key.scalar?.string else { throw fail(key, "a key", "keys must be plain names") }
+            guard Self.topFields.contains(name) else {
+                throw fail(key, name, "unknown field; allowed: \(Self.topFields.joined(separator: ", "))")
+            }
+            if fields[name] != nil { throw fail(key, name, "given twice") }
+            fields[name] = value
+        }
+        guard let nameNode = fields["name"] else {
+            throw ClusterError(.invalidSpec, "\(file): name: missing; give the cluster a name (letters, digits, - and _)")
+        }
+        let name = try string(nameNode, "name")
+        guard name.range(of: #"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"#, options: .regularExpression) != nil else {
+            throw fail(nameNode, "name", "\"\(name)\" is not allowed; use letters, digits, - and _ (up to 63, starting with a letter or digit)")
+        }
+        var spec = ClusterSpec(name: name)
+        if let node = fields["provider"] {
+            let value = try string(node, "provider")
+            guard let provider = ClusterSpec.Provider(rawValue: value) else {
+                throw fail(node, "provider", "\"\(value)\" is not a provider; allowed: \(ClusterSpec.Provider.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            spec.provider = provider
+        }
+        let resources = fields["resources"]
+        let nestedImage = try resources?.mapping.flatMap { mapping in try mapping.first { try string($0.key, "resources") == "image_id" }?.value }
+        let imageFields = [("image_id", fields["image_id"]), ("image", fields["image"]), ("resources.image_id", nestedImage)].filter { $0.1 != nil }
+        if imageFields.count > 1 {
+            throw fail(imageFields[1].1, imageFields[1].0, "the image is already given by \(imageFields[0].0); keep one")
+        }
+        if let (field, node) = imageFields.first, let node {
+            spec.image = try image(node, field)
+        }
+        if let node = resources {
+            spec.resources = try readResources(node)
+        }
+        if let node = fields["envs"] ?? fields["env"] {
+            if fields["envs"] != nil && fields["env"] != nil { throw fail(fields["env"], "env", "the environment is already given by envs; keep one") }
+            spec.envs = try environment(node, fields["envs"] != nil ? "envs" : "env")
+        }
+        if let node = fields["hosts"] {
+            guard spec.provider == .ssh else { throw fail(node, "hosts", "only the ssh provider takes hosts; add provider: ssh, or remove hosts") }
+            guard let sequence = node.sequence, !sequence.isEmpty else { throw fail(node, "hosts", "expected a list of user@host or user@host:port") }
+            spec.hosts = try sequence.map { item in
+                let text = try string(item, "hosts")
+                guard SSHHost(text) != nil else { throw fail(item, "hosts", "\"\(text)\" is not user@host or user@host:port") }
+                return text
+            }
+        } else if spec.provider == .ssh {
+            throw ClusterError(.invalidSpec, "\(file): hosts: the ssh provider needs hosts (a list of user@host or user@host:port)")
+        }
+        if let node = fields["num_nodes"] {
+            let count = try integer(node, "num_nodes")
+            guard (1...64).contains(count) else { throw fail(node, "num_nodes", "\(count) is out of range; allowed: 1 to 64") }
+            if spec.provider == .ssh && count != spec.hosts.count {
+                throw fail(node, "num_nodes", "\(count) nodes but \(spec.hosts.count) hosts; give one host per node")
+            }
+            spec.numNodes = count
+        } else if spec.provider == .ssh {
+            spec.numNodes = spec.hosts.count
+        }
+        if let node = fields["identity_file"] { spec.identityFile = try string(node, "identity_file") }
+        if let node = fields["accept_new_host_keys"] { spec.acceptNewHostKeys = try bool(node, "accept_new_host_keys") }
+        if let node = fields["agent"] { spec.agent = try string(node, "agent") }
+        return spec
+    }
+
+    private func readResources(_ node: Node) throws -> ClusterSpec.Resources {
+        guard let mapping = node.mapping else { throw fail(node, "resources", "expected a mapping (cpus:, memory:, accelerators:, shm_size:, use_spot:)") }
+        var resources = ClusterSpec.Resources()
+        var seen: Set<String> = []
+        for (key, value) in mapping {
+            let name = try string(key, "resources")
+            guard Self.resourceFields.contains(name) else {
+                throw fail(key, "resources.\(name)", "unknown field; allowed: \(Self.resourceFields.joined(separator: ", "))")
+            }
+            guard seen.insert(name == "gpus" ? "accelerators" : name).inserted else {
+                throw fail(key, "resources.\(name)", "given twice (accelerators and gpus are the same field)")
+            }
+            switch name {
+            case "cpus": resources.cpus = try amount(value, "resources.cpus", unit: "CPUs")
+            case "memory": resources.memoryGB = try amount(value, "resources.memory", unit: "GB")
+            case "accelerators", "gpus": resources.accelerators = try accelerators(value, "resources.\(name)")
+            case "shm_size":
+                let text = try string(value, "resources.shm_size")
+                guard text.range(of: #"^[0-9]+[bkmgBKMG]?$"#, options: .regularExpression) != nil else {
+                    throw fail(value, "resources.shm_size", "\"\(text)\" is not a size; write it as Docker does, e.g. 512m or 2g")
+                }
+                resources.shmSize = text.lowercased()
+            case "use_spot": resources.useSpot = try bool(value, "resources.use_spot")
+            default: break  // image_id, read with the top-level fields
+            }
+        }
+        return resources
+    }
+
+    // MARK: Values
+
+    func string(_ node: Node, _ field: String) throws -> String {
+        guard let scalar = node.scalar else { throw fail(node, field, "expected a single value") }
+        return scalar.string
+    }
+
+    func integer(_ node: Node, _ field: String) throws -> Int {
+        let text = try string(node, field)
+        guard let value = Int(text) else { throw fail(node, field, "\"\(text)\" is not a whole number") }
+        return value
+    }
+
+    func bool(_ node: Node, _ field: String) throws -> Bool {
+        switch try string(node, field).lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        case let other: throw fail(node, field, "\"\(other)\" is not true or false")
+        }
+    }
+
+    /// A positive number, or SkyPilot's "N+" (at least N, taken as N).
+    func amount(_ node: Node, _ field: String, unit: String) throws -> Double {
+        var text = try string(node, field)
+        if text.hasSuffix("+") { text.removeLast() }
+        guard let value = Double(text), value > 0, value.isFinite else {
+            throw fail(node, field, "\"\(try string(node, field))\" is not a positive number of \(unit) (e.g. 2, 0.5 or 4+)")
+        }
+        return value
+    }
+
+    func accelerators(_ node: Node, _ field: String) throws -> ClusterSpec.Accelerators {
+        let text = try string(node, field)
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        let name = String(parts[0])
+        let count = parts.count == 2 ? Int(parts[1]) : (parts.count == 1 ? 1 : nil)
+        guard !name.isEmpty, parts.count <= 2, let count, count > 0 else {
+            throw fail(node, field, "\"\(text)\" is not NAME:COUNT (e.g. A100:1)")
+        }
+        return ClusterSpec.Accelerators(name: name, count: count)
+    }
+
+    func image(_ node: Node, _ field: String) throws -> String {
+        let text = try string(node, field)
+        guard text.hasPrefix("docker:") else {
+            throw fail(node, field, "\"\(text)\" must start with docker: (e.g. docker:ubuntu:22.04 or docker:registry.example.com/team/app:1.2)")
+        }
+        let reference = String(text.dropFirst("docker:".count))
+        guard reference.range(of: #"^[a-z0-9][a-z0-9._/:@-]*$"#, options: [.regularExpression, .caseInsensitive]) != nil else {
+            throw fail(node, field, "\"\(reference)\" is not an image reference (REGISTRY/IMAGE:TAG)")
+        }
+        return reference
+    }
+
+    func environment(_ node: Node, _ field: String) throws -> [String: String] {
+        guard let mapping = node.mapping else { throw fail(node, field, "expected a mapping of NAME: value") }
+        var result: [String: String] = [:]
+        for (key, value) in mapping {
+            let name = try string(key, field)
+            guard name.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
+                throw fail(key, "\(field).\(name)", "not a valid variable name (letters, digits and _, not starting with a digit)")
+            }
+            result[name] = try string(value, "\(field).\(name)")
+        }
+        return result
+    }
+}
+
+/// `user@host[:port]`, parsed.
+struct SSHHost: Equatable, Sendable {
+    var user: String
+    var host: String
+    var port: Int
+
+    init?(_ text: String) {
+        guard let at = text.firstIndex(of: "@") else { return nil }
+        user = String(text[..<at])
+        var rest = String(text[text.index(after: at)...])
+        port = 22
+        if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
+            guard let value = Int(rest[rest.index(after: colon)...]), (1...65535).contains(value) else { return nil }
+            port = value
+            rest = String(rest[..<colon])
+        }
+        host = rest.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if user.isEmpty || host.isEmpty { return nil }
+    }
+}

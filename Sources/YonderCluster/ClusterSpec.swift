@@ -1,0 +1,105 @@
+/// What a cluster is: its nodes, the image they run, and what each node needs.
+///
+/// Written in YAML with the field names SkyPilot and dstack users already know:
+///
+/// ```yaml
+/// name: demo
+/// provider: local              # local (the default) or ssh
+/// image_id: docker:yonder/debian:bookworm
+/// num_nodes: 1
+/// resources:
+///   cpus: 2
+///   memory: 4                  # GB
+///   accelerators: A100:1       # or gpus:
+///   shm_size: 2g
+///   use_spot: false
+/// envs:
+///   MODEL: small
+/// ```
+public struct ClusterSpec: Codable, Sendable, Equatable {
+    /// The cluster's name: letters, digits, `-` and `_`, starting with a letter or digit.
+    public var name: String
+    /// Where the nodes come from.
+    public var provider: Provider
+    /// The Docker image each node runs, without the `docker:` prefix; nil runs the agent on
+    /// the node itself.
+    public var image: String?
+    /// How many nodes.
+    public var numNodes: Int
+    /// What each node needs.
+    public var resources: Resources
+    /// Environment variables for the container (and the agent in it).
+    public var envs: [String: String]
+    /// For the `ssh` provider: the machines, as `user@host` or `user@host:port`.
+    public var hosts: [String]
+    /// For the `ssh` provider: the private key to log in with.
+    public var identityFile: String?
+    /// For the `ssh` provider: record unknown host keys on first use (else they are refused).
+    public var acceptNewHostKeys: Bool
+    /// A custom agent executable (statically linked) to run instead of `yonder-agent`.
+    public var agent: String?
+
+    /// Where nodes come from.
+    public enum Provider: String, Codable, Sendable, CaseIterable {
+        /// This machine: Yonder starts a private sshd per node on 127.0.0.1 and uses the local
+        /// Docker engine.
+        case local
+        /// Existing machines reached over SSH.
+        case ssh
+    }
+
+    /// What each node needs.
+    public struct Resources: Codable, Sendable, Equatable {
+        /// CPUs for the container (`docker run --cpus`).
+        public var cpus: Double?
+        /// Memory in GB (`docker run --memory`).
+        public var memoryGB: Double?
+        /// GPUs, as `NAME:COUNT` (`docker run --gpus COUNT`).
+        public var accelerators: Accelerators?
+        /// Shared memory size, as Docker takes it (`2g`, `512m`).
+        public var shmSize: String?
+        /// Spot or interruptible capacity (used by cloud providers).
+        public var useSpot: Bool
+
+        /// No limits.
+        public init(cpus: Double? = nil, memoryGB: Double? = nil, accelerators: Accelerators? = nil, shmSize: String? = nil, useSpot: Bool = false) {
+            self.cpus = cpus
+            self.memoryGB = memoryGB
+            self.accelerators = accelerators
+            self.shmSize = shmSize
+            self.useSpot = useSpot
+        }
+    }
+
+    /// A GPU request: a name and a count.
+    public struct Accelerators: Codable, Sendable, Equatable {
+        /// The GPU model, e.g. "A100".
+        public var name: String
+        /// How many.
+        public var count: Int
+
+        /// A request for `count` GPUs of model `name`.
+        public init(name: String, count: Int) {
+            self.name = name
+            self.count = count
+        }
+    }
+
+    /// A spec with defaults for everything but the name.
+    public init(
+        name: String, provider: Provider = .local, image: String? = nil, numNodes: Int = 1,
+        resources: Resources = Resources(), envs: [String: String] = [:], hosts: [String] = [],
+        identityFile: String? = nil, acceptNewHostKeys: Bool = false, agent: String? = nil
+    ) {
+        self.name = name
+        self.provider = provider
+        self.image = image
+        self.numNodes = numNodes
+        self.resources = resources
+        self.envs = envs
+        self.hosts = hosts
+        self.identityFile = identityFile
+        self.acceptNewHostKeys = acceptNewHostKeys
+        self.agent = agent
+    }
+}

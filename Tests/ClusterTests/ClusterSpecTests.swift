@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+import YonderCluster
+
+struct ClusterSpecTests {
+    @Test func aFullSpecInSkyPilotTerms() throws {
+        let spec = try ClusterSpec.parse("""
+            name: demo-1
+            provider: local
+            image_id: docker:registry.example.com:5000/team/app:1.2
+            num_nodes: 2
+            resources:
+              cpus: 4+
+              memory: 8
+              accelerators: A100:2
+              shm_size: 2G
+              use_spot: true
+            envs:
+              MODEL: small
+              BATCH: 32
+            """)
+        #expect(spec.name == "demo-1")
+        #expect(spec.provider == .local)
+        #expect(spec.image == "registry.example.com:5000/team/app:1.2")
+        #expect(spec.numNodes == 2)
+        #expect(spec.resources == ClusterSpec.Resources(cpus: 4, memoryGB: 8, accelerators: .init(name: "A100", count: 2), shmSize: "2g", useSpot: true))
+        #expect(spec.envs == ["MODEL": "small", "BATCH": "32"])
+    }
+
+    @Test func dstackNamesAndDefaults() throws {
+        let spec = try ClusterSpec.parse("""
+            name: d
+            image: docker:ubuntu:22.04
+            env: {A: "1"}
+            resources: {gpus: H100}
+            """)
+        #expect(spec.image == "ubuntu:22.04")
+        #expect(spec.envs == ["A": "1"])
+        #expect(spec.resources.accelerators == .init(name: "H100", count: 1))
+        #expect(spec.numNodes == 1)
+        #expect(spec.provider == .local)
+        let bare = try ClusterSpec.parse("name: bare")
+        #expect(bare.image == nil)
+        let nested = try ClusterSpec.parse("name: n\nresources:\n  image_id: docker:debian:12\n")
+        #expect(nested.image == "debian:12")
+    }
+
+    @Test func sshProviderTakesHosts() throws {
+        let spec = try ClusterSpec.parse("""
+            name: lab
+            provider: ssh
+            hosts: [ubuntu@10.0.0.5, "root@gpu-1.example.com:2222"]
+            identity_file: ~/.ssh/id_ed25519
+            accept_new_host_keys: yes
+            """)
+        #expect(spec.hosts == ["ubuntu@10.0.0.5", "root@gpu-1.example.com:2222"])
+        #expect(spec.numNodes == 2)
+        #expect(spec.acceptNewHostKeys)
+        #expect(spec.identityFile == "~/.ssh/id_ed25519")
+    }
+
+    /// Each bad spec, and a part of the message it must produce.
+    @Test(arguments: [
+        ("name: a\nimage_idd: docker:x", ["spec.yaml:2", "image_idd", "unknown field", "allowed:", "image_id"]),
+        ("image_id: docker:x", ["name: missing"]),
+        ("name: 'bad name!'", ["spec.yaml:1", "name", "not allowed"]),
+        ("name: a\nprovider: aws", ["provider", "\"aws\"", "allowed: local, ssh"]),
+        ("name: a\nimage_id: ubuntu", ["image_id", "must start with docker:"]),
+        ("name: a\nimage_id: docker:x\nimage: docker:y", ["image", "already given by image_id"]),
+        ("name: a\nnum_nodes: 0", ["num_nodes", "out of range", "1 to 64"]),
+        ("name: a\nnum_nodes: two", ["num_nodes", "not a whole number"]),
+        ("name: a\nresources:\n  cpus: lots", ["spec.yaml:3", "resources.cpus", "positive number"]),
+        ("name: a\nresources:\n  memory: -1", ["resources.memory", "positive number"]),
+        ("name: a\nresources:\n  accelerators: A100:x", ["resources.accelerators", "NAME:COUNT"]),
+        ("name: a\nresources:\n  shm_size: huge", ["resources.shm_size", "512m or 2g"]),
+        ("name: a\nresources:\n  use_spot: maybe", ["resources.use_spot", "not true or false"]),
+        ("name: a\nresources:\n  disk: 100", ["resources.disk", "unknown field"]),
+        ("name: a\nresources:\n  gpus: A:1\n  accelerators: B:1", ["given twice"]),
+        ("name: a\nenvs:\n  1BAD: x", ["envs.1BAD", "not a valid variable name"]),
+        ("name: a\nprovider: ssh", ["hosts", "needs hosts"]),
+        ("name: a\nhosts: [u@h]", ["hosts", "only the ssh provider"]),
+        ("name: a\nprovider: ssh\nhosts: [nouser]", ["hosts", "\"nouser\"", "user@host"]),
+        ("name: a\nprovider: ssh\nhosts: [u@h]\nnum_nodes: 2", ["num_nodes", "2 nodes but 1 hosts"]),
+        ("name: a\nname: b", ["not valid YAML", "duplicated", "name"]),
+        ("- just\n- a list", ["expected a mapping"]),
+        ("name: [unclosed", ["not valid YAML", "line"]),
+    ])
+    func badSpecsSayWhatIsWrong(yaml: String, expected: [String]) {
+        do {
+            _ = try ClusterSpec.parse(yaml, file: "spec.yaml")
+            Issue.record("accepted: \(yaml)")
+        } catch let error as ClusterError {
+            #expect(error.code == .invalidSpec)
+            for part in expected {
+                #expect(error.description.contains(part), "\(error.description) lacks \(part)")
+            }
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    @Test func aMissingFileIsNamed() {
+        let error = #expect(throws: ClusterError.self) { try ClusterSpec.load(from: "/no/such/spec.yaml") }
+        #expect(error?.description.contains("/no/such/spec.yaml does not exist") == true)
+    }
+
+    @Test func registryCredentialsFromEitherNaming() throws {
+        let ours = try #require(try RegistryCredentials.fromEnvironment([
+            "YONDER_DOCKER_USERNAME": "u", "YONDER_DOCKER_PASSWORD": "p4ss", "YONDER_DOCKER_SERVER": "reg:5000",
+        ]))
+        #expect(ours.username == "u" && ours.password == "p4ss" && ours.server == "reg:5000")
+        #expect(!ours.description.contains("p4ss"))
+        let sky = try #require(try RegistryCredentials.fromEnvironment(["SKYPILOT_DOCKER_USERNAME": "s", "SKYPILOT_DOCKER_PASSWORD": "q"]))
+        #expect(sky.username == "s" && sky.server == nil)
+        #expect(try RegistryCredentials.fromEnvironment([:]) == nil)
+        let half = #expect(throws: ClusterError.self) { try RegistryCredentials.fromEnvironment(["YONDER_DOCKER_USERNAME": "u"]) }
+        #expect(half?.description.contains("YONDER_DOCKER_PASSWORD is not") == true)
+        #expect(RegistryCredentials.registry(of: "localhost:5000/app:1") == "localhost:5000")
+        #expect(RegistryCredentials.registry(of: "ghcr.io/org/app") == "ghcr.io")
+        #expect(RegistryCredentials.registry(of: "library/ubuntu") == nil)
+        #expect(RegistryCredentials.registry(of: "ubuntu:22.04") == nil)
+    }
+}

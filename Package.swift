@@ -179,7 +179,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClusterTests",
-            dependencies: ["YonderCluster", "TestSupport"],
+            dependencies: ["YonderCluster", "Yonder", "YonderLocalServers", "TestSupport"],
             path: "Tests/ClusterTests",
             swiftSettings: upcoming
         ),

@@ -33,6 +33,7 @@ public final class LocalSSHServer: @unchecked Sendable {
     private let pid: pid_t
     private let lock = NSLock()
     private var reaped = false
+    private var detached = false
 
     /// Starts sshd with the host key at `hostKey` (a private key file), accepting the
     /// public keys in `authorizedKeys`. `extraConfiguration` lines (such as
@@ -91,7 +92,25 @@ public final class LocalSSHServer: @unchecked Sendable {
         throw LocalServerError("sshd did not start on 127.0.0.1: \(lastError)")
     }
 
-    deinit { stop() }
+    deinit {
+        if !lock.withLock({ detached }) { stop() }
+    }
+
+    /// Leaves sshd running after this object (and this process) is gone: a `local` cluster's
+    /// node outlives the `up` that started it. Stop it later with ``stop(processID:)``.
+    public func detach() { lock.withLock { detached = true } }
+
+    /// Kills a detached sshd started earlier (by pid) and the processes below it.
+    public static func stop(processID: pid_t) {
+        guard processID > 0 else { return }
+        for target in [processID] + ChildProcess.descendants(of: processID) { kill(target, SIGKILL) }
+        // Reap it when it is this process's child (else waitpid fails at once with ECHILD).
+        for _ in 0..<200 {
+            let reaped = waitpid(processID, nil, WNOHANG)
+            if reaped != 0 { break }
+            usleep(5_000)
+        }
+    }
 
     /// The listener's process id.
     public var processID: pid_t { pid }

@@ -1,0 +1,172 @@
+public import Foundation
+public import Yonder
+import YonderLocalServers
+public import YonderSSH
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A running cluster: one SSH session per node, and a connection to the agent in each node's
+/// container through a tunnel on that session.
+///
+/// ```swift
+/// let cluster = try await Cluster.up(try ClusterSpec.load(from: "cluster.yaml")) { print($0) }
+/// let sum = try await cluster.connection().run(Add.self, [1, 2, 3])
+/// // … from another process:
+/// let again = try await Cluster.attach("demo")
+/// try await again.down()
+/// ```
+public final class Cluster: Sendable {
+    /// What was recorded for the cluster.
+    public let state: ClusterState
+    private let sessions: [SSHSession]
+    private let connections: [Connection]
+
+    private init(state: ClusterState, sessions: [SSHSession], connections: [Connection]) {
+        self.state = state
+        self.sessions = sessions
+        self.connections = connections
+    }
+
+    /// The cluster's name.
+    public var name: String { state.spec.name }
+    /// How many nodes it has.
+    public var nodeCount: Int { connections.count }
+
+    /// The connection to the agent on node `node`.
+    public func connection(node: Int = 0) throws -> Connection {
+        guard connections.indices.contains(node) else {
+            throw ClusterError(.unknownNode, "cluster \(name) has no node \(node); its nodes are 0 to \(connections.count - 1)")
+        }
+        return connections[node]
+    }
+
+    /// The SSH session to node `node` (to run commands on the node itself).
+    public func session(node: Int = 0) throws -> SSHSession {
+        _ = try connection(node: node)
+        return sessions[node]
+    }
+
+    /// Closes the connections and sessions; the cluster keeps running.
+    public func close() async {
+        for connection in connections { await connection.close() }
+        for session in sessions { await session.close() }
+    }
+
+    // MARK: Up
+
+    /// Brings the cluster up, or reuses what already runs: per node, SSH in, check Docker,
+    /// log in to the registry, pull the image, run the container with the agent inside, and
+    /// connect to the agent through a tunnel. A failed `up` removes what it made.
+    public static func up(
+        _ spec: ClusterSpec, environment: [String: String] = ProcessInfo.processInfo.environment,
+        progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in }
+    ) async throws -> Cluster {
+        let started = ContinuousClock.now
+        let agentPath = try AgentExecutable.locate(spec: spec, environment: environment)
+        let build = try AgentExecutable.build(of: agentPath)
+        let credentials = try RegistryCredentials.fromEnvironment(environment)
+        let previous = try? ClusterState.load(spec.name)
+
+        var endpoints: [NodeEndpoint] = []
+        var startedServers: [LocalSSHServer] = []
+        var sessions: [SSHSession] = []
+        var connections: [Connection] = []
+        var madeContainers: [(SSHSession, String)] = []
+        do {
+            endpoints = try Providers.endpoints(for: spec, previous: previous, started: &startedServers, progress: progress)
+            var nodes: [ClusterState.NodeState] = []
+            for (index, endpoint) in endpoints.enumerated() {
+                let session = try await endpoint.connect()
+                sessions.append(session)
+                let bootstrap = NodeBootstrap(
+                    index: index, session: session, spec: spec, agentPath: agentPath, agentBuild: build,
+                    credentials: credentials, report: progress)
+                let outcome = try await bootstrap.bring()
+                if outcome.createdContainer { madeContainers.append((session, bootstrap.container)) }
+                let connectStart = ContinuousClock.now
+                let tunnel = try await session.openTunnel(host: "127.0.0.1", port: outcome.agentPort)
+                let connection = try await Connection.open(over: tunnel, token: outcome.token, endpoint: "the agent in \(bootstrap.container) on \(session.configuration.destination)")
+                connections.append(connection)
+                progress(ClusterProgress(node: index, step: "connect", detail: "agent \(connection.agent) on port \(outcome.agentPort)", elapsed: ContinuousClock.now - connectStart))
+                nodes.append(ClusterState.NodeState(
+                    host: endpoint.host, port: endpoint.port, user: endpoint.user, identityFile: endpoint.identityFile,
+                    pinnedHostKey: endpoint.pinnedHostKey, acceptNewHostKeys: endpoint.acceptNewHostKeys,
+                    container: bootstrap.container, agentPort: outcome.agentPort, agentBuild: build,
+                    sshdProcessID: endpoint.sshdProcessID))
+            }
+            let state = ClusterState(spec: spec, nodes: nodes, updatedAt: Date())
+            try state.save()
+            for server in startedServers { server.detach() }
+            progress(ClusterProgress(node: nil, step: "up", detail: "cluster \(spec.name) is up with \(nodes.count) node(s)", elapsed: ContinuousClock.now - started))
+            return Cluster(state: state, sessions: sessions, connections: connections)
+        } catch {
+            for connection in connections { await connection.close() }
+            for (session, container) in madeContainers { _ = try? await session.run("docker rm -f \(container)") }
+            for session in sessions { await session.close() }
+            for server in startedServers { server.stop() }
+            if previous == nil { ClusterState.remove(spec.name) }
+            throw error
+        }
+    }
+
+    // MARK: Attach and down
+
+    /// Connects to a cluster another process brought up, by name.
+    public static func attach(_ name: String) async throws -> Cluster {
+        let state = try ClusterState.load(name)
+        var sessions: [SSHSession] = []
+        var connections: [Connection] = []
+        do {
+            for node in state.nodes {
+                let session = try await NodeEndpoint(node).connect()
+                sessions.append(session)
+                let token = try await session.run("docker cp \(node.container):/yonder/token - | tar -xO")
+                guard token.status == .exited(0) else {
+                    throw ClusterError(.agentFailed, "cannot read the agent's token from \(node.container) on \(session.configuration.destination): \(token.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)); run up again")
+                }
+                let tunnel = try await session.openTunnel(host: "127.0.0.1", port: node.agentPort)
+                connections.append(try await Connection.open(
+                    over: tunnel, token: token.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines),
+                    endpoint: "the agent in \(node.container) on \(session.configuration.destination)"))
+            }
+        } catch {
+            for connection in connections { await connection.close() }
+            for session in sessions { await session.close() }
+            throw error
+        }
+        return Cluster(state: state, sessions: sessions, connections: connections)
+    }
+
+    /// Tears this cluster down: see ``down(_:progress:)``.
+    public func down(progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in }) async throws {
+        await close()
+        try await Self.down(name, progress: progress)
+    }
+
+    /// Removes the cluster's containers, stops its local sshd processes and forgets it.
+    public static func down(_ name: String, progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in }) async throws {
+        let state = try ClusterState.load(name)
+        var failures: [String] = []
+        for (index, node) in state.nodes.enumerated() {
+            let start = ContinuousClock.now
+            do {
+                let session = try await NodeEndpoint(node).connect()
+                let removed = try await session.run("docker rm -f \(node.container)")
+                if removed.status != .exited(0) && !removed.stderrText.contains("No such container") {
+                    failures.append("node \(index): \(removed.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+                }
+                await session.close()
+            } catch {
+                failures.append("node \(index): \(error)")
+            }
+            if let pid = node.sshdProcessID { LocalSSHServer.stop(processID: pid) }
+            progress(ClusterProgress(node: index, step: "down", detail: "removed \(node.container)", elapsed: ContinuousClock.now - start))
+        }
+        ClusterState.remove(name)
+        if !failures.isEmpty {
+            throw ClusterError(.agentFailed, "cluster \(name) is forgotten, but some nodes may still run its container: \(failures.joined(separator: "; "))")
+        }
+    }
+}

@@ -1,0 +1,92 @@
+public import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What Yonder remembers of a cluster between processes, in `~/.yonder/clusters/NAME.json`
+/// (mode 0600). It holds no secret: the agents' tokens stay on the nodes.
+public struct ClusterState: Codable, Sendable, Equatable {
+    /// The spec the cluster was brought up with.
+    public var spec: ClusterSpec
+    /// One entry per node, in order.
+    public var nodes: [NodeState]
+    /// When `up` last finished.
+    public var updatedAt: Date
+
+    /// One node: how to reach it over SSH, and what runs there.
+    public struct NodeState: Codable, Sendable, Equatable {
+        /// SSH host, port and user.
+        public var host: String
+        public var port: Int
+        public var user: String
+        /// The private key to log in with.
+        public var identityFile: String?
+        /// The server's host key line, pinned (local nodes), or nil to check known_hosts.
+        public var pinnedHostKey: String?
+        /// Whether unknown host keys are recorded on first use.
+        public var acceptNewHostKeys: Bool
+        /// The container's name.
+        public var container: String
+        /// The agent's loopback port on the node.
+        public var agentPort: Int
+        /// The agent build (a hash of its executable).
+        public var agentBuild: String
+        /// For local nodes: the pid of the private sshd.
+        public var sshdProcessID: Int32?
+    }
+
+    /// The folder Yonder keeps its state in: `$YONDER_HOME`, else `~/.yonder`.
+    public static var home: URL {
+        if let override = ProcessInfo.processInfo.environment["YONDER_HOME"] { return URL(fileURLWithPath: override) }
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        return URL(fileURLWithPath: home).appendingPathComponent(".yonder")
+    }
+
+    static func file(for name: String) -> URL {
+        home.appendingPathComponent("clusters").appendingPathComponent("\(name).json")
+    }
+
+    /// The names of the clusters with state here.
+    public static func knownNames() -> [String] {
+        let folder = home.appendingPathComponent("clusters")
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return files.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
+    }
+
+    /// Reads the state of `name`; a missing one says which clusters exist.
+    public static func load(_ name: String) throws -> ClusterState {
+        let url = file(for: name)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            let known = knownNames()
+            throw ClusterError(.unknownCluster, "no cluster named \(name)" + (known.isEmpty ? "; none is up (yonder up SPEC.yaml)" : "; known clusters: \(known.joined(separator: ", "))"))
+        }
+        do {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            return try decoder.decode(ClusterState.self, from: data)
+        } catch {
+            throw ClusterError(.stateFailed, "the state of cluster \(name) in \(url.path) cannot be read (\(error)); remove the file and run up again")
+        }
+    }
+
+    /// Writes the state with mode 0600, atomically.
+    func save() throws {
+        let url = Self.file(for: spec.name)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.dateEncodingStrategy = .iso8601
+            let temporary = url.appendingPathExtension("tmp")
+            _ = FileManager.default.createFile(atPath: temporary.path, contents: try encoder.encode(self), attributes: [.posixPermissions: 0o600])
+            guard rename(temporary.path, url.path) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        } catch {
+            throw ClusterError(.stateFailed, "cannot write the state of cluster \(spec.name) to \(url.path): \(error)")
+        }
+    }
+
+    static func remove(_ name: String) {
+        try? FileManager.default.removeItem(at: file(for: name))
+    }
+}

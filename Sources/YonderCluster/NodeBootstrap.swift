@@ -1,0 +1,243 @@
+import Foundation
+import Yonder
+import YonderSSH
+
+/// A step of `up` and how long it took, for the caller to print.
+public struct ClusterProgress: Sendable, CustomStringConvertible {
+    /// The node it concerns, or nil for the whole cluster.
+    public var node: Int?
+    /// What happened ("docker", "pull", "agent", …).
+    public var step: String
+    /// A sentence for people.
+    public var detail: String
+    /// How long the step took, once done.
+    public var elapsed: Duration?
+
+    public var description: String {
+        let prefix = node.map { "[node \($0)] " } ?? ""
+        let time = elapsed.map { String(format: " (%.2f s)", Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) } ?? ""
+        return "\(prefix)\(step): \(detail)\(time)"
+    }
+}
+
+/// Brings one node to a running container with a healthy agent, over its SSH session.
+struct NodeBootstrap {
+    let index: Int
+    let session: SSHSession
+    let spec: ClusterSpec
+    let agentPath: String
+    let agentBuild: String
+    let credentials: RegistryCredentials?
+    let report: @Sendable (ClusterProgress) -> Void
+
+    var container: String { "yonder-\(spec.name)-\(index)" }
+    var node: String { "node \(index) (\(session.configuration.destination))" }
+
+    /// What `up` found or made on the node.
+    struct Outcome {
+        var agentPort: Int
+        var token: String
+        var createdContainer: Bool
+    }
+
+    func timed<T>(_ step: String, _ detail: String, _ body: () async throws -> T) async throws -> T {
+        let start = ContinuousClock.now
+        let value = try await body()
+        report(ClusterProgress(node: index, step: step, detail: detail, elapsed: ContinuousClock.now - start))
+        return value
+    }
+
+    func run(_ command: String, input: [UInt8]? = nil) async throws -> SSHCommandResult {
+        try await session.run(command, input: input)
+    }
+
+    func bring() async throws -> Outcome {
+        guard let image = spec.image else {
+            throw ClusterError(.invalidSpec, "cluster \(spec.name) has no image_id; running the agent on the node itself is not supported yet: give image_id: docker:IMAGE")
+        }
+        try await timed("docker", "checking Docker on \(node)") { try await checkDocker() }
+
+        // Reuse a running container whose agent is this build.
+        if let existing = try await reuse() { return existing }
+
+        if let credentials {
+            try await timed("login", "logging in to \(credentials.server ?? RegistryCredentials.registry(of: image) ?? "Docker Hub")") { try await login(credentials, image: image) }
+        }
+        try await timed("image", image) { try await ensureImage(image) }
+        var created = false
+        do {
+            try await timed("container", "creating \(container)") { try await createContainer(image) }
+            created = true
+            let token = Self.newToken()
+            try await timed("agent", "installing the agent (build \(agentBuild))") { try await installAgent(token: token) }
+            let port = try await timed("start", "starting the agent") { try await startAgent() }
+            return Outcome(agentPort: port, token: token, createdContainer: true)
+        } catch {
+            let exists = created ? true : ((try? await containerState()) ?? nil) != nil
+            if exists { _ = try? await run("docker rm -f \(container)") }
+            throw error
+        }
+    }
+
+    // MARK: Steps
+
+    func checkDocker() async throws {
+        let result = try await run("docker version --format '{{.Server.Version}}'")
+        guard result.status == .exited(0) else {
+            let reason = result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)
+            if result.status == .exited(127) || reason.contains("not found") {
+                throw ClusterError(.dockerUnavailable, "\(node): docker is not installed; install Docker there (apt-get install docker.io)")
+            }
+            throw ClusterError(.dockerUnavailable, "\(node): cannot reach the Docker daemon as \(session.configuration.user): \(reason.isEmpty ? "\(result.status)" : reason); start dockerd or add the user to the docker group")
+        }
+    }
+
+    func login(_ credentials: RegistryCredentials, image: String) async throws {
+        let server = credentials.server ?? RegistryCredentials.registry(of: image) ?? ""
+        // The password goes on standard input only: never in argv, a log or an error.
+        let result = try await run("docker login --username \(shellQuote(credentials.username)) --password-stdin \(shellQuote(server))", input: Array(credentials.password.utf8))
+        guard result.status == .exited(0) else {
+            let reason = result.stderrText.replacingOccurrences(of: credentials.password, with: "***").trimmingCharacters(in: .whitespacesAndNewlines)
+            throw ClusterError(.imageUnavailable, "\(node): docker login to \(server.isEmpty ? "Docker Hub" : server) as \(credentials.username) failed: \(reason); check YONDER_DOCKER_USERNAME and YONDER_DOCKER_PASSWORD")
+        }
+    }
+
+    func ensureImage(_ image: String) async throws {
+        if try await run("docker image inspect --format '{{.Id}}' \(shellQuote(image))").status == .exited(0) { return }
+        report(ClusterProgress(node: index, step: "pull", detail: "pulling \(image)"))
+        let pull = try await session.execute("docker pull \(shellQuote(image))")
+        async let errors = pull.stderr.collect()
+        for try await chunk in pull.stdout {
+            for line in String(decoding: chunk, as: UTF8.self).split(separator: "\n") {
+                report(ClusterProgress(node: index, step: "pull", detail: String(line)))
+            }
+        }
+        let errorText = String(decoding: try await errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard try await pull.exitStatus() == .exited(0) else {
+            throw ClusterError(.imageUnavailable, "\(node): cannot pull \(image): \(errorText); check the name, and the registry credentials if it is private")
+        }
+    }
+
+    func containerState() async throws -> String? {
+        let result = try await run("docker inspect --format '{{.State.Status}} {{index .Config.Labels \"yonder.build\"}}' \(container)")
+        guard result.status == .exited(0) else { return nil }
+        return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func createContainer(_ image: String) async throws {
+        _ = try await run("docker rm -f \(container) >/dev/null 2>&1")
+        var arguments = [
+            "docker", "create", "--name", container,
+            "--label", "yonder.cluster=\(spec.name)", "--label", "yonder.node=\(index)", "--label", "yonder.build=\(agentBuild)",
+            "--network", "host", "--entrypoint", "/yonder/agent",
+        ]
+        if let shm = spec.resources.shmSize { arguments += ["--shm-size", shm] }
+        if let cpus = spec.resources.cpus { arguments += ["--cpus", String(cpus)] }
+        if let memory = spec.resources.memoryGB { arguments += ["--memory", "\(Int(memory * 1024))m"] }
+        if let gpus = spec.resources.accelerators { arguments += ["--gpus", String(gpus.count)] }
+        for (name, value) in spec.envs.sorted(by: { $0.key < $1.key }) { arguments += ["--env", "\(name)=\(value)"] }
+        arguments += [image, "serve", "--host", "127.0.0.1", "--port", "0", "--token-file", "/yonder/token", "--build", agentBuild]
+        let result = try await run(arguments.map(shellQuote).joined(separator: " "))
+        guard result.status == .exited(0) else {
+            throw ClusterError(.agentFailed, "\(node): cannot create the container \(container): \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    /// Uploads the agent once per build (by content hash), then copies it and a fresh token
+    /// into the container. The token travels over SFTP into a 0600 file that is removed at once.
+    func installAgent(token: String) async throws {
+        let sftp = try await session.sftp()
+        defer { Task { await sftp.close() } }
+        let home = try await run("printf %s \"$HOME\"").stdoutText
+        let agents = "\(home)/.yonder/agents"
+        let stored = "\(agents)/\(agentBuild)"
+        if try await sftp.attributes(stored)?.size != fileSize(agentPath) {
+            report(ClusterProgress(node: index, step: "upload", detail: "uploading \(URL(fileURLWithPath: agentPath).lastPathComponent) (\(fileSize(agentPath) / 1_000_000) MB)"))
+            try await sftp.makeDirectory(agents, mode: 0o700)
+            try await sftp.upload(from: agentPath, to: stored, mode: 0o755)
+        }
+        let staging = "\(home)/.yonder/staging/\(container)"
+        try await sftp.makeDirectory("\(staging)/yonder", mode: 0o700)
+        let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-token-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: tokenFile.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
+        defer { try? FileManager.default.removeItem(at: tokenFile) }
+        try await sftp.upload(from: tokenFile.path, to: "\(staging)/yonder/token", mode: 0o600)
+        let copy = try await run("""
+            cp \(shellQuote(stored)) \(shellQuote(staging))/yonder/agent && \
+            docker cp \(shellQuote(staging))/yonder \(container):/ ; status=$?; rm -rf \(shellQuote(staging)); exit $status
+            """)
+        guard copy.status == .exited(0) else {
+            throw ClusterError(.agentFailed, "\(node): cannot copy the agent into \(container): \(copy.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    /// Starts the container (the agent is its main process) and reads the port from the
+    /// agent's listening line.
+    func startAgent() async throws -> Int {
+        let before = try await listeningPorts().count
+        let started = try await run("docker start \(container)")
+        guard started.status == .exited(0) else {
+            throw ClusterError(.agentFailed, "\(node): cannot start \(container): \(started.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return try await readPort(after: before)
+    }
+
+    /// The ports of the agent's listening lines in the container's log, oldest first (the
+    /// log keeps the lines of earlier starts).
+    func listeningPorts() async throws -> [Int] {
+        let logs = try await run("docker logs \(container) 2>/dev/null").stdoutText
+        return logs.split(separator: "\n").compactMap { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                object["event"] as? String == "listening" else { return nil }
+            return object["port"] as? Int
+        }
+    }
+
+    /// Waits for a listening line beyond the first `after` ones.
+    func readPort(after: Int) async throws -> Int {
+        for _ in 0..<200 {
+            let ports = try await listeningPorts()
+            if ports.count > after, let port = ports.last { return port }
+            if let state = try await containerState(), !state.hasPrefix("running") { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let logs = try await run("docker logs --tail 40 \(container) 2>&1").stdoutText
+        throw ClusterError(.agentFailed, "\(node): the agent in \(container) did not start; its last output: \(logs)")
+    }
+
+    /// A running container of this build with an agent that prints its port: reused. A
+    /// stopped one of this build is started again.
+    func reuse() async throws -> Outcome? {
+        guard let state = try await containerState() else { return nil }
+        let parts = state.split(separator: " ")
+        guard parts.count == 2, parts[1] == agentBuild else {
+            report(ClusterProgress(node: index, step: "container", detail: "\(container) runs another agent build; replacing it"))
+            return nil
+        }
+        let token = try await run("docker cp \(container):/yonder/token - | tar -xO")
+        guard token.status == .exited(0), !token.stdoutText.isEmpty else { return nil }
+        if parts[0] != "running" {
+            report(ClusterProgress(node: index, step: "container", detail: "\(container) is \(parts[0]); starting it"))
+            let port = try await startAgent()
+            return Outcome(agentPort: port, token: token.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), createdContainer: false)
+        }
+        guard let port = try await listeningPorts().last else { return nil }
+        report(ClusterProgress(node: index, step: "container", detail: "reusing \(container)"))
+        return Outcome(agentPort: port, token: token.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), createdContainer: false)
+    }
+
+    static func newToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
+    func fileSize(_ path: String) -> UInt64 {
+        ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? NSNumber)?.uint64Value ?? 0
+    }
+}
+
+/// Quotes a word for a POSIX shell.
+func shellQuote(_ word: String) -> String {
+    if !word.isEmpty, word.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:@,+".contains($0) }) { return word }
+    return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}

@@ -1,0 +1,156 @@
+import Foundation
+import YonderLocalServers
+import YonderSSH
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How to reach one node over SSH.
+struct NodeEndpoint: Sendable {
+    var host: String
+    var port: Int
+    var user: String
+    var identityFile: String?
+    var pinnedHostKey: String?
+    var acceptNewHostKeys: Bool
+    var sshdProcessID: Int32?
+
+    init(host: String, port: Int, user: String, identityFile: String?, pinnedHostKey: String?, acceptNewHostKeys: Bool, sshdProcessID: Int32?) {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.identityFile = identityFile
+        self.pinnedHostKey = pinnedHostKey
+        self.acceptNewHostKeys = acceptNewHostKeys
+        self.sshdProcessID = sshdProcessID
+    }
+
+    init(_ node: ClusterState.NodeState) {
+        self.init(host: node.host, port: node.port, user: node.user, identityFile: node.identityFile,
+                  pinnedHostKey: node.pinnedHostKey, acceptNewHostKeys: node.acceptNewHostKeys, sshdProcessID: node.sshdProcessID)
+    }
+
+    func connect() async throws -> SSHSession {
+        var authentication: [SSHAuthentication] = []
+        if let identityFile { authentication.append(.privateKey(path: identityFile)) }
+        authentication.append(.agent)
+        let hostKeys: HostKeyPolicy = pinnedHostKey.map { .pinned([$0]) } ?? .knownHosts(acceptNew: acceptNewHostKeys)
+        return try await SSHSession.connect(SSHConfiguration(host: host, port: port, user: user, authentication: authentication, hostKeys: hostKeys))
+    }
+}
+
+/// Where nodes come from. A cloud provider adds provisioning and teardown here.
+enum Providers {
+    static func endpoints(
+        for spec: ClusterSpec, previous: ClusterState?, started: inout [LocalSSHServer],
+        progress: @Sendable (ClusterProgress) -> Void
+    ) throws -> [NodeEndpoint] {
+        switch spec.provider {
+        case .ssh:
+            return spec.hosts.map { text in
+                let host = SSHHost(text)!  // checked when the spec was read
+                return NodeEndpoint(host: host.host, port: host.port, user: host.user, identityFile: spec.identityFile,
+                                    pinnedHostKey: nil, acceptNewHostKeys: spec.acceptNewHostKeys, sshdProcessID: nil)
+            }
+        case .local:
+            return try localEndpoints(spec: spec, previous: previous, started: &started, progress: progress)
+        }
+    }
+
+    /// The `local` provider: a private sshd on 127.0.0.1 per node, with a host key and a
+    /// client key of Yonder's own under `~/.yonder/local`. A node whose sshd still runs is
+    /// reused.
+    static func localEndpoints(
+        spec: ClusterSpec, previous: ClusterState?, started: inout [LocalSSHServer],
+        progress: @Sendable (ClusterProgress) -> Void
+    ) throws -> [NodeEndpoint] {
+        guard LocalSSHServer.toolsInstalled else {
+            throw ClusterError(.dockerUnavailable, "the local provider needs OpenSSH's sshd and ssh-keygen; install openssh-server")
+        }
+        let folder = ClusterState.home.appendingPathComponent("local")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let hostKey = folder.appendingPathComponent("host_ed25519").path
+        let clientKey = folder.appendingPathComponent("id_ed25519").path
+        let authorized = folder.appendingPathComponent("authorized_keys").path
+        for key in [hostKey, clientKey] where !FileManager.default.fileExists(atPath: key) {
+            try LocalSSHServer.generateKey(at: key)
+        }
+        if !FileManager.default.fileExists(atPath: authorized) {
+            try FileManager.default.copyItem(atPath: clientKey + ".pub", toPath: authorized)
+        }
+        let hostPublicKey = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        var endpoints: [NodeEndpoint] = []
+        for index in 0..<spec.numNodes {
+            if let old = previous?.nodes.indices.contains(index) == true ? previous?.nodes[index] : nil,
+                let pid = old.sshdProcessID, kill(pid, 0) == 0, LocalSSHServer.canConnect(port: old.port)
+            {
+                endpoints.append(NodeEndpoint(old))
+                continue
+            }
+            let start = ContinuousClock.now
+            let server = try LocalSSHServer(
+                folder: folder.appendingPathComponent("\(spec.name)-\(index)"), hostKey: hostKey, authorizedKeys: authorized)
+            started.append(server)
+            progress(ClusterProgress(node: index, step: "sshd", detail: "private sshd on 127.0.0.1:\(server.port)", elapsed: ContinuousClock.now - start))
+            endpoints.append(NodeEndpoint(
+                host: server.host, port: server.port, user: server.user, identityFile: clientKey,
+                pinnedHostKey: hostPublicKey, acceptNewHostKeys: false, sshdProcessID: server.processID))
+        }
+        return endpoints
+    }
+}
+
+/// The agent executable to install: found, checked to be static, and named by its content.
+enum AgentExecutable {
+    static func locate(spec: ClusterSpec, environment: [String: String]) throws -> String {
+        let candidates: [(String, String)] = [
+            spec.agent.map { ("the spec's agent field", $0) },
+            environment["YONDER_AGENT"].map { ("YONDER_AGENT", $0) },
+        ].compactMap { $0 }
+        let (origin, path) = candidates.first ?? ("the default", URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("yonder-agent").path)
+        let expanded = path.hasPrefix("~") ? (environment["HOME"] ?? NSHomeDirectory()) + path.dropFirst() : path
+        guard FileManager.default.isExecutableFile(atPath: expanded) else {
+            throw ClusterError(.agentFailed, "the agent executable \(expanded) (from \(origin)) does not exist or is not executable; build it with `swift build -c release --product yonder-agent -Xswiftc -static-executable` and set YONDER_AGENT or the spec's agent field to its path")
+        }
+        guard try isStatic(expanded) else {
+            throw ClusterError(.agentFailed, "the agent executable \(expanded) (from \(origin)) is dynamically linked and would not run in an arbitrary image; build it with -Xswiftc -static-executable")
+        }
+        return expanded
+    }
+
+    /// Whether an ELF executable has no program interpreter (is statically linked).
+    static func isStatic(_ path: String) throws -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        guard let header = try handle.read(upToCount: 64), header.count == 64, header.prefix(4) == Data([0x7f, 0x45, 0x4c, 0x46]) else {
+            return false
+        }
+        func integer(_ offset: Int, _ size: Int) -> Int {
+            (0..<size).reduce(0) { $0 | Int(header[offset + $1]) << (8 * $1) }
+        }
+        let tableOffset = integer(0x20, 8), entrySize = integer(0x36, 2), count = integer(0x38, 2)
+        try handle.seek(toOffset: UInt64(tableOffset))
+        guard let table = try handle.read(upToCount: entrySize * count) else { return false }
+        for entry in 0..<count where table.count >= (entry + 1) * entrySize {
+            let type = (0..<4).reduce(0) { $0 | Int(table[entry * entrySize + $1]) << (8 * $1) }
+            if type == 3 { return false }  // PT_INTERP
+        }
+        return true
+    }
+
+    /// A content hash of the executable (64-bit FNV-1a, hex): same bytes, same build.
+    static func build(of path: String) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw ClusterError(.agentFailed, "cannot read the agent executable \(path)")
+        }
+        defer { try? handle.close() }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
+            data.withUnsafeBytes { bytes in
+                for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            }
+        }
+        return String(hash, radix: 16)
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import TestSupport
+import Yonder
+import YonderCluster
+import YonderLocalServers
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the cluster tests need: dockerd with the base image, sshd, and the static agent that
+/// scripts/test.sh builds (YONDER_STATIC_AGENT).
+enum ClusterTestEnvironment {
+    static let image = ProcessInfo.processInfo.environment["YONDER_BASE_IMAGE"] ?? "yonder/debian:bookworm"
+
+    static var shouldRun: Bool {
+        let agent = ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"]
+        let ready = LocalSSHServer.toolsInstalled && agent.map { FileManager.default.isExecutableFile(atPath: $0) } == true
+            && (try? ChildProcess.run("/usr/bin/env", ["docker", "image", "inspect", image])) != nil
+        if !ready && !runningUnderCI {
+            print("cluster tests skipped: they need dockerd with \(image) (bash scripts/setup.sh), sshd, and YONDER_STATIC_AGENT set to a static yonder-agent (bash scripts/test.sh sets it)")
+        }
+        return ready || runningUnderCI
+    }
+}
+
+/// `up` on the local provider against the real dockerd.
+@Suite(.serialized, .enabled(if: ClusterTestEnvironment.shouldRun))
+struct ClusterUpTests {
+    static let image = ClusterTestEnvironment.image
+
+    let home: URL
+    init() throws {
+        home = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-home-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        setenv("YONDER_HOME", home.path, 1)
+    }
+
+    func spec(_ name: String, image: String = ClusterUpTests.image) -> ClusterSpec {
+        ClusterSpec(name: name, image: image, resources: .init(shmSize: "256m"), envs: ["YONDER_TEST_MARK": "inside-\(name)"],
+                    agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
+    }
+
+    func containers(_ name: String) throws -> [String] {
+        try ChildProcess.run("/usr/bin/env", ["docker", "ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"])
+            .split(separator: "\n").map(String.init)
+    }
+
+    @Test func upCallAttachReuseRestartAndDown() async throws {
+        let name = "t\(UInt16.random(in: 0...UInt16.max))"
+        let steps = ProgressSteps()
+        let cluster = try await Cluster.up(spec(name)) { steps.add($0) }
+        let connection = try cluster.connection()
+        #expect(try await connection.ping() < .seconds(1))
+        let marker = try await connection.exec(["sh", "-c", "echo $YONDER_TEST_MARK; cat /etc/debian_version; df -h /dev/shm | tail -1"]).collect()
+        #expect(marker.outputText.hasPrefix("inside-\(name)\n"))
+        #expect(marker.outputText.contains("256M"))
+        #expect(try containers(name) == ["yonder-\(name)-0"])
+        #expect(steps.all.contains { $0.step == "container" && $0.detail.contains("creating") })
+        let stateFile = home.appendingPathComponent("clusters/\(name).json")
+        let mode = try FileManager.default.attributesOfItem(atPath: stateFile.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(try String(contentsOf: stateFile, encoding: .utf8).contains("yonder-\(name)-0"))
+
+        // Another "process": attach by name.
+        let attached = try await Cluster.attach(name)
+        #expect(try await attached.connection().info().pid == (try await connection.info().pid))
+        await attached.close()
+        await cluster.close()
+
+        // up again: everything is reused.
+        let reuseSteps = ProgressSteps()
+        let again = try await Cluster.up(spec(name)) { reuseSteps.add($0) }
+        #expect(reuseSteps.all.contains { $0.detail.contains("reusing") })
+        #expect(!reuseSteps.all.contains { $0.step == "upload" })
+        await again.close()
+
+        // A dead agent (the container stops with it) is started again.
+        try ChildProcess.run("/usr/bin/env", ["docker", "kill", "yonder-\(name)-0"])
+        let restarted = try await Cluster.up(spec(name)) { _ in }
+        #expect(try await restarted.connection().ping() < .seconds(1))
+        await restarted.close()
+
+        // A removed container is made again.
+        try ChildProcess.run("/usr/bin/env", ["docker", "rm", "-f", "yonder-\(name)-0"])
+        let recreated = try await Cluster.up(spec(name)) { _ in }
+        #expect(try await recreated.connection().ping() < .seconds(1))
+        let sshdPID = recreated.state.nodes[0].sshdProcessID
+
+        try await recreated.down()
+        #expect(try containers(name).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: stateFile.path))
+        if let sshdPID { #expect(kill(sshdPID, 0) != 0) }
+        let unknown = await #expect(throws: ClusterError.self) { try await Cluster.attach(name) }
+        #expect(unknown?.code == .unknownCluster)
+    }
+
+    @Test func aMissingImageFailsClearlyAndLeavesNothing() async throws {
+        let name = "t\(UInt16.random(in: 0...UInt16.max))"
+        let error = await #expect(throws: ClusterError.self) {
+            _ = try await Cluster.up(spec(name, image: "127.0.0.1:1/nothing/here:1")) { _ in }
+        }
+        #expect(error?.code == .imageUnavailable)
+        #expect(error?.description.contains("127.0.0.1:1/nothing/here:1") == true)
+        #expect(try containers(name).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("clusters/\(name).json").path))
+    }
+
+    @Test func aDynamicallyLinkedAgentIsRefused() async throws {
+        var bad = spec("dyn")
+        bad.agent = "/usr/bin/env"
+        let error = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(bad) { _ in } }
+        #expect(error?.description.contains("dynamically linked") == true)
+    }
+}
+
+/// Progress reports, collected from any thread.
+final class ProgressSteps: @unchecked Sendable {
+    // Safe: behind `lock`.
+    private let lock = NSLock()
+    private var steps: [ClusterProgress] = []
+    func add(_ step: ClusterProgress) { lock.withLock { steps.append(step) } }
+    var all: [ClusterProgress] { lock.withLock { steps } }
+}

@@ -61,9 +61,19 @@ struct NodeBootstrap {
         if let existing = try await reuse() { return existing }
 
         if let credentials {
-            try await timed("login", "logging in to \(credentials.server ?? RegistryCredentials.registry(of: image) ?? "Docker Hub")") { try await login(credentials, image: image) }
+            let server = credentials.server ?? RegistryCredentials.registry(of: image) ?? ""
+            try await timed("login", "logging in to \(server.isEmpty ? "Docker Hub" : server)") { try await login(credentials, image: image) }
+            // Log out once the image is here, so no credential stays on the node.
+            do {
+                try await timed("image", image) { try await ensureImage(image) }
+            } catch {
+                _ = try? await run("docker logout \(shellQuote(server))")
+                throw error
+            }
+            _ = try? await run("docker logout \(shellQuote(server))")
+        } else {
+            try await timed("image", image) { try await ensureImage(image) }
         }
-        try await timed("image", image) { try await ensureImage(image) }
         var created = false
         do {
             try await timed("container", "creating \(container)") { try await createContainer(image) }
@@ -135,6 +145,7 @@ struct NodeBootstrap {
         if let cpus = spec.resources.cpus { arguments += ["--cpus", String(cpus)] }
         if let memory = spec.resources.memoryGB { arguments += ["--memory", "\(Int(memory * 1024))m"] }
         if let gpus = spec.resources.accelerators { arguments += ["--gpus", String(gpus.count)] }
+        arguments += ["--env", "YONDER_CLUSTER=\(spec.name)", "--env", "YONDER_NODE_RANK=\(index)", "--env", "YONDER_NUM_NODES=\(spec.numNodes)"]
         for (name, value) in spec.envs.sorted(by: { $0.key < $1.key }) { arguments += ["--env", "\(name)=\(value)"] }
         arguments += [image, "serve", "--host", "127.0.0.1", "--port", "0", "--token-file", "/yonder/token", "--build", agentBuild]
         let result = try await run(arguments.map(shellQuote).joined(separator: " "))

@@ -96,6 +96,40 @@ struct ClusterUpTests {
         #expect(unknown?.code == .unknownCluster)
     }
 
+    @Test func twoNodesEachWithItsOwnContainerAndAgent() async throws {
+        let name = "t\(UInt16.random(in: 0...UInt16.max))"
+        var twoNodes = spec(name)
+        twoNodes.numNodes = 2
+        let cluster = try await Cluster.up(twoNodes) { _ in }
+        #expect(cluster.nodeCount == 2)
+        for node in 0..<2 {
+            let rank = try await cluster.connection(node: node).exec(["sh", "-c", "echo $YONDER_NODE_RANK/$YONDER_NUM_NODES"]).collect()
+            #expect(rank.outputText == "\(node)/2\n")
+        }
+        #expect(Set(cluster.state.nodes.map(\.port)).count == 2)
+        #expect(try containers(name).sorted() == ["yonder-\(name)-0", "yonder-\(name)-1"])
+        let outOfRange = #expect(throws: ClusterError.self) { try cluster.connection(node: 2) }
+        #expect(outOfRange?.code == .unknownNode)
+        try await cluster.down()
+        #expect(try containers(name).isEmpty)
+    }
+
+    @Test func anImageWithNoShellRunsTheAgent() async throws {
+        // An image holding one static program and nothing else: no shell, no libc.
+        let root = home.appendingPathComponent("rootfs")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("app"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"]!, toPath: root.appendingPathComponent("app/program").path)
+        let image = "yonder-test/no-shell:1"
+        try ChildProcess.run("/bin/sh", ["-c", "tar -C \(root.path) -c . | docker import - \(image)"])
+        defer { _ = try? ChildProcess.run("/usr/bin/env", ["docker", "rmi", image]) }
+        let name = "t\(UInt16.random(in: 0...UInt16.max))"
+        let cluster = try await Cluster.up(spec(name, image: image)) { _ in }
+        #expect(try await cluster.connection().ping() < .seconds(1))
+        let noShell = await #expect(throws: YonderError.self) { _ = try await cluster.connection().exec(["sh", "-c", "true"]).collect() }
+        #expect(noShell?.code == .execFailed)
+        try await cluster.down()
+    }
+
     @Test func aMissingImageFailsClearlyAndLeavesNothing() async throws {
         let name = "t\(UInt16.random(in: 0...UInt16.max))"
         let error = await #expect(throws: ClusterError.self) {

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+import TestSupport
+import Yonder
+import YonderCluster
+import YonderLocalServers
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A private registry (Debian's docker-registry with htpasswd on 127.0.0.1) holding the base
+/// image: `up` pulls it with the right credentials and fails clearly with wrong ones.
+@Suite(.serialized, .enabled(if: ClusterTestEnvironment.shouldRun))
+struct RegistryTests {
+    let folder: URL
+    let port: Int
+    let registry: pid_t
+    let user = "yonder"
+    let password = "registry-pass-123"
+
+    init() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-registry-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        setenv("YONDER_HOME", folder.appendingPathComponent("home").path, 1)
+        let htpasswd = try ChildProcess.run("/usr/bin/htpasswd", ["-Bbn", user, password])
+        try htpasswd.write(to: folder.appendingPathComponent("htpasswd"), atomically: true, encoding: .utf8)
+        port = try LocalSSHServer.freePort()
+        try """
+            version: 0.1
+            storage:
+              filesystem:
+                rootdirectory: \(folder.appendingPathComponent("data").path)
+            http:
+              addr: 127.0.0.1:\(port)
+            auth:
+              htpasswd:
+                realm: yonder-test
+                path: \(folder.appendingPathComponent("htpasswd").path)
+            """.write(to: folder.appendingPathComponent("config.yml"), atomically: true, encoding: .utf8)
+        registry = try ChildProcess.spawn("/usr/bin/docker-registry", ["serve", folder.appendingPathComponent("config.yml").path], output: folder.appendingPathComponent("registry.log").path)
+        for _ in 0..<250 where !LocalSSHServer.canConnect(port: port) { usleep(20_000) }
+    }
+
+    @discardableResult
+    func docker(_ arguments: [String], environment: [String: String]? = nil) throws -> String {
+        try ChildProcess.run("/usr/bin/env", ["docker"] + arguments, environment: environment)
+    }
+
+    @Test func rightCredentialsPullAndWrongOnesFailCleanly() async throws {
+        defer {
+            kill(registry, SIGKILL)
+            ChildProcess.wait(registry)
+        }
+        let image = "127.0.0.1:\(port)/yonder/private:test"
+        // Push the base image, with the password on standard input.
+        var environment = ProcessInfo.processInfo.environment
+        environment["YONDER_TEST_PW"] = password
+        try ChildProcess.run("/bin/sh", ["-c", "printf %s \"$YONDER_TEST_PW\" | docker login -u \(user) --password-stdin 127.0.0.1:\(port)"], environment: environment)
+        try docker(["tag", ClusterTestEnvironment.image, image])
+        try docker(["push", image])
+        try docker(["logout", "127.0.0.1:\(port)"])
+        try docker(["rmi", image])
+
+        let name = "r\(UInt16.random(in: 0...UInt16.max))"
+        let spec = ClusterSpec(name: name, image: image, agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
+        let wrong = ProcessInfo.processInfo.environment.merging(["YONDER_DOCKER_USERNAME": user, "YONDER_DOCKER_PASSWORD": "not-the-password"]) { $1 }
+        let error = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(spec, environment: wrong) { _ in } }
+        #expect(error?.code == .imageUnavailable)
+        #expect(error?.description.contains("127.0.0.1:\(port)") == true)
+        #expect(error?.description.contains("not-the-password") == false)
+        #expect(try docker(["ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"]).isEmpty)
+        #expect((try? ClusterState.load(name)) == nil)
+
+        let right = ProcessInfo.processInfo.environment.merging(["SKYPILOT_DOCKER_USERNAME": user, "SKYPILOT_DOCKER_PASSWORD": password]) { $1 }
+        let steps = ProgressSteps()
+        let cluster = try await Cluster.up(spec, environment: right) { steps.add($0) }
+        #expect(steps.all.contains { $0.step == "pull" })
+        #expect(try await cluster.connection().ping() < .seconds(1))
+        // No credential is left on the node, nor in Yonder's state.
+        let dockerConfig = (try? String(contentsOfFile: NSHomeDirectory() + "/.docker/config.json", encoding: .utf8)) ?? ""
+        #expect(!dockerConfig.contains("127.0.0.1:\(port)"))
+        let state = try String(contentsOf: ClusterState.home.appendingPathComponent("clusters/\(name).json"), encoding: .utf8)
+        #expect(!state.contains(password))
+        try await cluster.down()
+        _ = try? docker(["rmi", image])
+    }
+}

@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "yonder-bench",
             dependencies: [
-                "Yonder", "YonderSSH", "YonderLocalServers",
+                "Yonder", "YonderSSH", "YonderLocalServers", "YonderCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/yonder-bench",
@@ -129,7 +129,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "yonder-quickstart",
-            dependencies: ["QuickStartShared", "Yonder"],
+            dependencies: ["QuickStartShared", "Yonder", "YonderCluster"],
             path: "Examples/QuickStart",
             swiftSettings: upcoming
         ),

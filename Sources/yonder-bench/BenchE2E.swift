@@ -1,0 +1,152 @@
+import ArgumentParser
+import Foundation
+import Yonder
+import YonderCluster
+import YonderLocalServers
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `yonder-bench e2e`: `up` cold and warm on a local cluster, and calls through the tunnel
+/// to the agent in the container, beside OpenSSH's tunnel echo on the same sshd.
+struct E2E: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "Cluster up (cold, warm) and call latency through the SSH tunnel, vs OpenSSH's tunnel echo.",
+        discussion: """
+            Brings up a one-node local cluster (a private sshd on 127.0.0.1 and the local Docker \
+            engine) with --image, which must already be pulled, and the static agent named by \
+            --agent or YONDER_AGENT. Measures: a cold up (no container, agent already uploaded), \
+            a warm up (everything running), the no-op yonder.ping call through the tunnel, and a \
+            16-byte echo through `ssh -N -L` on the same sshd. Tears the cluster down at the end.
+
+            Example: YONDER_AGENT=.build-static/release/yonder-agent swift run -c release yonder-bench e2e
+            """)
+
+    @Option(help: "The image to run (already pulled).")
+    var image = "yonder/debian:bookworm"
+
+    @Option(help: "The static agent executable; defaults to YONDER_AGENT.")
+    var agent: String?
+
+    @Option(help: "Round trips measured for each latency figure.")
+    var iterations = 10_000
+
+    @Option(help: "Round trips run before measuring.")
+    var warmup = 1_000
+
+    @Option(help: "Cold and warm ups measured (the median is reported).")
+    var ups = 3
+
+    @Flag(help: "Print the results as JSON.")
+    var json = false
+
+    func run() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-bench-e2e-\(getpid())")
+        setenv("YONDER_HOME", home.path, 1)
+        defer { try? FileManager.default.removeItem(at: home) }
+        let spec = ClusterSpec(name: "bench-e2e", image: image, agent: agent ?? ProcessInfo.processInfo.environment["YONDER_AGENT"])
+        do {
+            try await measure(spec, home: home)
+        } catch {
+            try? await Cluster.down(spec.name)
+            throw error
+        }
+    }
+
+    private func measure(_ spec: ClusterSpec, home: URL) async throws {
+
+        // The first up uploads the agent and starts sshd; not measured.
+        log("first up (starts sshd, uploads the agent)")
+        let first = try await Cluster.up(spec)
+        await first.close()
+        var cold: [Double] = []
+        var warm: [Double] = []
+        for round in 0..<ups {
+            log("cold up \(round + 1) of \(ups)")
+            _ = try ChildProcess.run("/usr/bin/env", ["docker", "rm", "-f", "yonder-\(spec.name)-0"])
+            var start = ContinuousClock.now
+            let cluster = try await Cluster.up(spec)
+            cold.append(seconds(ContinuousClock.now - start))
+            await cluster.close()
+            log("warm up \(round + 1) of \(ups)")
+            start = ContinuousClock.now
+            let again = try await Cluster.up(spec)
+            warm.append(seconds(ContinuousClock.now - start))
+            await again.close()
+        }
+
+        let cluster = try await Cluster.up(spec)
+        let connection = try cluster.connection()
+        log("yonder.ping through the tunnel")
+        for _ in 0..<warmup { _ = try await connection.call("yonder.ping") }
+        var samples: [Duration] = []
+        for _ in 0..<iterations {
+            let start = ContinuousClock.now
+            _ = try await connection.call("yonder.ping")
+            samples.append(ContinuousClock.now - start)
+        }
+        let ping = Percentiles(samples)
+
+        // OpenSSH's tunnel echo on the same sshd.
+        let node = cluster.state.nodes[0]
+        let echo = try EchoServer()
+        defer { echo.stop() }
+        let knownHosts = home.appendingPathComponent("known_hosts")
+        try "[127.0.0.1]:\(node.port) \(node.pinnedHostKey ?? "")\n".write(to: knownHosts, atomically: true, encoding: .utf8)
+        let localPort = try LocalSSHServer.freePort()
+        let ssh = try ChildProcess.spawn("/usr/bin/ssh", [
+            "-N", "-L", "127.0.0.1:\(localPort):127.0.0.1:\(echo.port)", "-p", String(node.port), "-i", node.identityFile ?? "",
+            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=\(knownHosts.path)",
+            "-o", "Ciphers=aes128-ctr", "-o", "MACs=hmac-sha2-256", "-o", "ExitOnForwardFailure=yes", "\(node.user)@127.0.0.1",
+        ])
+        defer {
+            kill(ssh, SIGTERM)
+            ChildProcess.wait(ssh)
+        }
+        for _ in 0..<250 where !LocalSSHServer.canConnect(port: localPort) { usleep(20_000) }
+        log("16-byte echo through ssh -N -L")
+        let socket = try BlockingSocket(port: localPort)
+        let openssh = try socket.latency(iterations: iterations, warmup: warmup)
+        socket.close()
+        try await cluster.down()
+
+        let report = E2EReport(
+            coldUpSeconds: cold.sorted()[cold.count / 2], warmUpSeconds: warm.sorted()[warm.count / 2],
+            coldUps: cold, warmUps: warm,
+            pingP50Microseconds: ping.p50, pingP99Microseconds: ping.p99,
+            opensshEchoP50Microseconds: openssh.p50, opensshEchoP99Microseconds: openssh.p99,
+            ratio: ping.p50 / openssh.p50, iterations: iterations, agent: "\(connection.agent)")
+        try report.emit(json: json)
+    }
+
+    private func log(_ text: String) {
+        FileHandle.standardError.write(Data("[yonder-bench e2e] \(text)\n".utf8))
+    }
+}
+
+struct E2EReport: BenchReport {
+    var coldUpSeconds: Double
+    var warmUpSeconds: Double
+    var coldUps: [Double]
+    var warmUps: [Double]
+    var pingP50Microseconds: Double
+    var pingP99Microseconds: Double
+    var opensshEchoP50Microseconds: Double
+    var opensshEchoP99Microseconds: Double
+    var ratio: Double
+    var iterations: Int
+    var agent: String
+
+    func printTable() {
+        func row(_ name: String, _ value: String) {
+            print(name.padding(toLength: 46, withPad: " ", startingAt: 0) + value)
+        }
+        row("cold up (no container), median", String(format: "%.3f s (target < 3 s)", coldUpSeconds))
+        row("warm up (all running), median", String(format: "%.3f s (target < 0.5 s)", warmUpSeconds))
+        row("yonder.ping via tunnel, p50 / p99", String(format: "%.1f µs / %.1f µs", pingP50Microseconds, pingP99Microseconds))
+        row("16 B echo via ssh -N -L, p50 / p99", String(format: "%.1f µs / %.1f µs", opensshEchoP50Microseconds, opensshEchoP99Microseconds))
+        row("call p50 / OpenSSH echo p50", String(format: "%.2fx (target ≤ 2x)", ratio))
+    }
+}

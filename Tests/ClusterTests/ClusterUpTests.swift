@@ -130,6 +130,32 @@ struct ClusterUpTests {
         try await cluster.down()
     }
 
+    @Test func sshProviderReachesAnExistingHost() async throws {
+        // An "existing machine": an sshd with a key of its own, reached as the ssh provider
+        // does, recording its host key on first use in ~/.ssh/known_hosts (HOME is a temp
+        // folder here).
+        let server = try SSHServerFixture()
+        let savedHome = ProcessInfo.processInfo.environment["HOME"]
+        setenv("HOME", home.path, 1)
+        defer { if let savedHome { setenv("HOME", savedHome, 1) } }
+        let name = "t\(UInt16.random(in: 0...UInt16.max))"
+        var spec = spec(name)
+        spec.provider = .ssh
+        spec.hosts = ["\(server.user)@127.0.0.1:\(server.port)"]
+        spec.identityFile = server.clientKey
+
+        let refused = await #expect(throws: (any Error).self) { _ = try await Cluster.up(spec) { _ in } }
+        #expect("\(refused!)".contains("can't be established"))
+
+        spec.acceptNewHostKeys = true
+        let cluster = try await Cluster.up(spec) { _ in }
+        #expect(try await cluster.connection().ping() < .seconds(1))
+        #expect(try String(contentsOfFile: home.appendingPathComponent(".ssh/known_hosts").path, encoding: .utf8).contains("[127.0.0.1]:\(server.port)"))
+        #expect(cluster.state.nodes[0].sshdProcessID == nil)
+        try await cluster.down()
+        #expect(try containers(name).isEmpty)
+    }
+
     @Test func aMissingImageFailsClearlyAndLeavesNothing() async throws {
         let name = "t\(UInt16.random(in: 0...UInt16.max))"
         let error = await #expect(throws: ClusterError.self) {

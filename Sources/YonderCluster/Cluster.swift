@@ -68,14 +68,14 @@ public final class Cluster: Sendable {
         let build = try AgentExecutable.build(of: agentPath)
         let credentials = try RegistryCredentials.fromEnvironment(environment)
         let previous = try? ClusterState.load(spec.name)
+        let provider = Providers.provider(for: spec.provider)
 
         var endpoints: [NodeEndpoint] = []
-        var startedServers: [LocalSSHServer] = []
         var sessions: [SSHSession] = []
         var connections: [Connection] = []
         var madeContainers: [(SSHSession, String)] = []
         do {
-            endpoints = try Providers.endpoints(for: spec, previous: previous, started: &startedServers, progress: progress)
+            endpoints = try await provider.provision(spec, previous: previous, progress: progress)
             var nodes: [ClusterState.NodeState] = []
             for (index, endpoint) in endpoints.enumerated() {
                 let session = try await endpoint.connect()
@@ -98,14 +98,13 @@ public final class Cluster: Sendable {
             }
             let state = ClusterState(spec: spec, nodes: nodes, updatedAt: Date())
             try state.save()
-            for server in startedServers { server.detach() }
             progress(ClusterProgress(node: nil, step: "up", detail: "cluster \(spec.name) is up with \(nodes.count) node(s)", elapsed: ContinuousClock.now - started))
             return Cluster(state: state, sessions: sessions, connections: connections)
         } catch {
             for connection in connections { await connection.close() }
             for (session, container) in madeContainers { _ = try? await session.run("docker rm -f \(container)") }
             for session in sessions { await session.close() }
-            for server in startedServers { server.stop() }
+            for endpoint in endpoints where endpoint.isNew { await provider.release(endpoint) }
             if previous == nil { ClusterState.remove(spec.name) }
             throw error
         }
@@ -161,7 +160,7 @@ public final class Cluster: Sendable {
             } catch {
                 failures.append("node \(index): \(error)")
             }
-            if let pid = node.sshdProcessID { LocalSSHServer.stop(processID: pid) }
+            await Providers.provider(for: state.spec.provider).release(NodeEndpoint(node))
             progress(ClusterProgress(node: index, step: "down", detail: "removed \(node.container)", elapsed: ContinuousClock.now - start))
         }
         ClusterState.remove(name)

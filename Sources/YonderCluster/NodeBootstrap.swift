@@ -55,10 +55,10 @@ struct NodeBootstrap {
         guard let image = spec.image else {
             throw ClusterError(.invalidSpec, "cluster \(spec.name) has no image_id; running the agent on the node itself is not supported yet: give image_id: docker:IMAGE")
         }
-        try await timed("docker", "checking Docker on \(node)") { try await checkDocker() }
-
-        // Reuse a running container whose agent is this build.
-        if let existing = try await reuse() { return existing }
+        // One round trip: Docker's health and the container's state, token and port. Each
+        // command on a node costs sshd about 80 ms to set up, so the warm path makes one.
+        let probe = try await timed("docker", "checking Docker and \(container) on \(node)") { try await probeNode() }
+        if let existing = try await reuse(probe) { return existing }
 
         if let credentials {
             let server = credentials.server ?? RegistryCredentials.registry(of: image) ?? ""
@@ -91,8 +91,23 @@ struct NodeBootstrap {
 
     // MARK: Steps
 
-    func checkDocker() async throws {
-        let result = try await run("docker version --format '{{.Server.Version}}'")
+    /// What one command on the node found.
+    struct Probe {
+        var state: String?
+        var build: String?
+        var token: String?
+        var port: Int?
+    }
+
+    func probeNode() async throws -> Probe {
+        let c = container
+        let result = try await run("""
+            docker version --format '{{.Server.Version}}' >/dev/null || exit $?
+            state=$(docker inspect --format '{{.State.Status}} {{index .Config.Labels "yonder.build"}}' \(c) 2>/dev/null) || exit 0
+            echo "state $state"
+            echo "token $(docker cp \(c):/yonder/token - 2>/dev/null | tar -xO 2>/dev/null)"
+            docker logs \(c) 2>/dev/null | grep '"event":"listening"' | tail -n 1 | sed 's/^/listening /'
+            """)
         guard result.status == .exited(0) else {
             let reason = result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)
             if result.status == .exited(127) || reason.contains("not found") {
@@ -100,6 +115,23 @@ struct NodeBootstrap {
             }
             throw ClusterError(.dockerUnavailable, "\(node): cannot reach the Docker daemon as \(session.configuration.user): \(reason.isEmpty ? "\(result.status)" : reason); start dockerd or add the user to the docker group")
         }
+        var probe = Probe()
+        for line in result.stdoutText.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { continue }
+            switch parts[0] {
+            case "state":
+                let fields = parts[1].split(separator: " ").map(String.init)
+                probe.state = fields.first
+                probe.build = fields.count > 1 ? fields[1] : nil
+            case "token": probe.token = parts[1].trimmingCharacters(in: .whitespaces)
+            case "listening":
+                let object = try? JSONSerialization.jsonObject(with: Data(parts[1].utf8)) as? [String: Any]
+                probe.port = object?["port"] as? Int
+            default: break
+            }
+        }
+        return probe
     }
 
     func login(_ credentials: RegistryCredentials, image: String) async throws {
@@ -218,23 +250,20 @@ struct NodeBootstrap {
 
     /// A running container of this build with an agent that prints its port: reused. A
     /// stopped one of this build is started again.
-    func reuse() async throws -> Outcome? {
-        guard let state = try await containerState() else { return nil }
-        let parts = state.split(separator: " ")
-        guard parts.count == 2, parts[1] == agentBuild else {
+    func reuse(_ probe: Probe) async throws -> Outcome? {
+        guard let state = probe.state else { return nil }
+        guard probe.build == agentBuild, let token = probe.token, !token.isEmpty else {
             report(ClusterProgress(node: index, step: "container", detail: "\(container) runs another agent build; replacing it"))
             return nil
         }
-        let token = try await run("docker cp \(container):/yonder/token - | tar -xO")
-        guard token.status == .exited(0), !token.stdoutText.isEmpty else { return nil }
-        if parts[0] != "running" {
-            report(ClusterProgress(node: index, step: "container", detail: "\(container) is \(parts[0]); starting it"))
+        if state != "running" {
+            report(ClusterProgress(node: index, step: "container", detail: "\(container) is \(state); starting it"))
             let port = try await startAgent()
-            return Outcome(agentPort: port, token: token.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), createdContainer: false)
+            return Outcome(agentPort: port, token: token, createdContainer: false)
         }
-        guard let port = try await listeningPorts().last else { return nil }
+        guard let port = probe.port else { return nil }
         report(ClusterProgress(node: index, step: "container", detail: "reusing \(container)"))
-        return Outcome(agentPort: port, token: token.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), createdContainer: false)
+        return Outcome(agentPort: port, token: token, createdContainer: false)
     }
 
     static func newToken() -> String {

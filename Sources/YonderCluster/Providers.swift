@@ -15,6 +15,8 @@ struct NodeEndpoint: Sendable {
     var pinnedHostKey: String?
     var acceptNewHostKeys: Bool
     var sshdProcessID: Int32?
+    /// Made by this `up` (released again if it fails).
+    var isNew = false
 
     init(host: String, port: Int, user: String, identityFile: String?, pinnedHostKey: String?, acceptNewHostKeys: Bool, sshdProcessID: Int32?) {
         self.host = host
@@ -40,31 +42,45 @@ struct NodeEndpoint: Sendable {
     }
 }
 
-/// Where nodes come from. A cloud provider adds provisioning and teardown here.
+/// Where a cluster's nodes come from. A provider only provisions machines that run sshd and
+/// Docker, and releases them; everything from SSH onwards (bootstrap, agents, tunnels, state)
+/// is shared. A cloud provider (AWS) adds a type here and a case to `ClusterSpec.Provider`.
+protocol Provider: Sendable {
+    /// Makes or finds the nodes; `previous` is what the last `up` recorded, for reuse.
+    /// Returns how to reach each node and what was newly made (to release if `up` fails).
+    func provision(_ spec: ClusterSpec, previous: ClusterState?, progress: @escaping @Sendable (ClusterProgress) -> Void) async throws -> [NodeEndpoint]
+
+    /// Releases a node made by ``provision(_:previous:progress:)``: after a failed `up` (for
+    /// the nodes it made) and at `down` (for all), once their containers are gone.
+    func release(_ node: NodeEndpoint) async
+}
+
 enum Providers {
-    static func endpoints(
-        for spec: ClusterSpec, previous: ClusterState?, started: inout [LocalSSHServer],
-        progress: @Sendable (ClusterProgress) -> Void
-    ) throws -> [NodeEndpoint] {
-        switch spec.provider {
-        case .ssh:
-            return spec.hosts.map { text in
-                let host = SSHHost(text)!  // checked when the spec was read
-                return NodeEndpoint(host: host.host, port: host.port, user: host.user, identityFile: spec.identityFile,
-                                    pinnedHostKey: nil, acceptNewHostKeys: spec.acceptNewHostKeys, sshdProcessID: nil)
-            }
-        case .local:
-            return try localEndpoints(spec: spec, previous: previous, started: &started, progress: progress)
+    static func provider(for kind: ClusterSpec.Provider) -> any Provider {
+        switch kind {
+        case .local: LocalProvider()
+        case .ssh: SSHHostsProvider()
+        }
+    }
+}
+
+/// Existing machines, given as `user@host[:port]` in the spec.
+struct SSHHostsProvider: Provider {
+    func provision(_ spec: ClusterSpec, previous: ClusterState?, progress: @escaping @Sendable (ClusterProgress) -> Void) async throws -> [NodeEndpoint] {
+        spec.hosts.map { text in
+            let host = SSHHost(text)!  // checked when the spec was read
+            return NodeEndpoint(host: host.host, port: host.port, user: host.user, identityFile: spec.identityFile,
+                                pinnedHostKey: nil, acceptNewHostKeys: spec.acceptNewHostKeys, sshdProcessID: nil)
         }
     }
 
-    /// The `local` provider: a private sshd on 127.0.0.1 per node, with a host key and a
-    /// client key of Yonder's own under `~/.yonder/local`. A node whose sshd still runs is
-    /// reused.
-    static func localEndpoints(
-        spec: ClusterSpec, previous: ClusterState?, started: inout [LocalSSHServer],
-        progress: @Sendable (ClusterProgress) -> Void
-    ) throws -> [NodeEndpoint] {
+    func release(_ node: NodeEndpoint) async {}  // the machines are the user's
+}
+
+/// This machine: a private sshd on 127.0.0.1 per node, with a host key and a client key of
+/// Yonder's own under `~/.yonder/local`. A node whose sshd still runs is reused.
+struct LocalProvider: Provider {
+    func provision(_ spec: ClusterSpec, previous: ClusterState?, progress: @escaping @Sendable (ClusterProgress) -> Void) async throws -> [NodeEndpoint] {
         guard LocalSSHServer.toolsInstalled else {
             throw ClusterError(.dockerUnavailable, "the local provider needs OpenSSH's sshd and ssh-keygen; install openssh-server")
         }
@@ -81,23 +97,35 @@ enum Providers {
         }
         let hostPublicKey = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         var endpoints: [NodeEndpoint] = []
-        for index in 0..<spec.numNodes {
-            if let old = previous?.nodes.indices.contains(index) == true ? previous?.nodes[index] : nil,
-                let pid = old.sshdProcessID, kill(pid, 0) == 0, LocalSSHServer.canConnect(port: old.port)
-            {
-                endpoints.append(NodeEndpoint(old))
-                continue
+        do {
+            for index in 0..<spec.numNodes {
+                if let old = previous?.nodes.indices.contains(index) == true ? previous?.nodes[index] : nil,
+                    let pid = old.sshdProcessID, kill(pid, 0) == 0, LocalSSHServer.canConnect(port: old.port)
+                {
+                    endpoints.append(NodeEndpoint(old))
+                    continue
+                }
+                let start = ContinuousClock.now
+                let server = try LocalSSHServer(
+                    folder: folder.appendingPathComponent("\(spec.name)-\(index)"), hostKey: hostKey, authorizedKeys: authorized)
+                // It outlives this process; `release` stops it by pid.
+                server.detach()
+                progress(ClusterProgress(node: index, step: "sshd", detail: "private sshd on 127.0.0.1:\(server.port)", elapsed: ContinuousClock.now - start))
+                var endpoint = NodeEndpoint(
+                    host: server.host, port: server.port, user: server.user, identityFile: clientKey,
+                    pinnedHostKey: hostPublicKey, acceptNewHostKeys: false, sshdProcessID: server.processID)
+                endpoint.isNew = true
+                endpoints.append(endpoint)
             }
-            let start = ContinuousClock.now
-            let server = try LocalSSHServer(
-                folder: folder.appendingPathComponent("\(spec.name)-\(index)"), hostKey: hostKey, authorizedKeys: authorized)
-            started.append(server)
-            progress(ClusterProgress(node: index, step: "sshd", detail: "private sshd on 127.0.0.1:\(server.port)", elapsed: ContinuousClock.now - start))
-            endpoints.append(NodeEndpoint(
-                host: server.host, port: server.port, user: server.user, identityFile: clientKey,
-                pinnedHostKey: hostPublicKey, acceptNewHostKeys: false, sshdProcessID: server.processID))
+        } catch {
+            for endpoint in endpoints where endpoint.isNew { await release(endpoint) }
+            throw error
         }
         return endpoints
+    }
+
+    func release(_ node: NodeEndpoint) async {
+        if let pid = node.sshdProcessID { LocalSSHServer.stop(processID: pid) }
     }
 }
 

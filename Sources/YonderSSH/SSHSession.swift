@@ -59,7 +59,9 @@ public final class SSHSession: Sendable {
             loop.submit { [loop] ended in if ended == nil { loop.startKeepAlive() } }
             let session = SSHSession(loop: loop, configuration: configuration, fingerprint: fingerprint, cipher: cipher, mac: mac)
             if configuration.requestInteractiveMode {
-                _ = try? await session.run("true", pty: PTYRequest(term: "dumb", columns: 80, rows: 24))
+                // In the background: sshd takes ~80 ms to start a command, which connect
+                // need not wait for; channels opened meanwhile simply share the session.
+                Task { _ = try? await session.run("true", pty: PTYRequest(term: "dumb", columns: 80, rows: 24)) }
             }
             return session
         } catch {

@@ -82,13 +82,32 @@ struct ClusterUpTests {
         #expect(try await restarted.connection().ping() < .seconds(1))
         await restarted.close()
 
-        // A removed container is made again.
+        // A removed container is made again, without uploading the agent again.
         try ChildProcess.run("/usr/bin/env", ["docker", "rm", "-f", "yonder-\(name)-0"])
-        let recreated = try await Cluster.up(spec(name)) { _ in }
+        let recreateSteps = ProgressSteps()
+        let recreated = try await Cluster.up(spec(name)) { recreateSteps.add($0) }
         #expect(try await recreated.connection().ping() < .seconds(1))
-        let sshdPID = recreated.state.nodes[0].sshdProcessID
+        #expect(recreateSteps.all.contains { $0.step == "container" && $0.detail.contains("creating") })
+        #expect(!recreateSteps.all.contains { $0.step == "upload" })
+        await recreated.close()
 
-        try await recreated.down()
+        // Another agent build (one byte more) replaces the running one.
+        let newer = home.appendingPathComponent("yonder-agent-newer").path
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"]!))
+        bytes.append(0)
+        try bytes.write(to: URL(fileURLWithPath: newer))
+        chmod(newer, 0o755)
+        var newerSpec = spec(name)
+        newerSpec.agent = newer
+        let replaceSteps = ProgressSteps()
+        let replaced = try await Cluster.up(newerSpec) { replaceSteps.add($0) }
+        #expect(replaceSteps.all.contains { $0.detail.contains("another agent build") })
+        #expect(replaceSteps.all.contains { $0.step == "upload" })
+        #expect(replaced.state.nodes[0].agentBuild != recreated.state.nodes[0].agentBuild)
+        #expect(try await replaced.connection().info().build == replaced.state.nodes[0].agentBuild)
+        let sshdPID = replaced.state.nodes[0].sshdProcessID
+
+        try await replaced.down()
         #expect(try containers(name).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: stateFile.path))
         if let sshdPID { #expect(kill(sshdPID, 0) != 0) }

@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Yonder", targets: ["Yonder"]),
         .library(name: "YonderAgent", targets: ["YonderAgent"]),
         .executable(name: "yonder-agent", targets: ["yonder-agent"]),
+        .executable(name: "yonder", targets: ["yonder"]),
         .executable(name: "yonder-bench", targets: ["yonder-bench"]),
     ],
     dependencies: [
@@ -52,6 +53,17 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ],
             path: "Sources/YonderCluster",
+            swiftSettings: upcoming
+        ),
+
+        // MARK: The command-line tool
+        .executableTarget(
+            name: "yonder",
+            dependencies: [
+                "Yonder", "YonderCluster",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/yonder",
             swiftSettings: upcoming
         ),
 
@@ -181,6 +193,12 @@ let package = Package(
             name: "ClusterTests",
             dependencies: ["YonderCluster", "Yonder", "YonderLocalServers", "TestSupport"],
             path: "Tests/ClusterTests",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["YonderCluster", "YonderLocalServers", "TestSupport"],
+            path: "Tests/CLITests",
             swiftSettings: upcoming
         ),
         .testTarget(

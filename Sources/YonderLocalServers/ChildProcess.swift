@@ -60,6 +60,17 @@ public enum ChildProcess {
         return text
     }
 
+    /// Runs a program to its end; returns its exit code and what it printed (stdout and
+    /// stderr together).
+    public static func runCapturing(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (exitCode: Int32, output: String) {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-tool-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let pid = try spawn(path, arguments, environment: environment, output: output.path)
+        let status = wait(pid)
+        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        return ((status >> 8) & 0xff, text)
+    }
+
     /// Waits for `pid` to end and returns its raw wait status.
     @discardableResult
     public static func wait(_ pid: pid_t) -> Int32 {

@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import Yonder
+import YonderCluster
+
+struct Exec: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command in a node's container through the agent, streaming its output.",
+        discussion: "Exits with the command's status.\n\nExample: yonder exec demo --node 1 -- nvidia-smi")
+
+    @Argument(help: "The cluster's name.")
+    var name: String
+
+    @Option(help: "The node, from 0.")
+    var node = 0
+
+    @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
+    var command: [String] = []
+
+    func run() async throws {
+        var status: Int32 = 0
+        try await reportingErrors {
+            guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. yonder exec \(name) -- uname -a") }
+            let cluster = try await Cluster.attach(name)
+            do {
+                for try await event in try cluster.connection(node: node).exec(command) {
+                    switch event {
+                    case .standardOutput(let bytes): FileHandle.standardOutput.write(Data(bytes))
+                    case .standardError(let bytes): FileHandle.standardError.write(Data(bytes))
+                    case .exit(let exit): status = Int32(exit.exitCode ?? (128 + (exit.signal ?? 0)))
+                    }
+                }
+            } catch {
+                await cluster.close()
+                throw error
+            }
+            await cluster.close()
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+}

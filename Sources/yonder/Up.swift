@@ -1,0 +1,26 @@
+import ArgumentParser
+import Foundation
+import YonderCluster
+
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Bring a cluster up from a spec file, or reuse what already runs.",
+        discussion: """
+            Prints each step with its timing. Registry credentials come from \
+            YONDER_DOCKER_USERNAME / YONDER_DOCKER_PASSWORD / YONDER_DOCKER_SERVER (or SkyPilot's \
+            SKYPILOT_DOCKER_* names); the agent from the spec's agent field or YONDER_AGENT.
+
+            Example: yonder up Examples/quickstart.yaml
+            """)
+
+    @Argument(help: "The cluster spec (YAML).")
+    var spec: String
+
+    func run() async throws {
+        try await reportingErrors {
+            let spec = try ClusterSpec.load(from: spec)
+            let cluster = try await Cluster.up(spec) { print($0) }
+            await cluster.close()
+        }
+    }
+}

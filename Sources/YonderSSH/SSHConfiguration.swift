@@ -16,9 +16,9 @@ public struct SSHConfiguration: Sendable {
     public var keepAliveInterval: Duration?
     /// How many keep-alive intervals of silence mean the connection is lost.
     public var keepAliveCountMax: Int
-    /// After logging in, run `true` once on a terminal, which makes OpenSSH's sshd switch the
-    /// connection to interactive mode (TCP_NODELAY). Tunnels then never wait on Nagle's
-    /// algorithm. Failures are ignored.
+    /// With the first tunnel, run `true` once on a terminal (in the background), which makes
+    /// OpenSSH's sshd switch the connection to interactive mode (TCP_NODELAY). Tunnels then
+    /// never wait on Nagle's algorithm. Failures are ignored.
     public var requestInteractiveMode: Bool
 
     /// A configuration with OpenSSH's defaults: port 22, the user's `known_hosts`, a 15 s

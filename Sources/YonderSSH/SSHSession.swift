@@ -1,5 +1,6 @@
 internal import CLibSSH2
 import Foundation
+import Synchronization
 
 /// An authenticated SSH connection to one server.
 ///
@@ -17,6 +18,8 @@ public final class SSHSession: Sendable {
     public let cipher: String
     /// The MAC negotiated, e.g. "hmac-sha2-256".
     public let mac: String
+    /// The one-time request that turns on the server's interactive mode, once started.
+    private let interactiveRequest = Mutex<Task<Void, Never>?>(nil)
 
     private init(loop: SessionLoop, configuration: SSHConfiguration, fingerprint: String, cipher: String, mac: String) {
         self.loop = loop
@@ -58,11 +61,6 @@ public final class SSHSession: Sendable {
             try await Authenticator.authenticate(loop: loop, configuration: configuration, deadline: deadline)
             loop.submit { [loop] ended in if ended == nil { loop.startKeepAlive() } }
             let session = SSHSession(loop: loop, configuration: configuration, fingerprint: fingerprint, cipher: cipher, mac: mac)
-            if configuration.requestInteractiveMode {
-                // In the background: sshd takes ~80 ms to start a command, which connect
-                // need not wait for; channels opened meanwhile simply share the session.
-                Task { _ = try? await session.run("true", pty: PTYRequest(term: "dumb", columns: 80, rows: 24)) }
-            }
             return session
         } catch {
             loop.shutdown(reason: SSHError.closed("the SSH session to \(configuration.destination)"))
@@ -76,8 +74,29 @@ public final class SSHSession: Sendable {
         return LibSSH2.version
     }
 
+    /// Runs `true` once on a terminal, in the background, before the first tunnel: sshd then
+    /// switches the connection to interactive mode (TCP_NODELAY). sshd takes ~80 ms to start
+    /// a command, which nobody needs to wait for; channels opened meanwhile share the session.
+    func requestInteractiveModeOnce() {
+        guard configuration.requestInteractiveMode else { return }
+        interactiveRequest.withLock { task in
+            guard task == nil else { return }
+            task = Task { _ = try? await self.run("true", pty: PTYRequest(term: "dumb", columns: 80, rows: 24)) }
+        }
+    }
+
     /// Disconnects. Channels still open fail with a `closed` error.
     public func close() async {
+        // Let the interactive-mode command end on its own (up to 2 s) rather than hang up on
+        // a shell that may be reading its start-up files.
+        if let task = interactiveRequest.withLock({ $0 }) {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await task.value }
+                group.addTask { try? await Task.sleep(for: .seconds(2)) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
         loop.shutdown(reason: SSHError.closed("the SSH session to \(configuration.destination)"))
         await loop.waitUntilEnded()
     }

@@ -65,6 +65,7 @@ extension SSHSession {
         guard (1...65535).contains(port) else {
             throw SSHError(.invalidArgument, "tunnel port \(port) is not between 1 and 65535")
         }
+        requestInteractiveModeOnce()
         let label = "tunnel to \(host):\(port) via \(configuration.destination)"
         let core = try await openChannel(kind: .tunnel, label: label, open: { loop in
             host.withCString { pointer in

@@ -91,10 +91,10 @@ struct ClusterUpTests {
         #expect(!recreateSteps.all.contains { $0.step == "upload" })
         await recreated.close()
 
-        // Another agent build (one byte more) replaces the running one.
+        // Another agent build (a few random bytes more: new on the node) replaces the running one.
         let newer = home.appendingPathComponent("yonder-agent-newer").path
         var bytes = try Data(contentsOf: URL(fileURLWithPath: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"]!))
-        bytes.append(0)
+        bytes.append(contentsOf: (0..<8).map { _ in UInt8.random(in: 0...255) })
         try bytes.write(to: URL(fileURLWithPath: newer))
         chmod(newer, 0o755)
         var newerSpec = spec(name)
@@ -106,6 +106,9 @@ struct ClusterUpTests {
         #expect(replaced.state.nodes[0].agentBuild != recreated.state.nodes[0].agentBuild)
         #expect(try await replaced.connection().info().build == replaced.state.nodes[0].agentBuild)
         let sshdPID = replaced.state.nodes[0].sshdProcessID
+        // The node is this machine: remove the one-off build from its agent store.
+        let nodeHome = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: "\(nodeHome)/.yonder/agents/\(replaced.state.nodes[0].agentBuild)") }
 
         try await replaced.down()
         #expect(try containers(name).isEmpty)

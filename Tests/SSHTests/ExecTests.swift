@@ -78,7 +78,9 @@ struct ExecTests {
 
     @Test func cancellingAWaitClosesTheChannel() async throws {
         let session = try await connect(server)
-        let command = try await session.execute("sleep 30")
+        let command = try await session.execute("echo started; sleep 30")
+        // Cancel once the command runs (not while the shell reads its start-up files).
+        #expect(try await command.stdout.read() == Array("started\n".utf8))
         let waiter = Task { try await command.exitStatus() }
         try await Task.sleep(for: .milliseconds(100))
         waiter.cancel()

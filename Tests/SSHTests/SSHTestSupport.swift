@@ -14,7 +14,10 @@ func configuration(
         authentication: authentication ?? [.privateKey(path: server.clientKey)],
         hostKeys: hostKeys ?? .knownHosts(server.knownHosts),
         connectTimeout: .seconds(30),
-        keepAliveInterval: keepAlive)
+        keepAliveInterval: keepAlive,
+        // No background shell: a test that kills sshd must not kill a shell in the middle of
+        // the user's shell start-up files (some leave lock files behind when killed).
+        requestInteractiveMode: false)
 }
 
 /// Connects to the fixture's server as its default client.

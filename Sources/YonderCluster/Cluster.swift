@@ -138,6 +138,16 @@ public final class Cluster: Sendable {
         return Cluster(state: state, sessions: sessions, connections: connections)
     }
 
+    /// An SSH session to node `node` of the cluster `name`, without connecting to its agent
+    /// (what `yonder ssh` needs).
+    public static func sshSession(_ name: String, node: Int) async throws -> SSHSession {
+        let state = try ClusterState.load(name)
+        guard state.nodes.indices.contains(node) else {
+            throw ClusterError(.unknownNode, "cluster \(name) has no node \(node); its nodes are 0 to \(state.nodes.count - 1)")
+        }
+        return try await NodeEndpoint(state.nodes[node]).connect()
+    }
+
     /// Tears this cluster down: see ``down(_:progress:)``.
     public func down(progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in }) async throws {
         await close()

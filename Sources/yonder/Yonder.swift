@@ -15,10 +15,11 @@ struct YonderCommand: AsyncParsableCommand {
             Examples:
               yonder up cluster.yaml           bring a cluster up (or reuse what runs)
               yonder status                    list clusters
+              yonder ssh demo                  a shell inside node 0's container
               yonder exec demo -- uname -a     run a command in node 0's container
               yonder down demo                 remove the containers and forget the cluster
             """,
-        subcommands: [Up.self, Status.self, Exec.self, Down.self])
+        subcommands: [Up.self, Status.self, SSH.self, Exec.self, Down.self])
 }
 
 /// Prints to standard error.

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import YonderCluster
+import YonderSSH
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct SSH: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ssh",
+        abstract: "Open a shell inside a node's container, or run a command there.",
+        discussion: """
+            With a terminal, you get a real PTY of your terminal's size that follows resizes; \
+            bash when the image has it, else sh. Exits with the remote status.
+
+            Examples:
+              yonder ssh demo
+              yonder ssh demo --node 1 -- nvidia-smi
+            """)
+
+    @Argument(help: "The cluster's name.")
+    var name: String
+
+    @Option(help: "The node, from 0.")
+    var node = 0
+
+    @Argument(parsing: .postTerminator, help: "A command to run instead of a shell, after --.")
+    var command: [String] = []
+
+    func run() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        var status: Int32 = 0
+        try await reportingErrors {
+            let state = try ClusterState.load(name)
+            guard state.nodes.indices.contains(node) else {
+                throw ClusterError(.unknownNode, "cluster \(name) has no node \(node); its nodes are 0 to \(state.nodes.count - 1)")
+            }
+            let session = try await Cluster.sshSession(name, node: node)
+            let tty = isatty(0) == 1 ? "-it" : "-i"
+            let container = state.nodes[node].container
+            let remote = command.isEmpty
+                ? "docker exec \(tty) \(container) sh -c 'if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'"
+                : "docker exec \(tty) \(container) " + command.map(Self.quote).joined(separator: " ")
+            let exit = try await session.interactiveShell(command: remote)
+            await session.close()
+            status = exit.shellStatus
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    static func quote(_ word: String) -> String {
+        "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}

@@ -8,11 +8,7 @@ struct Exec: AsyncParsableCommand {
         abstract: "Run a command in a node's container through the agent, streaming its output.",
         discussion: "Exits with the command's status.\n\nExample: yonder exec demo --node 1 -- nvidia-smi")
 
-    @Argument(help: "The cluster's name.")
-    var name: String
-
-    @Option(help: "The node, from 0.")
-    var node = 0
+    @OptionGroup var target: NodeOptions
 
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
     var command: [String] = []
@@ -20,10 +16,10 @@ struct Exec: AsyncParsableCommand {
     func run() async throws {
         var status: Int32 = 0
         try await reportingErrors {
-            guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. yonder exec \(name) -- uname -a") }
-            let cluster = try await Cluster.attach(name)
+            guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. yonder exec \(target.name) -- uname -a") }
+            let cluster = try await Cluster.attach(target.name)
             do {
-                for try await event in try cluster.connection(node: node).exec(command) {
+                for try await event in try cluster.connection(node: target.node).exec(command) {
                     switch event {
                     case .standardOutput(let bytes): FileHandle.standardOutput.write(Data(bytes))
                     case .standardError(let bytes): FileHandle.standardError.write(Data(bytes))

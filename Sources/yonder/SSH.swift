@@ -20,11 +20,7 @@ struct SSH: AsyncParsableCommand {
               yonder ssh demo --node 1 -- nvidia-smi
             """)
 
-    @Argument(help: "The cluster's name.")
-    var name: String
-
-    @Option(help: "The node, from 0.")
-    var node = 0
+    @OptionGroup var target: NodeOptions
 
     @Argument(parsing: .postTerminator, help: "A command to run instead of a shell, after --.")
     var command: [String] = []
@@ -33,13 +29,13 @@ struct SSH: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         var status: Int32 = 0
         try await reportingErrors {
-            let state = try ClusterState.load(name)
-            guard state.nodes.indices.contains(node) else {
-                throw ClusterError(.unknownNode, "cluster \(name) has no node \(node); its nodes are 0 to \(state.nodes.count - 1)")
+            let state = try ClusterState.load(target.name)
+            guard state.nodes.indices.contains(target.node) else {
+                throw ClusterError(.unknownNode, "cluster \(target.name) has no node \(target.node); its nodes are 0 to \(state.nodes.count - 1)")
             }
-            let session = try await Cluster.sshSession(name, node: node)
+            let session = try await Cluster.sshSession(target.name, node: target.node)
             let tty = isatty(0) == 1 ? "-it" : "-i"
-            let container = state.nodes[node].container
+            let container = state.nodes[target.node].container
             let remote = command.isEmpty
                 ? "docker exec \(tty) \(container) sh -c 'if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'"
                 : "docker exec \(tty) \(container) " + command.map(Self.quote).joined(separator: " ")

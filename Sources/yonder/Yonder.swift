@@ -38,3 +38,12 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         throw ExitCode(1)
     }
 }
+
+/// The options that pick one node of one cluster, shared by `ssh` and `exec`.
+struct NodeOptions: ParsableArguments {
+    @Argument(help: "The cluster's name.")
+    var name: String
+
+    @Option(help: "The node, from 0.")
+    var node = 0
+}

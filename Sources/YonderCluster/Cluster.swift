@@ -36,9 +36,7 @@ public final class Cluster: Sendable {
 
     /// The connection to the agent on node `node`.
     public func connection(node: Int = 0) throws -> Connection {
-        guard connections.indices.contains(node) else {
-            throw ClusterError(.unknownNode, "cluster \(name) has no node \(node); its nodes are 0 to \(connections.count - 1)")
-        }
+        _ = try state.node(node)
         return connections[node]
     }
 
@@ -138,14 +136,10 @@ public final class Cluster: Sendable {
         return Cluster(state: state, sessions: sessions, connections: connections)
     }
 
-    /// An SSH session to node `node` of the cluster `name`, without connecting to its agent
+    /// An SSH session to a node of a recorded cluster, without connecting to its agent
     /// (what `yonder ssh` needs).
-    public static func sshSession(_ name: String, node: Int) async throws -> SSHSession {
-        let state = try ClusterState.load(name)
-        guard state.nodes.indices.contains(node) else {
-            throw ClusterError(.unknownNode, "cluster \(name) has no node \(node); its nodes are 0 to \(state.nodes.count - 1)")
-        }
-        return try await NodeEndpoint(state.nodes[node]).connect()
+    public static func sshSession(to node: ClusterState.NodeState) async throws -> SSHSession {
+        try await NodeEndpoint(node).connect()
     }
 
     /// Tears this cluster down: see ``down(_:progress:)``.

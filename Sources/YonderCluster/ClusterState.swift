@@ -36,6 +36,14 @@ public struct ClusterState: Codable, Sendable, Equatable {
         public var sshdProcessID: Int32?
     }
 
+    /// Node `index`, or an error naming the nodes there are.
+    public func node(_ index: Int) throws -> NodeState {
+        guard nodes.indices.contains(index) else {
+            throw ClusterError(.unknownNode, "cluster \(spec.name) has no node \(index); its nodes are 0 to \(nodes.count - 1)")
+        }
+        return nodes[index]
+    }
+
     /// The folder Yonder keeps its state in: `$YONDER_HOME`, else `~/.yonder`.
     public static var home: URL {
         if let override = ProcessInfo.processInfo.environment["YONDER_HOME"] { return URL(fileURLWithPath: override) }

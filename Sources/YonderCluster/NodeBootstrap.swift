@@ -79,7 +79,7 @@ struct NodeBootstrap {
             try await timed("container", "creating \(container)") { try await createContainer(image) }
             created = true
             let token = Self.newToken()
-            try await timed("agent", "installing the agent (build \(agentBuild))") { try await installAgent(token: token) }
+            try await timed("agent", "installing the agent (build \(agentBuild))") { try await installAgent(token: token, home: probe.home) }
             let port = try await timed("start", "starting the agent") { try await startAgent() }
             return Outcome(agentPort: port, token: token, createdContainer: true)
         } catch {
@@ -93,6 +93,8 @@ struct NodeBootstrap {
 
     /// What one command on the node found.
     struct Probe {
+        /// The SSH user's home folder on the node.
+        var home = ""
         var state: String?
         var build: String?
         var token: String?
@@ -103,6 +105,7 @@ struct NodeBootstrap {
         let c = container
         let result = try await run("""
             docker version --format '{{.Server.Version}}' >/dev/null || exit $?
+            echo "home $HOME"
             state=$(docker inspect --format '{{.State.Status}} {{index .Config.Labels "yonder.build"}}' \(c) 2>/dev/null) || exit 0
             echo "state $state"
             echo "token $(docker cp \(c):/yonder/token - 2>/dev/null | tar -xO 2>/dev/null)"
@@ -124,6 +127,7 @@ struct NodeBootstrap {
                 let fields = parts[1].split(separator: " ").map(String.init)
                 probe.state = fields.first
                 probe.build = fields.count > 1 ? fields[1] : nil
+            case "home": probe.home = parts[1]
             case "token": probe.token = parts[1].trimmingCharacters(in: .whitespaces)
             case "listening":
                 let object = try? JSONSerialization.jsonObject(with: Data(parts[1].utf8)) as? [String: Any]
@@ -188,14 +192,14 @@ struct NodeBootstrap {
 
     /// Uploads the agent once per build (by content hash), then copies it and a fresh token
     /// into the container. The token travels over SFTP into a 0600 file that is removed at once.
-    func installAgent(token: String) async throws {
+    func installAgent(token: String, home: String) async throws {
         let sftp = try await session.sftp()
         defer { Task { await sftp.close() } }
-        let home = try await run("printf %s \"$HOME\"").stdoutText
         let agents = "\(home)/.yonder/agents"
         let stored = "\(agents)/\(agentBuild)"
-        if try await sftp.attributes(stored)?.size != fileSize(agentPath) {
-            report(ClusterProgress(node: index, step: "upload", detail: "uploading \(URL(fileURLWithPath: agentPath).lastPathComponent) (\(fileSize(agentPath) / 1_000_000) MB)"))
+        let size = fileSize(agentPath)
+        if try await sftp.attributes(stored)?.size != size {
+            report(ClusterProgress(node: index, step: "upload", detail: "uploading \(URL(fileURLWithPath: agentPath).lastPathComponent) (\(size / 1_000_000) MB)"))
             try await sftp.makeDirectory(agents, mode: 0o700)
             try await sftp.upload(from: agentPath, to: stored, mode: 0o755)
         }
@@ -277,7 +281,7 @@ struct NodeBootstrap {
 }
 
 /// Quotes a word for a POSIX shell.
-func shellQuote(_ word: String) -> String {
+package func shellQuote(_ word: String) -> String {
     if !word.isEmpty, word.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:@,+".contains($0) }) { return word }
     return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Yonder
 import YonderLocalServers
 import YonderSSH
 
@@ -136,8 +137,8 @@ enum AgentExecutable {
             spec.agent.map { ("the spec's agent field", $0) },
             environment["YONDER_AGENT"].map { ("YONDER_AGENT", $0) },
         ].compactMap { $0 }
-        let (origin, path) = candidates.first ?? ("the default", URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("yonder-agent").path)
-        let expanded = path.hasPrefix("~") ? (environment["HOME"] ?? NSHomeDirectory()) + path.dropFirst() : path
+        let (origin, path) = candidates.first ?? ("the default", LocalAgent.besideThisProgram("yonder-agent"))
+        let expanded = HostKeyVerifier.expandTilde(path)
         guard FileManager.default.isExecutableFile(atPath: expanded) else {
             throw ClusterError(.agentFailed, "the agent executable \(expanded) (from \(origin)) does not exist or is not executable; build it with `swift build -c release --product yonder-agent -Xswiftc -static-executable` and set YONDER_AGENT or the spec's agent field to its path")
         }

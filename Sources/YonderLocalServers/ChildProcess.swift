@@ -49,26 +49,23 @@ public enum ChildProcess {
     /// Runs a tool to its end and returns what it printed; throws on a non-zero status.
     @discardableResult
     public static func run(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> String {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-tool-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: output) }
-        let pid = try spawn(path, arguments, environment: environment, output: output.path)
-        let status = wait(pid)
-        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-        guard status == 0 else {
-            throw LocalServerError("\(path) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+        let (exitCode, text) = try runCapturing(path, arguments, environment: environment)
+        guard exitCode == 0 else {
+            throw LocalServerError("\(path) \(arguments.joined(separator: " ")) failed (exit status \(exitCode)): \(text)")
         }
         return text
     }
 
-    /// Runs a program to its end; returns its exit code and what it printed (stdout and
-    /// stderr together).
+    /// Runs a program to its end; returns its exit code (128 + the signal's number when a
+    /// signal killed it) and what it printed (stdout and stderr together).
     public static func runCapturing(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (exitCode: Int32, output: String) {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-tool-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: output) }
         let pid = try spawn(path, arguments, environment: environment, output: output.path)
         let status = wait(pid)
         let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-        return ((status >> 8) & 0xff, text)
+        let signal = status & 0x7f
+        return (signal != 0 ? 128 + signal : (status >> 8) & 0xff, text)
     }
 
     /// Waits for `pid` to end and returns its raw wait status.

@@ -2,7 +2,7 @@ internal import CLibSSH2
 import Foundation
 
 /// Checks the server's host key against the policy, on the loop thread after the handshake.
-enum HostKeyVerifier {
+package enum HostKeyVerifier {
     /// The server's key as the handshake left it.
     struct ServerKey {
         let blob: [UInt8]
@@ -162,7 +162,8 @@ enum HostKeyVerifier {
         }
     }
 
-    static func expandTilde(_ path: String) -> String {
+    /// `~/x` with the user's home (from `HOME`); other paths unchanged.
+    package static func expandTilde(_ path: String) -> String {
         guard path.hasPrefix("~") else { return path }
         let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
         return home + path.dropFirst()

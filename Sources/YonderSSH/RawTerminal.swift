@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +13,7 @@ final class RawTerminal: @unchecked Sendable {
     // Safe: `saved` is written once in init; `restored` and the sources are behind `lock`.
     private let fd: Int32
     private var saved = termios()
-    private let lock = NSLockLite()
+    private let lock = NSLock()
     private var restored = false
     private var sources: [any DispatchSourceSignal] = []
 
@@ -56,18 +57,5 @@ final class RawTerminal: @unchecked Sendable {
         var size = winsize()
         guard ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0, size.ws_row > 0 else { return nil }
         return (Int(size.ws_col), Int(size.ws_row))
-    }
-}
-
-/// A pthread mutex, for state touched from signal-handler queues and tasks alike.
-final class NSLockLite: @unchecked Sendable {
-    // Safe: the mutex is the lock.
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
     }
 }

@@ -37,7 +37,7 @@ public final class SFTPClient: Sendable {
     deinit {
         let box = box
         session.loop.submit { ended in
-            if ended == nil { box.shutdown() }
+            if ended == nil { _ = box.shutdownStep() }
         }
     }
 
@@ -363,11 +363,6 @@ final class SFTPBox: @unchecked Sendable {
         if libssh2_sftp_shutdown(current) == LIBSSH2_ERROR_EAGAIN { return false }
         raw = nil
         return true
-    }
-
-    /// Ends the subsystem in the background.
-    func shutdown() {
-        _ = shutdownStep()
     }
 
     static func statusName(_ status: UInt) -> String {

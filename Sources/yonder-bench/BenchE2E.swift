@@ -80,14 +80,7 @@ struct E2E: AsyncParsableCommand {
         let cluster = try await Cluster.up(spec)
         let connection = try cluster.connection()
         log("yonder.ping through the tunnel")
-        for _ in 0..<warmup { _ = try await connection.call("yonder.ping") }
-        var samples: [Duration] = []
-        for _ in 0..<iterations {
-            let start = ContinuousClock.now
-            _ = try await connection.call("yonder.ping")
-            samples.append(ContinuousClock.now - start)
-        }
-        let ping = Percentiles(samples)
+        let ping = try await Local.pingLatency(connection, iterations: iterations, warmup: warmup)
 
         // OpenSSH's tunnel echo on the same sshd.
         let node = cluster.state.nodes[0]

@@ -47,16 +47,7 @@ struct Local: AsyncParsableCommand {
         configuration.keepAliveInterval = nil
         let connection = try await process.connect(configuration: configuration)
 
-        for _ in 0..<warmup { _ = try await connection.call("yonder.ping") }
-        let clock = ContinuousClock()
-        var samples: [Duration] = []
-        samples.reserveCapacity(iterations)
-        for _ in 0..<iterations {
-            let start = clock.now
-            _ = try await connection.call("yonder.ping")
-            samples.append(clock.now - start)
-        }
-        let ping = Percentiles(samples)
+        let ping = try await Self.pingLatency(connection, iterations: iterations, warmup: warmup)
 
         let throughput = try await Self.throughput(connection, calls: calls, inFlight: inFlight)
         let large = try await Self.largeRoundTrip(connection, mebibytes: largeMiB)
@@ -70,6 +61,19 @@ struct Local: AsyncParsableCommand {
             largeMiB: largeMiB, largeSeconds: large, largeMegabytesPerSecond: Double(2 * largeMiB << 20) / large / 1e6,
             iterations: iterations, agent: "\(connection.agent)")
         try report.emit(json: json)
+    }
+
+    /// p50 and p99 of sequential no-op `yonder.ping` calls.
+    static func pingLatency(_ connection: Connection, iterations: Int, warmup: Int) async throws -> Percentiles {
+        for _ in 0..<warmup { _ = try await connection.call("yonder.ping") }
+        var samples: [Duration] = []
+        samples.reserveCapacity(iterations)
+        for _ in 0..<iterations {
+            let start = ContinuousClock.now
+            _ = try await connection.call("yonder.ping")
+            samples.append(ContinuousClock.now - start)
+        }
+        return Percentiles(samples)
     }
 
     static func throughput(_ connection: Connection, calls: Int, inFlight: Int) async throws -> Double {
@@ -173,35 +177,9 @@ enum EchoBaseline {
         }
         server.start()
 
-        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(client) }
-        let connected = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, length) == 0 }
-        }
-        guard connected else { throw ValidationError("could not connect to the echo baseline") }
-        noDelay(client)
-        var message = [UInt8](repeating: 0x42, count: 16)
-        var reply = [UInt8](repeating: 0, count: 16)
-        func roundTrip() {
-            _ = message.withUnsafeMutableBytes { send(client, $0.baseAddress, 16, Int32(MSG_NOSIGNAL)) }
-            var received = 0
-            while received < 16 {
-                let n = reply.withUnsafeMutableBytes { recv(client, $0.baseAddress! + received, 16 - received, 0) }
-                if n <= 0 { return }
-                received += n
-            }
-        }
-        for _ in 0..<warmup { roundTrip() }
-        let clock = ContinuousClock()
-        var samples: [Duration] = []
-        samples.reserveCapacity(iterations)
-        for _ in 0..<iterations {
-            let start = clock.now
-            roundTrip()
-            samples.append(clock.now - start)
-        }
-        shutdown(client, Int32(SHUT_RDWR))
-        return Percentiles(samples)
+        let client = try BlockingSocket(port: Int(UInt16(bigEndian: address.sin_port)))
+        defer { client.close() }
+        return try client.latency(iterations: iterations, warmup: warmup)
     }
 
     static func noDelay(_ socket: Int32) {

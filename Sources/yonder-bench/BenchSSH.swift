@@ -191,7 +191,7 @@ extension BenchReport {
     }
 }
 
-/// A blocking loopback TCP client with TCP_NODELAY: the baseline's side of `ssh -L`.
+/// A blocking loopback TCP client with TCP_NODELAY: the client side of every baseline.
 struct BlockingSocket {
     let fd: Int32
 
@@ -204,7 +204,7 @@ struct BlockingSocket {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        guard connected else { throw ValidationError("cannot connect to ssh -L's port \(port)") }
+        guard connected else { throw ValidationError("cannot connect to 127.0.0.1:\(port)") }
         EchoBaseline.noDelay(fd)
     }
 
@@ -218,7 +218,7 @@ struct BlockingSocket {
             var received = 0
             while received < 16 {
                 let n = reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + received, 16 - received, 0) }
-                if n <= 0 { throw ValidationError("ssh -L closed the connection") }
+                if n <= 0 { throw ValidationError("the echo side closed the connection") }
                 received += n
             }
         }

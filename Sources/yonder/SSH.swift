@@ -29,24 +29,16 @@ struct SSH: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         var status: Int32 = 0
         try await reportingErrors {
-            let state = try ClusterState.load(target.name)
-            guard state.nodes.indices.contains(target.node) else {
-                throw ClusterError(.unknownNode, "cluster \(target.name) has no node \(target.node); its nodes are 0 to \(state.nodes.count - 1)")
-            }
-            let session = try await Cluster.sshSession(target.name, node: target.node)
+            let node = try ClusterState.load(target.name).node(target.node)
+            let session = try await Cluster.sshSession(to: node)
             let tty = isatty(0) == 1 ? "-it" : "-i"
-            let container = state.nodes[target.node].container
             let remote = command.isEmpty
-                ? "docker exec \(tty) \(container) sh -c 'if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'"
-                : "docker exec \(tty) \(container) " + command.map(Self.quote).joined(separator: " ")
+                ? "docker exec \(tty) \(node.container) sh -c 'if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'"
+                : "docker exec \(tty) \(node.container) " + command.map(shellQuote).joined(separator: " ")
             let exit = try await session.interactiveShell(command: remote)
             await session.close()
             status = exit.shellStatus
         }
         if status != 0 { throw ExitCode(status) }
-    }
-
-    static func quote(_ word: String) -> String {
-        "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }

@@ -123,7 +123,7 @@ public final class SFTPClient: Sendable {
     /// The attributes of `path`, or nil when it does not exist.
     public func attributes(_ path: String) async throws -> SFTPAttributes? {
         let box = box
-        return try await session.loop.perform("stat \(path)") { loop -> SFTPAttributes?? in
+        return try await session.loop.perform("stat \(path)", gate: box) { loop -> SFTPAttributes?? in
             let sftp = try box.get()
             var attributes = LIBSSH2_SFTP_ATTRIBUTES()
             let rc = path.withUTF8Length { pointer, length in
@@ -158,7 +158,7 @@ public final class SFTPClient: Sendable {
             }
             let box = box, current = prefix
             do {
-                try await session.loop.perform("mkdir \(current)") { loop -> Void? in
+                try await session.loop.perform("mkdir \(current)", gate: box) { loop -> Void? in
                     let sftp = try box.get()
                     let rc = current.withUTF8Length { pointer, length in
                         libssh2_sftp_mkdir_ex(sftp, pointer, length, Int(mode))
@@ -177,7 +177,7 @@ public final class SFTPClient: Sendable {
     /// Removes the file at `path`; a missing file is not an error.
     public func remove(_ path: String) async throws {
         let box = box
-        try await session.loop.perform("remove \(path)") { loop -> Void? in
+        try await session.loop.perform("remove \(path)", gate: box) { loop -> Void? in
             let sftp = try box.get()
             let rc = path.withUTF8Length { pointer, length in libssh2_sftp_unlink_ex(sftp, pointer, length) }
             if rc == LIBSSH2_ERROR_EAGAIN { return nil }
@@ -194,7 +194,7 @@ public final class SFTPClient: Sendable {
     public func rename(_ source: String, to target: String) async throws {
         let box = box
         let attempt = { () async throws -> SSHError? in
-            try await self.session.loop.perform("rename \(source)") { loop -> SSHError?? in
+            try await self.session.loop.perform("rename \(source)", gate: box) { loop -> SSHError?? in
                 let sftp = try box.get()
                 let rc = source.withUTF8Length { s, sl in
                     target.withUTF8Length { t, tl in
@@ -216,14 +216,14 @@ public final class SFTPClient: Sendable {
     /// Ends the SFTP subsystem (the session stays open).
     public func close() async {
         let box = box
-        _ = try? await session.loop.perform("closing SFTP") { _ -> Void? in box.shutdownStep() ? () : nil }
+        _ = try? await session.loop.perform("closing SFTP", gate: box) { _ -> Void? in box.shutdownStep() ? () : nil }
     }
 
     // MARK: Handles
 
     private func openHandle(_ path: String, flags: UInt, mode: UInt32) async throws -> SFTPHandle {
         let box = box
-        return try await session.loop.perform("open \(path)") { loop -> SFTPHandle? in
+        return try await session.loop.perform("open \(path)", gate: box) { loop -> SFTPHandle? in
             let sftp = try box.get()
             let raw = path.withUTF8Length { pointer, length in
                 libssh2_sftp_open_ex(sftp, pointer, length, flags, Int(mode), LIBSSH2_SFTP_OPENFILE)
@@ -239,7 +239,7 @@ public final class SFTPClient: Sendable {
         let box = box
         final class Progress: @unchecked Sendable { var offset = 0 }  // Safe: loop thread only.
         let progress = Progress()
-        try await session.loop.perform("writing \(path)") { loop -> Void? in
+        try await session.loop.perform("writing \(path)", gate: box) { loop -> Void? in
             while progress.offset < chunk.count {
                 let rc = chunk.withUnsafeBytes { buffer in
                     libssh2_sftp_write(handle.raw, buffer.baseAddress!.assumingMemoryBound(to: CChar.self) + progress.offset, buffer.count - progress.offset)
@@ -254,7 +254,7 @@ public final class SFTPClient: Sendable {
 
     private func read(_ handle: SFTPHandle, path: String) async throws -> [UInt8]? {
         let box = box
-        return try await session.loop.perform("reading \(path)") { loop -> [UInt8]?? in
+        return try await session.loop.perform("reading \(path)", gate: box) { loop -> [UInt8]?? in
             let rc = libssh2_sftp_read(handle.raw, loop.scratch.assumingMemoryBound(to: CChar.self), SessionLoop.scratchSize)
             if rc == Int(LIBSSH2_ERROR_EAGAIN) { return nil }
             if rc < 0 { throw box.error(Int32(rc), loop, "reading \(path)") }
@@ -265,7 +265,7 @@ public final class SFTPClient: Sendable {
 
     private func setPermissions(_ handle: SFTPHandle, mode: UInt32, path: String) async throws {
         let box = box
-        try await session.loop.perform("chmod \(path)") { loop -> Void? in
+        try await session.loop.perform("chmod \(path)", gate: box) { loop -> Void? in
             var attributes = LIBSSH2_SFTP_ATTRIBUTES()
             attributes.flags = UInt(LIBSSH2_SFTP_ATTR_PERMISSIONS)
             attributes.permissions = UInt(mode)
@@ -277,7 +277,7 @@ public final class SFTPClient: Sendable {
     }
 
     private func closeHandle(_ handle: SFTPHandle) async throws {
-        try await session.loop.perform("closing a file") { _ -> Void? in
+        try await session.loop.perform("closing a file", gate: box) { _ -> Void? in
             if handle.closed { return () }
             let rc = libssh2_sftp_close_handle(handle.raw)
             if rc == LIBSSH2_ERROR_EAGAIN { return nil }
@@ -387,7 +387,7 @@ extension SSHSession {
     /// Starts the server's SFTP subsystem.
     public func sftp() async throws -> SFTPClient {
         let destination = configuration.destination
-        let box = try await loop.perform("starting SFTP") { loop -> SFTPBox? in
+        let box = try await loop.perform("starting SFTP", gate: loop.channelOpenGate) { loop -> SFTPBox? in
             if let raw = libssh2_sftp_init(loop.raw) { return SFTPBox(raw: raw, destination: destination) }
             let code = libssh2_session_last_errno(loop.raw)
             if code == LIBSSH2_ERROR_EAGAIN { return nil }

@@ -8,6 +8,11 @@ import Darwin
 #endif
 
 extension SSHSession {
+    /// The size in (columns, rows) of the terminal on `fd`, or nil when it is not a terminal.
+    public static func terminalSize(of fd: Int32) -> (columns: Int, rows: Int)? {
+        RawTerminal.size(of: fd)
+    }
+
     /// Runs the user's shell, or `command`, with this process's terminal attached, as
     /// `ssh HOST [COMMAND]` does: when `input` is a terminal, the remote side gets a PTY of the
     /// same size and `TERM`, the local terminal is in raw mode until the end (restored on every

@@ -51,6 +51,10 @@ final class SessionLoop: @unchecked Sendable {
     private var keepAliveStarted = false
     /// Monotonic time used by retrying tasks for their deadlines.
     var now: ContinuousClock.Instant { ContinuousClock.now }
+    /// Who holds each gate (see ``enter(_:as:)``).
+    private var gateHolders: [ObjectIdentifier: ObjectIdentifier] = [:]
+    /// Set when a gate opens, so that the tasks waiting for it are stepped again at once.
+    private var gateOpened = false
 
     private init(raw: OpaquePointer, socket: Int32, destination: String, inbound: UnsafeMutablePointer<yonder_ssh_inbound>, wake: (Int32, Int32)) {
         self.raw = raw
@@ -160,13 +164,14 @@ final class SessionLoop: @unchecked Sendable {
     }
 
     /// Runs `body` on the loop thread until it returns a value (nil means libssh2 would
-    /// block: try again after the next poll), throws, or `deadline` passes.
+    /// block: try again after the next poll), throws, or `deadline` passes. With a `gate`,
+    /// `body` runs only while no other task holds that gate (see ``enter(_:as:)``).
     func perform<T: Sendable>(
-        _ what: String, deadline: ContinuousClock.Instant? = nil,
+        _ what: String, deadline: ContinuousClock.Instant? = nil, gate: AnyObject? = nil,
         _ body: @escaping (SessionLoop) throws -> T?
     ) async throws -> T {
         let result: Result<T, any Error> = await withCheckedContinuation { continuation in
-            let task = RetryTask(what: what, deadline: deadline, body: body) { continuation.resume(returning: $0) }
+            let task = RetryTask(what: what, deadline: deadline, gate: gate, body: body) { continuation.resume(returning: $0) }
             submit { [self] ended in
                 if let ended {
                     task.fail(ended)
@@ -176,6 +181,30 @@ final class SessionLoop: @unchecked Sendable {
             }
         }
         return try result.get()
+    }
+
+    // MARK: Gates
+
+    /// The gate for opening channels. libssh2 1.10 keeps the state of a channel being opened
+    /// in the session, not in the call: two opens in flight at once share it, so one can get
+    /// the other's channel, or fail with -1 ("Unexpected error") on the other's answer. The
+    /// SFTP instance keeps its requests' state the same way (its gate is the SFTP client).
+    var channelOpenGate: AnyObject { self }
+
+    /// Takes `gate` for `owner` if it is free (or already `owner`'s); false means wait.
+    func enter(_ gate: AnyObject, as owner: AnyObject) -> Bool {
+        let key = ObjectIdentifier(gate), me = ObjectIdentifier(owner)
+        if let holder = gateHolders[key] { return holder == me }
+        gateHolders[key] = me
+        return true
+    }
+
+    /// Frees `gate` if `owner` holds it.
+    func leave(_ gate: AnyObject, as owner: AnyObject) {
+        let key = ObjectIdentifier(gate)
+        guard gateHolders[key] == ObjectIdentifier(owner) else { return }
+        gateHolders[key] = nil
+        gateOpened = true
     }
 
     /// Stops the loop after a clean disconnect; tasks still running fail with `error`.
@@ -293,6 +322,7 @@ final class SessionLoop: @unchecked Sendable {
     private func stepTasks() {
         for _ in 0..<64 {
             let taken = inbound.pointee.taken
+            gateOpened = false
             var index = 0
             while index < tasks.count {
                 if failure != nil { return }
@@ -302,7 +332,7 @@ final class SessionLoop: @unchecked Sendable {
                     index += 1
                 }
             }
-            if inbound.pointee.taken == taken { return }
+            if inbound.pointee.taken == taken && !gateOpened { return }
         }
     }
 
@@ -389,30 +419,36 @@ final class SessionLoop: @unchecked Sendable {
 final class RetryTask<T: Sendable>: LoopTask {
     let what: String
     let deadline: ContinuousClock.Instant?
+    let gate: AnyObject?
     let body: (SessionLoop) throws -> T?
     let resume: (Result<T, any Error>) -> Void
     private var done = false
 
-    init(what: String, deadline: ContinuousClock.Instant?, body: @escaping (SessionLoop) throws -> T?, resume: @escaping (Result<T, any Error>) -> Void) {
+    init(what: String, deadline: ContinuousClock.Instant?, gate: AnyObject? = nil, body: @escaping (SessionLoop) throws -> T?, resume: @escaping (Result<T, any Error>) -> Void) {
         self.what = what
         self.deadline = deadline
+        self.gate = gate
         self.body = body
         self.resume = resume
     }
 
     func step(_ loop: SessionLoop) -> Bool {
         if done { return true }
+        if let deadline, loop.now > deadline {
+            if let gate { loop.leave(gate, as: self) }
+            finish(.failure(SSHError(.timedOut, "\(what) on \(loop.destination) timed out")))
+            return true
+        }
+        if let gate, !loop.enter(gate, as: self) { return false }
         do {
             if let value = try body(loop) {
+                if let gate { loop.leave(gate, as: self) }
                 finish(.success(value))
                 return true
             }
         } catch {
+            if let gate { loop.leave(gate, as: self) }
             finish(.failure(error))
-            return true
-        }
-        if let deadline, loop.now > deadline {
-            finish(.failure(SSHError(.timedOut, "\(what) on \(loop.destination) timed out")))
             return true
         }
         return false

@@ -32,8 +32,11 @@ struct SSH: AsyncParsableCommand {
             let node = try ClusterState.load(target.name).node(target.node)
             let session = try await Cluster.sshSession(to: node)
             let tty = isatty(0) == 1 ? "-it" : "-i"
+            // docker sizes the exec's terminal only after it started, so a shell could see
+            // 0x0 for a moment; set the size first (later resizes come through docker).
+            let fit = SSHSession.terminalSize(of: 0).map { "stty rows \($0.rows) cols \($0.columns) 2>/dev/null; " } ?? ""
             let remote = command.isEmpty
-                ? "docker exec \(tty) \(node.container) sh -c 'if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'"
+                ? "docker exec \(tty) \(node.container) sh -c '\(fit)if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'"
                 : "docker exec \(tty) \(node.container) " + command.map(shellQuote).joined(separator: " ")
             let exit = try await session.interactiveShell(command: remote)
             await session.close()

@@ -74,6 +74,42 @@ struct TunnelTests {
         await session.close()
     }
 
+    /// Tunnels, commands and an SFTP client opened all at once on one session: each gets a
+    /// channel of its own kind (libssh2 keeps an opening channel's state in the session).
+    @Test func channelsOfEveryKindOpenedAtOnce() async throws {
+        let session = try await connect(server)
+        let sftp = try await session.sftp()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    switch index % 3 {
+                    case 0:
+                        let tunnel = try await session.openTunnel(host: "127.0.0.1", port: echo.port)
+                        let message = Array("tunnel \(index)\n".utf8)
+                        try await tunnel.write(message)
+                        var received: [UInt8] = []
+                        while received.count < message.count, let chunk = try await tunnel.read(maxLength: 1 << 16) {
+                            received += chunk
+                        }
+                        #expect(received == message, "tunnel \(index)")
+                        await tunnel.close()
+                    case 1:
+                        let result = try await session.run("echo command \(index)")
+                        #expect(result.stdoutText == "command \(index)\n", "command \(index)")
+                    default:
+                        let missing = try await sftp.attributes("/nonexistent-\(index)")
+                        #expect(missing == nil)
+                        let root = try await sftp.attributes("/")
+                        #expect(root?.isDirectory == true, "stat \(index)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        await sftp.close()
+        await session.close()
+    }
+
     @Test func aClosedPortFailsWithChannelFailed() async throws {
         let session = try await connect(server)
         let port = try LocalSSHServer.freePort()

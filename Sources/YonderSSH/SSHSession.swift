@@ -115,18 +115,17 @@ public final class SSHSession: Sendable {
             var done = 0
         }
         let opening = Opening()
-        // One open at a time per session (see SessionLoop.channelOpenGate); the requests that
-        // set the channel up keep their state in the channel and need no gate.
-        try await loop.perform("opening \(label)", gate: loop.channelOpenGate) { loop -> Void? in
-            guard let raw = open(loop) else {
-                let (code, _) = loop.lastError()
-                if code == LIBSSH2_ERROR_EAGAIN { return nil }
-                throw loop.error(code, .channelFailed, "opening \(label)")
+        // One channel opened and set up at a time per session (see SessionLoop.channelOpenGate):
+        // the requests that set it up (pty, env, exec) wait for an answer the same way.
+        return try await loop.perform("opening \(label)", gate: loop.channelOpenGate) { loop -> ChannelCore? in
+            if opening.raw == nil {
+                guard let raw = open(loop) else {
+                    let (code, _) = loop.lastError()
+                    if code == LIBSSH2_ERROR_EAGAIN { return nil }
+                    throw loop.error(code, .channelFailed, "opening \(label)")
+                }
+                opening.raw = raw
             }
-            opening.raw = raw
-            return ()
-        }
-        return try await loop.perform("setting up \(label)") { loop -> ChannelCore? in
             let raw = opening.raw!
             while opening.done < setup.count {
                 let rc = setup[opening.done](raw)

@@ -185,10 +185,13 @@ final class SessionLoop: @unchecked Sendable {
 
     // MARK: Gates
 
-    /// The gate for opening channels. libssh2 1.10 keeps the state of a channel being opened
-    /// in the session, not in the call: two opens in flight at once share it, so one can get
-    /// the other's channel, or fail with -1 ("Unexpected error") on the other's answer. The
-    /// SFTP instance keeps its requests' state the same way (its gate is the SFTP client).
+    /// The gate for opening channels and for the requests that set them up. libssh2 1.10
+    /// keeps the state of a channel being opened in the session, not in the call, so two opens
+    /// in flight at once share it and one can get the other's channel; and a call waiting for
+    /// its answer (an open's confirmation, an exec's or pty's success) fails with -1 when the
+    /// next packet is the same kind of answer for another channel ("Unexpected error", "Failed
+    /// waiting for channel success"). So one such exchange runs at a time. The SFTP instance
+    /// keeps its requests' state the same way (its gate is the SFTP client).
     var channelOpenGate: AnyObject { self }
 
     /// Takes `gate` for `owner` if it is free (or already `owner`'s); false means wait.

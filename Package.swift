@@ -197,7 +197,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CLITests",
-            dependencies: ["YonderCluster", "YonderLocalServers", "TestSupport"],
+            dependencies: ["YonderCluster", "Yonder", "QuickStartShared", "YonderLocalServers", "TestSupport"],
             path: "Tests/CLITests",
             swiftSettings: upcoming
         ),

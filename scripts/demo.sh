@@ -13,10 +13,20 @@ export YONDER_AGENT="$PWD/.build-static/release/quickstart-agent"
 log "building the quick start (release)"
 swift build -c release --product yonder-quickstart
 quickstart="$(swift build -c release --show-bin-path)/yonder-quickstart"
+log "building the yonder command (release)"
+swift build -c release --product yonder
+yonder="$(swift build -c release --show-bin-path)/yonder"
 
 log "yonder-quickstart up: bring the cluster up, call functions, create a named counter"
 "$quickstart" up Examples/quickstart.yaml
 log "yonder-quickstart attach: a second process finds the counter by name"
 "$quickstart" attach quickstart
+log "the yonder command on the same cluster"
+"$yonder" status quickstart
+"$yonder" call quickstart Add '[1, 2, 3]'
+"$yonder" objects quickstart
+"$yonder" exec quickstart -- sh -c 'echo "exec: $(hostname), Debian $(cat /etc/debian_version)"'
+"$yonder" ssh quickstart -- sh -c 'echo "ssh: node $YONDER_NODE_RANK of $YONDER_NUM_NODES in cluster $YONDER_CLUSTER"'
+"$yonder" logs quickstart --tail 3
 log "yonder-quickstart down: remove the container, the sshd and the state"
 "$quickstart" down quickstart

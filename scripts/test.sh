@@ -14,6 +14,9 @@ swift build --build-tests
 log "building the static agent (release, -static-executable)"
 swift build -c release --scratch-path .build-static --product yonder-agent -Xswiftc -static-executable -Xlinker -s
 export YONDER_STATIC_AGENT="$PWD/.build-static/release/yonder-agent"
+log "building the quick start's agent the same way (the CLI tests call its functions)"
+swift build -c release --scratch-path .build-static --product quickstart-agent -Xswiftc -static-executable -Xlinker -s
+export YONDER_QUICKSTART_AGENT="$PWD/.build-static/release/quickstart-agent"
 
 log "conformance: an independent Python client written from protocol/PROTOCOL.md"
 python3 Tests/Conformance/conformance.py "$(swift build --show-bin-path)/yonder-test-agent"

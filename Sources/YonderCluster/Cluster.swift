@@ -119,14 +119,7 @@ public final class Cluster: Sendable {
             for node in state.nodes {
                 let session = try await NodeEndpoint(node).connect()
                 sessions.append(session)
-                let token = try await session.run("docker cp \(node.container):/yonder/token - | tar -xO")
-                guard token.status == .exited(0) else {
-                    throw ClusterError(.agentFailed, "cannot read the agent's token from \(node.container) on \(session.configuration.destination): \(token.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)); run up again")
-                }
-                let tunnel = try await session.openTunnel(host: "127.0.0.1", port: node.agentPort)
-                connections.append(try await Connection.open(
-                    over: tunnel, token: token.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines),
-                    endpoint: "the agent in \(node.container) on \(session.configuration.destination)"))
+                connections.append(try await connectAgent(of: node, over: session))
             }
         } catch {
             for connection in connections { await connection.close() }
@@ -134,6 +127,19 @@ public final class Cluster: Sendable {
             throw error
         }
         return Cluster(state: state, sessions: sessions, connections: connections)
+    }
+
+    /// Connects to the agent in `node`'s container through a tunnel on `session`, reading the
+    /// token from the container (it never leaves the SSH channel).
+    static func connectAgent(of node: ClusterState.NodeState, over session: SSHSession) async throws -> Connection {
+        let token = try await session.run("docker cp \(node.container):/yonder/token - | tar -xO")
+        guard token.status == .exited(0) else {
+            throw ClusterError(.agentFailed, "cannot read the agent's token from \(node.container) on \(session.configuration.destination): \(token.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)); run up again")
+        }
+        let tunnel = try await session.openTunnel(host: "127.0.0.1", port: node.agentPort)
+        return try await Connection.open(
+            over: tunnel, token: token.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines),
+            endpoint: "the agent in \(node.container) on \(session.configuration.destination)")
     }
 
     /// An SSH session to a node of a recorded cluster, without connecting to its agent
@@ -160,6 +166,7 @@ public final class Cluster: Sendable {
                 if removed.status != .exited(0) && !removed.stderrText.contains("No such container") {
                     failures.append("node \(index): \(removed.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
                 }
+                _ = try await session.run(SSHConfigEntry.removalCommand(cluster: name, provider: state.spec.provider))
                 await session.close()
             } catch {
                 failures.append("node \(index): \(error)")
@@ -168,6 +175,14 @@ public final class Cluster: Sendable {
             progress(ClusterProgress(node: index, step: "down", detail: "removed \(node.container)", elapsed: ContinuousClock.now - start))
         }
         ClusterState.remove(name)
+        // What `sshConfig` made: the keys, the pinned host keys, the block in ~/.ssh/config.
+        for index in state.nodes.indices {
+            let key = SSHConfigEntry.keyPath(cluster: name, node: index)
+            try? FileManager.default.removeItem(atPath: key)
+            try? FileManager.default.removeItem(atPath: key + ".pub")
+        }
+        try? FileManager.default.removeItem(atPath: SSHConfigEntry.knownHostsPath(cluster: name))
+        _ = try? SSHConfigFile.remove(cluster: name)
         if !failures.isEmpty {
             throw ClusterError(.agentFailed, "cluster \(name) is forgotten, but some nodes may still run its container: \(failures.joined(separator: "; "))")
         }

@@ -1,4 +1,5 @@
 public import Foundation
+import YonderSSH
 
 #if canImport(Glibc)
 import Glibc
@@ -47,8 +48,7 @@ public struct ClusterState: Codable, Sendable, Equatable {
     /// The folder Yonder keeps its state in: `$YONDER_HOME`, else `~/.yonder`.
     public static var home: URL {
         if let override = ProcessInfo.processInfo.environment["YONDER_HOME"] { return URL(fileURLWithPath: override) }
-        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
-        return URL(fileURLWithPath: home).appendingPathComponent(".yonder")
+        return URL(fileURLWithPath: HostKeyVerifier.expandTilde("~/.yonder"))
     }
 
     static func file(for name: String) -> URL {

@@ -12,6 +12,17 @@ public struct ClusterProgress: Sendable, CustomStringConvertible {
     public var detail: String
     /// How long the step took, once done.
     public var elapsed: Duration?
+    /// How far a long step is, as (done, total): bytes of an upload, layers of a pull. Such
+    /// events come often; a terminal shows them as a bar, a log can skip them.
+    public var fraction: (done: Int64, total: Int64)?
+
+    public init(node: Int?, step: String, detail: String, elapsed: Duration? = nil, fraction: (done: Int64, total: Int64)? = nil) {
+        self.node = node
+        self.step = step
+        self.detail = detail
+        self.elapsed = elapsed
+        self.fraction = fraction
+    }
 
     public var description: String {
         let prefix = node.map { "[node \($0)] " } ?? ""
@@ -151,17 +162,34 @@ struct NodeBootstrap {
     func ensureImage(_ image: String) async throws {
         if try await run("docker image inspect --format '{{.Id}}' \(shellQuote(image))").status == .exited(0) { return }
         report(ClusterProgress(node: index, step: "pull", detail: "pulling \(image)"))
+        let start = ContinuousClock.now
         let pull = try await session.execute("docker pull \(shellQuote(image))")
         async let errors = pull.stderr.collect()
+        // Without a terminal docker prints a line per layer and state ("abc123: Pulling fs
+        // layer", "abc123: Pull complete"): count layers for the bar, pass other lines on.
+        var layers = Set<Substring>(), finished = Set<Substring>(), pending = ""
         for try await chunk in pull.stdout {
-            for line in String(decoding: chunk, as: UTF8.self).split(separator: "\n") {
-                report(ClusterProgress(node: index, step: "pull", detail: String(line)))
+            pending += String(decoding: chunk, as: UTF8.self)
+            while let newline = pending.firstIndex(of: "\n") {
+                let line = pending[..<newline]
+                defer { pending = String(pending[pending.index(after: newline)...]) }
+                let parts = line.split(separator: ":", maxSplits: 1)
+                if parts.count == 2, parts[0].allSatisfy(\.isHexDigit) {
+                    let state = parts[1].trimmingCharacters(in: .whitespaces)
+                    layers.insert(parts[0])
+                    if state == "Pull complete" || state == "Already exists" { finished.insert(parts[0]) }
+                    report(ClusterProgress(node: index, step: "pull", detail: "\(image): \(finished.count)/\(layers.count) layers",
+                                           fraction: (Int64(finished.count), Int64(layers.count))))
+                } else if !line.isEmpty {
+                    report(ClusterProgress(node: index, step: "pull", detail: String(line)))
+                }
             }
         }
         let errorText = String(decoding: try await errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard try await pull.exitStatus() == .exited(0) else {
             throw ClusterError(.imageUnavailable, "\(node): cannot pull \(image): \(errorText); check the name, and the registry credentials if it is private")
         }
+        report(ClusterProgress(node: index, step: "pull", detail: "pulled \(image)", elapsed: ContinuousClock.now - start))
     }
 
     func containerState() async throws -> String? {
@@ -201,7 +229,11 @@ struct NodeBootstrap {
         if try await sftp.attributes(stored)?.size != size {
             report(ClusterProgress(node: index, step: "upload", detail: "uploading \(URL(fileURLWithPath: agentPath).lastPathComponent) (\(size / 1_000_000) MB)"))
             try await sftp.makeDirectory(agents, mode: 0o700)
-            try await sftp.upload(from: agentPath, to: stored, mode: 0o755)
+            let start = ContinuousClock.now
+            try await sftp.upload(from: agentPath, to: stored, mode: 0o755) { [report, index] sent, total in
+                report(ClusterProgress(node: index, step: "upload", detail: "agent \(sent / 1_000_000)/\(total / 1_000_000) MB", fraction: (sent, total)))
+            }
+            report(ClusterProgress(node: index, step: "upload", detail: "uploaded the agent (\(size / 1_000_000) MB)", elapsed: ContinuousClock.now - start))
         }
         let staging = "\(home)/.yonder/staging/\(container)"
         try await sftp.makeDirectory("\(staging)/yonder", mode: 0o700)

@@ -29,8 +29,7 @@ struct SSH: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         var status: Int32 = 0
         try await reportingErrors {
-            let node = try ClusterState.load(target.name).node(target.node)
-            let session = try await Cluster.sshSession(to: node)
+            let (node, session) = try await target.connect()
             let tty = isatty(0) == 1 ? "-it" : "-i"
             // docker sizes the exec's terminal only after it started, so a shell could see
             // 0x0 for a moment; set the size first (later resizes come through docker).

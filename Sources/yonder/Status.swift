@@ -1,11 +1,20 @@
 import ArgumentParser
 import Foundation
+import Yonder
 import YonderCluster
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List clusters, or show one cluster's nodes.",
-        discussion: "Examples:\n  yonder status\n  yonder status demo --json")
+        discussion: """
+            Without a name, lists the recorded clusters (no network). With one, visits each \
+            node: its address, the container's state, the agent's build and uptime, and the \
+            named objects.
+
+            Examples:
+              yonder status
+              yonder status demo --json
+            """)
 
     @Argument(help: "A cluster's name; all clusters when omitted.")
     var name: String?
@@ -15,31 +24,53 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let states = try (name.map { [$0] } ?? ClusterState.knownNames()).map { try ClusterState.load($0) }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                encoder.dateEncodingStrategy = .iso8601
-                print(String(decoding: try encoder.encode(states), as: UTF8.self))
-                return
-            }
-            if states.isEmpty {
-                print("no clusters (yonder up SPEC.yaml brings one up)")
-                return
-            }
-            if name == nil {
-                print("NAME".padding(toLength: 20, withPad: " ", startingAt: 0) + "PROVIDER  NODES  IMAGE")
-                for state in states {
-                    print(state.spec.name.padding(toLength: 20, withPad: " ", startingAt: 0)
-                        + state.spec.provider.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
-                        + String(state.nodes.count).padding(toLength: 7, withPad: " ", startingAt: 0)
-                        + (state.spec.image ?? "-"))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.dateEncodingStrategy = .iso8601
+            guard let name else {
+                let states = try ClusterState.knownNames().map { try ClusterState.load($0) }
+                if json {
+                    print(String(decoding: try encoder.encode(states), as: UTF8.self))
+                } else if states.isEmpty {
+                    print("no clusters (yonder up SPEC.yaml brings one up)")
+                } else {
+                    printTable(["NAME", "PROVIDER", "NODES", "IMAGE", "UPDATED"], states.map {
+                        [$0.spec.name, $0.spec.provider.rawValue, String($0.nodes.count), $0.spec.image ?? "-",
+                         $0.updatedAt.formatted(date: .abbreviated, time: .shortened)]
+                    })
                 }
                 return
             }
-            for (index, node) in states[0].nodes.enumerated() {
-                print("node \(index): \(node.user)@\(node.host):\(node.port)  container \(node.container)  agent port \(node.agentPort)  build \(node.agentBuild)")
+            let report = try await Cluster.report(name)
+            if json {
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                return
+            }
+            print("cluster \(report.name): \(report.provider.rawValue), \(report.nodes.count) node(s), image \(report.image ?? "-")")
+            printTable(["NODE", "ADDRESS", "CONTAINER", "STATE", "AGENT", "UPTIME", "OBJECTS"], report.nodes.map { node in
+                let named = node.objects.compactMap { object in object.name.map { "\($0) (\(object.objectType))" } }
+                let unnamed = node.objects.count - named.count
+                let objects = (named + (unnamed > 0 ? ["\(unnamed) unnamed"] : [])).joined(separator: ", ")
+                return [
+                    String(node.index), node.address, node.container, node.containerState,
+                    node.agentVersion.map { "\($0) build \(node.agentBuild ?? "?")" } ?? "-",
+                    node.agentUptime.map(Self.duration) ?? "-", objects.isEmpty ? "-" : objects,
+                ]
+            })
+            for node in report.nodes {
+                if let problem = node.problem { printError("node \(node.index): \(problem)") }
             }
         }
+    }
+
+    /// `42s`, `5m12s`, `3h04m`, `2d03h`.
+    static func duration(_ seconds: Double) -> String {
+        let total = Int(seconds)
+        let (days, hours, minutes, rest) = (total / 86400, total / 3600 % 24, total / 60 % 60, total % 60)
+        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : String(value) }
+        if days > 0 { return "\(days)d\(two(hours))h" }
+        if hours > 0 { return "\(hours)h\(two(minutes))m" }
+        if minutes > 0 { return "\(minutes)m\(two(rest))s" }
+        return "\(rest)s"
     }
 }

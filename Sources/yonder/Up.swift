@@ -2,11 +2,16 @@ import ArgumentParser
 import Foundation
 import YonderCluster
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Bring a cluster up from a spec file, or reuse what already runs.",
         discussion: """
-            Prints each step with its timing. Registry credentials come from \
+            Prints each step with its timing; on a terminal, uploads and image pulls show a \
+            progress bar. Registry credentials come from \
             YONDER_DOCKER_USERNAME / YONDER_DOCKER_PASSWORD / YONDER_DOCKER_SERVER (or SkyPilot's \
             SKYPILOT_DOCKER_* names); the agent from the spec's agent field or YONDER_AGENT.
 
@@ -19,8 +24,14 @@ struct Up: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let spec = try ClusterSpec.load(from: spec)
-            let cluster = try await Cluster.up(spec) { print($0) }
-            await cluster.close()
+            let printer = ClusterProgressPrinter(terminal: isatty(1) == 1)
+            do {
+                let cluster = try await Cluster.up(spec) { printer.print($0) }
+                await cluster.close()
+            } catch {
+                printer.finish()
+                throw error
+            }
         }
     }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import YonderCluster
+import YonderSSH
 
 #if canImport(Glibc)
 import Glibc
@@ -17,9 +19,24 @@ struct YonderCommand: AsyncParsableCommand {
               yonder status                    list clusters
               yonder ssh demo                  a shell inside node 0's container
               yonder exec demo -- uname -a     run a command in node 0's container
+              yonder call demo Add '[1, 2]'    call a remote function with JSON input
+              yonder objects demo              named objects on the cluster
+              yonder logs demo -f              follow the agent's log
+              yonder ssh-config demo --write   plain `ssh yonder-demo` then works
               yonder down demo                 remove the containers and forget the cluster
             """,
-        subcommands: [Up.self, Status.self, SSH.self, Exec.self, Down.self])
+        subcommands: [Up.self, Status.self, SSH.self, Exec.self, Call.self, Objects.self, Logs.self, SSHConfig.self, Down.self])
+}
+
+/// Prints rows under a header, each column as wide as its widest cell.
+func printTable(_ header: [String], _ rows: [[String]]) {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    for row in all {
+        print(row.enumerated().map { column, cell in
+            column == row.count - 1 ? cell : cell.padding(toLength: widths[column] + 2, withPad: " ", startingAt: 0)
+        }.joined())
+    }
 }
 
 /// Prints to standard error.
@@ -46,4 +63,10 @@ struct NodeOptions: ParsableArguments {
 
     @Option(help: "The node, from 0.")
     var node = 0
+
+    /// The node's record and an SSH session to the node (not through its agent).
+    func connect() async throws -> (ClusterState.NodeState, SSHSession) {
+        let record = try ClusterState.load(name).node(node)
+        return (record, try await Cluster.sshSession(to: record))
+    }
 }

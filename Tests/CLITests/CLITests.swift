@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import TestSupport
+import QuickStartShared
+import Yonder
 import YonderCluster
 import YonderLocalServers
 
@@ -30,10 +32,11 @@ struct CLITests {
     }
 
     /// Runs `yonder ARGS` with its own YONDER_HOME; returns the exit code and the output.
-    func yonder(_ arguments: String...) throws -> (exitCode: Int32, output: String) {
+    func yonder(_ arguments: String..., environment extra: [String: String] = [:]) throws -> (exitCode: Int32, output: String) {
         var environment = ProcessInfo.processInfo.environment
         environment["YONDER_HOME"] = home.path
         environment["YONDER_AGENT"] = environment["YONDER_STATIC_AGENT"]
+        environment.merge(extra) { $1 }
         return try ChildProcess.runCapturing(RepositoryPaths.executable("yonder").path, arguments, environment: environment)
     }
 
@@ -50,9 +53,17 @@ struct CLITests {
         let status = try yonder("status")
         #expect(status.exitCode == 0)
         #expect(status.output.contains(name) && status.output.contains("yonder/debian:bookworm"))
-        let json = try yonder("status", name, "--json")
+        let json = try yonder("status", "--json")
         let decoded = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]]
         #expect((decoded?.first?["nodes"] as? [Any])?.count == 1)
+        // One cluster: each node visited, its container's state and the agent's build.
+        let nodeStatus = try yonder("status", name)
+        #expect(nodeStatus.exitCode == 0)
+        #expect(nodeStatus.output.contains("yonder-\(name)-0  running  0.1.0 build "), "status: \(nodeStatus.output)")
+        let report = try JSONSerialization.jsonObject(with: Data(try yonder("status", name, "--json").output.utf8)) as? [String: Any]
+        let reported = (report?["nodes"] as? [[String: Any]])?.first
+        #expect(reported?["containerState"] as? String == "running")
+        #expect((reported?["agentUptime"] as? Double).map { $0 >= 0 && $0 < 600 } == true)
 
         let exec = try yonder("exec", name, "--", "sh", "-c", "echo $MARK; exit 3")
         #expect(exec.output == "from-cli\n", "yonder exec printed: \(exec.output)")
@@ -122,6 +133,88 @@ struct CLITests {
         // The terminal is back in canonical mode ("icanon", not "-icanon").
         let after = try await screen(until: "icanon")
         #expect(after.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == "icanon" }, "screen: \(after)")
+    }
+
+    /// `call`, `objects`, `logs` and `status` against the quick start's agent (user functions
+    /// and a counter object), and `ssh-config` with plain OpenSSH.
+    @Test func callObjectsLogsAndSSHConfig() async throws {
+        guard let agent = ProcessInfo.processInfo.environment["YONDER_QUICKSTART_AGENT"] else {
+            if runningUnderCI { Issue.record("YONDER_QUICKSTART_AGENT is not set (scripts/test.sh builds it)") } else { print("skipped: set YONDER_QUICKSTART_AGENT to a static quickstart-agent") }
+            return
+        }
+        let name = "cli\(UInt16.random(in: 0...UInt16.max))"
+        let spec = home.appendingPathComponent("spec.yaml").path
+        try "name: \(name)\nimage_id: docker:yonder/debian:bookworm\nagent: \(agent)\n".write(toFile: spec, atomically: true, encoding: .utf8)
+        let userHome = home.appendingPathComponent("user")
+        try FileManager.default.createDirectory(at: userHome.appendingPathComponent(".ssh"), withIntermediateDirectories: true)
+        let asUser = ["HOME": userHome.path]
+        #expect(try yonder("up", spec).exitCode == 0)
+        defer { _ = try? yonder("down", name, environment: asUser) }
+
+        // call: JSON in, JSON out; the function's log lines on stderr.
+        let sum = try yonder("call", name, "Add", "[1, 2, 39]")
+        #expect(sum.exitCode == 0 && sum.output == "42\n", "call printed: \(sum.output)")
+        let greet = try yonder("call", name, "Greet", "\"cli\"")
+        #expect(greet.output.contains("greeting cli") && greet.output.contains("\"Hello, cli, from process"), "call printed: \(greet.output)")
+        let badJSON = try yonder("call", name, "Add", "[1,")
+        #expect(badJSON.exitCode == 1 && badJSON.output.contains("not valid JSON (unexpected end at byte 3)"), "\(badJSON.output)")
+        let unknown = try yonder("call", name, "NoSuchFunction")
+        #expect(unknown.exitCode == 1 && unknown.output.contains("NoSuchFunction"), "\(unknown.output)")
+
+        // objects: a named counter made by another process shows up, with its type.
+        #expect(try yonder("objects", name).output.contains("no named objects"))
+        setenv("YONDER_HOME", home.path, 1)
+        let cluster = try await Cluster.attach(name)
+        let counter = try await cluster.connection().create(Counter.self, .init(start: 5), name: "tally")
+        #expect(try await counter.increment(by: 1) == 6)
+        await cluster.close()
+        let objects = try yonder("objects", name)
+        #expect(objects.exitCode == 0 && objects.output.contains("tally") && objects.output.contains("Counter"), "objects: \(objects.output)")
+        #expect(try yonder("status", name).output.contains("tally (Counter)"))
+
+        // logs: the agent's log, and -f follows it until interrupted.
+        let logs = try yonder("logs", name)
+        #expect(logs.exitCode == 0 && logs.output.contains("\"event\":\"listening\"") && logs.output.contains("greeting cli"), "logs: \(logs.output)")
+        #expect(try yonder("logs", name, "--node", "4").output.contains("has no node 4"))
+        var environment = ProcessInfo.processInfo.environment
+        environment["YONDER_HOME"] = home.path
+        let followed = home.appendingPathComponent("follow.log").path
+        let follower = try ChildProcess.spawn(RepositoryPaths.executable("yonder").path, ["logs", name, "-f", "--tail", "1"], environment: environment, output: followed)
+        #expect(try yonder("call", name, "Greet", "\"later\"").exitCode == 0)
+        var seen = ""
+        for _ in 0..<100 where !seen.contains("greeting later") {
+            try await Task.sleep(for: .milliseconds(100))
+            seen = (try? String(contentsOfFile: followed, encoding: .utf8)) ?? ""
+        }
+        kill(follower, SIGTERM)
+        _ = ChildProcess.wait(follower)
+        #expect(seen.contains("greeting later"), "logs -f printed: \(seen)")
+
+        // ssh-config: plain OpenSSH with the printed block runs a command in the container.
+        let printed = try yonder("ssh-config", name)
+        #expect(printed.exitCode == 0 && printed.output.contains("Host yonder-\(name) yonder-\(name)-0"))
+        let configFile = home.appendingPathComponent("ssh_config").path
+        try printed.output.write(toFile: configFile, atomically: true, encoding: .utf8)
+        func ssh(_ config: String, _ host: String, _ command: String) throws -> (exitCode: Int32, output: String) {
+            try ChildProcess.runCapturing("/usr/bin/ssh", ["-F", config, "-o", "BatchMode=yes", host, command], environment: ["HOME": userHome.path, "PATH": "/usr/bin:/bin"])
+        }
+        let inside = try ssh(configFile, "yonder-\(name)", "echo in-$YONDER_CLUSTER; exit 7")
+        #expect(inside.output.contains("in-\(name)") && inside.exitCode == 7, "ssh printed: \(inside.output)")
+
+        // --write: replaces an older block, keeps the user's lines, and down takes it out.
+        let userConfig = userHome.appendingPathComponent(".ssh/config").path
+        try "# >>> yonder \(name) >>>\nHost yonder-\(name)\n    Port 1\n# <<< yonder \(name) <<<\n\nServerAliveInterval 30\n".write(toFile: userConfig, atomically: true, encoding: .utf8)
+        #expect(try yonder("ssh-config", name, "--write", environment: asUser).exitCode == 0)
+        let written = try String(contentsOfFile: userConfig, encoding: .utf8)
+        #expect(written.components(separatedBy: "# >>> yonder \(name) >>>").count == 2 && !written.contains("Port 1\n"), "config: \(written)")
+        #expect(written.hasSuffix("Match all\n# <<< yonder \(name) <<<\n\nServerAliveInterval 30\n"), "config: \(written)")
+        #expect(try ssh(userConfig, "yonder-\(name)-0", "cat /etc/debian_version").output.hasPrefix("12"))
+
+        #expect(try yonder("down", name, environment: asUser).exitCode == 0)
+        #expect(try String(contentsOfFile: userConfig, encoding: .utf8) == "ServerAliveInterval 30\n")
+        let authorized = try String(contentsOfFile: home.appendingPathComponent("local/authorized_keys").path, encoding: .utf8)
+        #expect(!authorized.contains("yonder-enter:\(name)-"))
+        #expect(try ssh(configFile, "yonder-\(name)", "true").exitCode != 0)
     }
 
     @Test func badInputSaysWhatIsWrong() throws {

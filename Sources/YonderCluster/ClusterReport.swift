@@ -1,0 +1,90 @@
+import Foundation
+public import Yonder
+import YonderSSH
+
+/// What `Cluster.report` found on each node of a recorded cluster: for `yonder status NAME`.
+public struct ClusterReport: Codable, Sendable {
+    /// The cluster's name.
+    public var name: String
+    /// Its provider.
+    public var provider: ClusterSpec.Provider
+    /// Its image.
+    public var image: String?
+    /// One entry per node, in order.
+    public var nodes: [NodeReport]
+
+    public struct NodeReport: Codable, Sendable {
+        /// The node's index.
+        public var index: Int
+        /// `user@host:port` of its SSH server.
+        public var address: String
+        /// The container's name.
+        public var container: String
+        /// Docker's state of the container (`running`, `exited`, …), `missing`, or
+        /// `unreachable` when the node could not be reached.
+        public var containerState: String
+        /// The agent's version, when it answered.
+        public var agentVersion: String?
+        /// The agent's build (content hash of its executable), when it answered.
+        public var agentBuild: String?
+        /// The agent's process id, when it answered.
+        public var agentPID: Int?
+        /// Seconds since the agent started, when it answered.
+        public var agentUptime: Double?
+        /// The live objects in the agent.
+        public var objects: [ObjectReference]
+        /// What went wrong reaching the node or its agent.
+        public var problem: String?
+    }
+}
+
+extension Cluster {
+    /// Looks at every node of the recorded cluster `name`: the container's state over SSH, and
+    /// the agent's build, uptime and objects through its tunnel. A node that cannot be reached
+    /// is reported as such, with the reason; this never throws for one node's trouble.
+    public static func report(_ name: String) async throws -> ClusterReport {
+        let state = try ClusterState.load(name)
+        var nodes: [ClusterReport.NodeReport] = []
+        for (index, node) in state.nodes.enumerated() {
+            var entry = ClusterReport.NodeReport(
+                index: index, address: "\(node.user)@\(node.host):\(node.port)", container: node.container,
+                containerState: "unreachable", objects: [])
+            do {
+                let session = try await NodeEndpoint(node).connect()
+                do {
+                    try await inspect(node, over: session, into: &entry)
+                } catch {
+                    entry.problem = "\(error)"
+                }
+                await session.close()
+            } catch {
+                entry.problem = "\(error)"
+            }
+            nodes.append(entry)
+        }
+        return ClusterReport(name: name, provider: state.spec.provider, image: state.spec.image, nodes: nodes)
+    }
+
+    private static func inspect(_ node: ClusterState.NodeState, over session: SSHSession, into entry: inout ClusterReport.NodeReport) async throws {
+        let inspected = try await session.run("docker inspect --format '{{.State.Status}}' \(node.container)")
+        entry.containerState = inspected.status == .exited(0)
+            ? inspected.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) : "missing"
+        guard entry.containerState == "running" else {
+            entry.problem = "the container is \(entry.containerState); yonder up brings it back"
+            return
+        }
+        let connection = try await connectAgent(of: node, over: session)
+        do {
+            let info = try await connection.info()
+            entry.agentVersion = info.version
+            entry.agentBuild = info.build
+            entry.agentPID = info.pid
+            entry.agentUptime = info.uptime
+            entry.objects = info.objects
+        } catch {
+            await connection.close()
+            throw error
+        }
+        await connection.close()
+    }
+}

@@ -136,6 +136,12 @@ public enum SSHConfigFile {
         try write(found ? before + block + after : block + (old.isEmpty ? "" : "\n" + old), to: path)
     }
 
+    /// Whether the file at `path` holds a block for the cluster.
+    public static func contains(cluster: String, at path: String = defaultPath) -> Bool {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return false }
+        return split(text, cluster: cluster).2
+    }
+
     /// Takes the cluster's block out of the file at `path`; false when there was none.
     @discardableResult
     public static func remove(cluster: String, from path: String = defaultPath) throws -> Bool {

@@ -28,6 +28,11 @@ struct Up: AsyncParsableCommand {
             do {
                 let cluster = try await Cluster.up(spec) { printer.print($0) }
                 await cluster.close()
+                // A node may have a new address (a restarted local sshd): keep the block true.
+                if SSHConfigFile.contains(cluster: spec.name) {
+                    try SSHConfigFile.install(try await Cluster.sshConfig(spec.name), cluster: spec.name)
+                    print("updated the block for \(spec.name) in \(SSHConfigFile.defaultPath)")
+                }
             } catch {
                 printer.finish()
                 throw error

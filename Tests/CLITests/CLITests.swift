@@ -210,6 +210,17 @@ struct CLITests {
         #expect(written.hasSuffix("Match all\n# <<< yonder \(name) <<<\n\nServerAliveInterval 30\n"), "config: \(written)")
         #expect(try ssh(userConfig, "yonder-\(name)-0", "cat /etc/debian_version").output.hasPrefix("12"))
 
+        // The node's sshd dies; up starts another on a new port and updates the written block.
+        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: home.appendingPathComponent("clusters/\(name).json"))) as? [String: Any]
+        let sshd = try #require(((state?["nodes"] as? [[String: Any]])?.first?["sshdProcessID"] as? NSNumber)?.int32Value)
+        let port = try #require((state?["nodes"] as? [[String: Any]])?.first?["port"] as? Int)
+        kill(sshd, SIGTERM)
+        for _ in 0..<50 where LocalSSHServer.canConnect(port: port) { try await Task.sleep(for: .milliseconds(100)) }
+        let again = try yonder("up", spec, environment: asUser)
+        #expect(again.exitCode == 0 && again.output.contains("updated the block for \(name)"), "up printed: \(again.output)")
+        #expect(try String(contentsOfFile: userConfig, encoding: .utf8) != written)
+        #expect(try ssh(userConfig, "yonder-\(name)", "echo $YONDER_NODE_RANK").output == "0\n")
+
         #expect(try yonder("down", name, environment: asUser).exitCode == 0)
         #expect(try String(contentsOfFile: userConfig, encoding: .utf8) == "ServerAliveInterval 30\n")
         let authorized = try String(contentsOfFile: home.appendingPathComponent("local/authorized_keys").path, encoding: .utf8)

@@ -110,10 +110,10 @@ struct CLITests {
             _ = try? tmux("kill-server")
             _ = try? yonder("down", name)
         }
-        func screen(until marker: String) async throws -> String {
+        func screen(until marker: String, session: String = "t") async throws -> String {
             var text = ""
             for _ in 0..<100 {
-                text = try tmux("capture-pane", "-t", "t", "-p")
+                text = try tmux("capture-pane", "-t", session, "-p")
                 if text.contains(marker) { return text }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -133,6 +133,16 @@ struct CLITests {
         // The terminal is back in canonical mode ("icanon", not "-icanon").
         let after = try await screen(until: "icanon")
         #expect(after.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == "icanon" }, "screen: \(after)")
+
+        // Plain OpenSSH with the ssh-config block: a shell in the container, of the terminal's
+        // size, whose exit status is ssh's.
+        let config = home.appendingPathComponent("ssh_config").path
+        try yonder("ssh-config", name).output.write(toFile: config, atomically: true, encoding: .utf8)
+        try tmux("new-session", "-d", "-s", "u", "-x", "100", "-y", "30", "HOME=\(home.path) ssh -F \(config) yonder-\(name); echo EXITED $?; sleep 60")
+        _ = try await screen(until: "#", session: "u")
+        try tmux("send-keys", "-t", "u", "echo plain-$YONDER_CLUSTER; stty size; exit 4", "Enter")
+        let plain = try await screen(until: "EXITED", session: "u")
+        #expect(plain.contains("plain-\(name)") && plain.contains("30 100") && plain.contains("EXITED 4"), "screen: \(plain)")
     }
 
     /// `call`, `objects`, `logs` and `status` against the quick start's agent (user functions

@@ -77,6 +77,9 @@ struct CLITests {
         let sshBadNode = try yonder("ssh", name, "--node", "3")
         #expect(sshBadNode.exitCode == 1 && sshBadNode.output.contains("has no node 3"))
 
+        let unknown = try yonder("exec", "nope", "--", "true")
+        #expect(unknown.exitCode == 1 && unknown.output.contains("no cluster named nope") && unknown.output.contains(name), "\(unknown.output)")
+
         let badNode = try yonder("exec", name, "--node", "5", "--", "true")
         #expect(badNode.exitCode == 1)
         #expect(badNode.output.contains("has no node 5"))

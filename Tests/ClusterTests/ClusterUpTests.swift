@@ -58,6 +58,9 @@ struct ClusterUpTests {
         #expect(marker.outputText.contains("256M"))
         #expect(try containers(name) == ["yonder-\(name)-0"])
         #expect(steps.all.contains { $0.step == "container" && $0.detail.contains("creating") })
+        // The agent's upload (when this node lacks the build) reports bytes up to the total.
+        let uploaded = steps.all.filter { $0.step == "upload" }.compactMap(\.fraction)
+        #expect(uploaded.allSatisfy { $0.done <= $0.total } && uploaded.last.map { $0.done == $0.total } ?? true)
         let stateFile = home.appendingPathComponent("clusters/\(name).json")
         let mode = try FileManager.default.attributesOfItem(atPath: stateFile.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)

@@ -57,7 +57,8 @@ struct RegistryTests {
         var environment = ProcessInfo.processInfo.environment
         environment["YONDER_TEST_PW"] = password
         try ChildProcess.run("/bin/sh", ["-c", "printf %s \"$YONDER_TEST_PW\" | docker login -u \(user) --password-stdin 127.0.0.1:\(port)"], environment: environment)
-        try docker(["tag", ClusterTestEnvironment.image, image])
+        // The base image plus a layer of its own, so that the pull downloads something.
+        try ChildProcess.run("/bin/sh", ["-c", "printf 'FROM %s\\nRUN echo private > /private-marker\\n' \(ClusterTestEnvironment.image) | docker build -q -t \(image) -"])
         try docker(["push", image])
         try docker(["logout", "127.0.0.1:\(port)"])
         try docker(["rmi", image])
@@ -76,7 +77,12 @@ struct RegistryTests {
         let steps = ProgressSteps()
         let cluster = try await Cluster.up(spec, environment: right) { steps.add($0) }
         #expect(steps.all.contains { $0.step == "pull" })
+        // Pull progress counts layers up to all of them, for the CLI's bar.
+        let layers = steps.all.filter { $0.step == "pull" }.compactMap(\.fraction)
+        #expect(layers.last.map { $0.done == $0.total && $0.total > 0 } == true, "pull progress: \(steps.all.filter { $0.step == "pull" }.map(\.detail))")
+        #expect(steps.all.contains { $0.step == "pull" && $0.elapsed != nil && $0.detail.hasPrefix("pulled ") })
         #expect(try await cluster.connection().ping() < .seconds(1))
+        #expect(try await cluster.connection().exec(["cat", "/private-marker"]).collect().outputText == "private\n")
         // No credential is left on the node, nor in Yonder's state.
         let dockerConfig = (try? String(contentsOfFile: NSHomeDirectory() + "/.docker/config.json", encoding: .utf8)) ?? ""
         #expect(!dockerConfig.contains("127.0.0.1:\(port)"))

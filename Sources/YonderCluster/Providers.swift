@@ -169,7 +169,26 @@ enum AgentExecutable {
     }
 
     /// A content hash of the executable (64-bit FNV-1a, hex): same bytes, same build.
-    static func build(of path: String) throws -> String {
+    /// Remembered in `~/.yonder/agent-builds.json` by path, size, modification time and inode,
+    /// so that a warm `up` does not read the whole executable again.
+    static func build(of path: String, cacheFile: URL = ClusterState.home.appendingPathComponent("agent-builds.json")) throws -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return try hash(of: path) }
+        let key = "\(path)|\(info.st_size)|\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)|\(info.st_ino)"
+        var cache = (try? JSONDecoder().decode([String: String].self, from: Data(contentsOf: cacheFile))) ?? [:]
+        if let known = cache[key] { return known }
+        let build = try hash(of: path)
+        // Keep one entry per path: the newest.
+        cache = cache.filter { !$0.key.hasPrefix(path + "|") }
+        cache[key] = build
+        if let data = try? JSONEncoder().encode(cache) {
+            try? FileManager.default.createDirectory(at: cacheFile.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try? data.write(to: cacheFile, options: .atomic)
+        }
+        return build
+    }
+
+    static func hash(of path: String) throws -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw ClusterError(.agentFailed, "cannot read the agent executable \(path)")
         }

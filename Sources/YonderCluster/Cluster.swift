@@ -71,7 +71,7 @@ public final class Cluster: Sendable {
         var endpoints: [NodeEndpoint] = []
         var sessions: [SSHSession] = []
         var connections: [Connection] = []
-        var madeContainers: [(SSHSession, String)] = []
+        var madeContainers: [(NodeEndpoint, SSHSession, String)] = []
         do {
             endpoints = try await provider.provision(spec, previous: previous, progress: progress)
             var nodes: [ClusterState.NodeState] = []
@@ -80,9 +80,9 @@ public final class Cluster: Sendable {
                 sessions.append(session)
                 let bootstrap = NodeBootstrap(
                     index: index, session: session, spec: spec, agentPath: agentPath, agentBuild: build,
-                    credentials: credentials, report: progress)
+                    credentials: credentials, report: progress, reconnect: { try await endpoint.connect() })
                 let outcome = try await bootstrap.bring()
-                if outcome.createdContainer { madeContainers.append((session, bootstrap.container)) }
+                if outcome.createdContainer { madeContainers.append((endpoint, session, bootstrap.container)) }
                 let connectStart = ContinuousClock.now
                 let tunnel = try await session.openTunnel(host: "127.0.0.1", port: outcome.agentPort)
                 let connection = try await Connection.open(over: tunnel, token: outcome.token, endpoint: "the agent in \(bootstrap.container) on \(session.configuration.destination)")
@@ -100,7 +100,9 @@ public final class Cluster: Sendable {
             return Cluster(state: state, sessions: sessions, connections: connections)
         } catch {
             for connection in connections { await connection.close() }
-            for (session, container) in madeContainers { _ = try? await session.run("docker rm -f \(container)") }
+            for (endpoint, session, container) in madeContainers {
+                await NodeBootstrap.remove(container, over: session, reconnect: { try await endpoint.connect() })
+            }
             for session in sessions { await session.close() }
             for endpoint in endpoints where endpoint.isNew { await provider.release(endpoint) }
             if previous == nil { ClusterState.remove(spec.name) }

@@ -40,6 +40,8 @@ struct NodeBootstrap {
     let agentBuild: String
     let credentials: RegistryCredentials?
     let report: @Sendable (ClusterProgress) -> Void
+    /// A new session to the same node, for cleaning up after this one was lost.
+    let reconnect: @Sendable () async throws -> SSHSession
 
     var container: String { "yonder-\(spec.name)-\(index)" }
     var node: String { "node \(index) (\(session.configuration.destination))" }
@@ -85,19 +87,28 @@ struct NodeBootstrap {
         } else {
             try await timed("image", image) { try await ensureImage(image) }
         }
-        var created = false
         do {
             try await timed("container", "creating \(container)") { try await createContainer(image) }
-            created = true
             let token = Self.newToken()
             try await timed("agent", "installing the agent (build \(agentBuild))") { try await installAgent(token: token, home: probe.home) }
             let port = try await timed("start", "starting the agent") { try await startAgent() }
             return Outcome(agentPort: port, token: token, createdContainer: true)
         } catch {
-            let exists = created ? true : ((try? await containerState()) ?? nil) != nil
-            if exists { _ = try? await run("docker rm -f \(container)") }
+            // Whatever stood under this name was to be replaced: remove it, even if the
+            // connection was lost (a failed up leaves no container).
+            await Self.remove(container, over: session, reconnect: reconnect)
             throw error
         }
+    }
+
+    /// `docker rm -f container` on the node, over a new session when `session` is gone.
+    static func remove(_ container: String, over session: SSHSession, reconnect: () async throws -> SSHSession) async {
+        if let result = try? await session.run("docker rm -f \(container)"), result.status == .exited(0) || result.stderrText.contains("No such container") {
+            return
+        }
+        guard let again = try? await reconnect() else { return }
+        _ = try? await again.run("docker rm -f \(container)")
+        await again.close()
     }
 
     // MARK: Steps

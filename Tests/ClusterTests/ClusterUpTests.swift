@@ -192,6 +192,25 @@ struct ClusterUpTests {
         #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("clusters/\(name).json").path))
     }
 
+    /// The SSH connection dies right after the container was created: up fails, and the
+    /// container is removed over a new connection.
+    @Test func aConnectionLostMidwayLeavesNoContainer() async throws {
+        let name = "t\(UInt16.random(in: 0...UInt16.max))"
+        let config = home.appendingPathComponent("local/\(name)-0/sshd_config").path
+        // How the loss shows depends on when it lands (a lost connection, a refused channel).
+        await #expect(throws: (any Error).self) {
+            _ = try await Cluster.up(spec(name)) { step in
+                guard step.step == "container", step.elapsed != nil else { return }
+                // The node's sshd listener stays; the process serving this connection goes.
+                let listener = (try? ChildProcess.run("/usr/bin/pgrep", ["-f", "-o", config]))
+                    .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                for child in listener.map(ChildProcess.descendants(of:)) ?? [] { kill(child, SIGKILL) }
+            }
+        }
+        #expect(try containers(name).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("clusters/\(name).json").path))
+    }
+
     @Test func aDynamicallyLinkedAgentIsRefused() async throws {
         var bad = spec("dyn")
         bad.agent = "/usr/bin/env"

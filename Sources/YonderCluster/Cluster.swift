@@ -92,7 +92,7 @@ public final class Cluster: Sendable {
                     host: endpoint.host, port: endpoint.port, user: endpoint.user, identityFile: endpoint.identityFile,
                     pinnedHostKey: endpoint.pinnedHostKey, acceptNewHostKeys: endpoint.acceptNewHostKeys,
                     container: bootstrap.container, agentPort: outcome.agentPort, agentBuild: build,
-                    sshdProcessID: endpoint.sshdProcessID))
+                    sshdProcessID: endpoint.sshdProcessID, runsOnHost: spec.image == nil ? true : nil))
             }
             let state = ClusterState(spec: spec, nodes: nodes, updatedAt: Date())
             try state.save()
@@ -101,7 +101,7 @@ public final class Cluster: Sendable {
         } catch {
             for connection in connections { await connection.close() }
             for (endpoint, session, container) in madeContainers {
-                await NodeBootstrap.remove(container, over: session, reconnect: { try await endpoint.connect() })
+                await NodeBootstrap.remove(NodeCommands.removal(container, onHost: spec.image == nil), over: session, reconnect: { try await endpoint.connect() })
             }
             for session in sessions { await session.close() }
             for endpoint in endpoints where endpoint.isNew { await provider.release(endpoint) }
@@ -134,7 +134,7 @@ public final class Cluster: Sendable {
     /// Connects to the agent in `node`'s container through a tunnel on `session`, reading the
     /// token from the container (it never leaves the SSH channel).
     static func connectAgent(of node: ClusterState.NodeState, over session: SSHSession) async throws -> Connection {
-        let token = try await session.run("docker cp \(node.container):/yonder/token - | tar -xO")
+        let token = try await session.run(NodeCommands.token(node.container, onHost: node.isOnHost))
         guard token.status == .exited(0) else {
             throw ClusterError(.agentFailed, "cannot read the agent's token from \(node.container) on \(session.configuration.destination): \(token.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)); run up again")
         }
@@ -164,7 +164,7 @@ public final class Cluster: Sendable {
             let start = ContinuousClock.now
             do {
                 let session = try await NodeEndpoint(node).connect()
-                let removed = try await session.run("docker rm -f \(node.container)")
+                let removed = try await session.run(NodeCommands.removal(node.container, onHost: node.isOnHost))
                 if removed.status != .exited(0) && !removed.stderrText.contains("No such container") {
                     failures.append("node \(index): \(removed.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
                 }
@@ -174,7 +174,7 @@ public final class Cluster: Sendable {
                 failures.append("node \(index): \(error)")
             }
             await Providers.provider(for: state.spec.provider).release(NodeEndpoint(node))
-            progress(ClusterProgress(node: index, step: "down", detail: "removed \(node.container)", elapsed: ContinuousClock.now - start))
+            progress(ClusterProgress(node: index, step: "down", detail: node.isOnHost ? "stopped the agent" : "removed \(node.container)", elapsed: ContinuousClock.now - start))
         }
         ClusterState.remove(name)
         // What `sshConfig` made: the keys, the pinned host keys, the block in ~/.ssh/config.

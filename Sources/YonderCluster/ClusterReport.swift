@@ -18,10 +18,13 @@ public struct ClusterReport: Codable, Sendable {
         public var index: Int
         /// `user@host:port` of its SSH server.
         public var address: String
-        /// The container's name.
+        /// The container's name (for an agent on the node itself, its folder's).
         public var container: String
+        /// Whether the agent runs on the node itself (the spec has no image).
+        public var onHost: Bool
         /// Docker's state of the container (`running`, `exited`, …), `missing`, or
-        /// `unreachable` when the node could not be reached.
+        /// `unreachable` when the node could not be reached; for an agent on the node itself
+        /// (no image), `running`, `exited` or `missing`.
         public var containerState: String
         /// The agent's version, when it answered.
         public var agentVersion: String?
@@ -47,7 +50,7 @@ extension Cluster {
         var nodes: [ClusterReport.NodeReport] = []
         for (index, node) in state.nodes.enumerated() {
             var entry = ClusterReport.NodeReport(
-                index: index, address: "\(node.user)@\(node.host):\(node.port)", container: node.container,
+                index: index, address: "\(node.user)@\(node.host):\(node.port)", container: node.container, onHost: node.isOnHost,
                 containerState: "unreachable", objects: [])
             do {
                 let session = try await NodeEndpoint(node).connect()
@@ -66,11 +69,10 @@ extension Cluster {
     }
 
     private static func inspect(_ node: ClusterState.NodeState, over session: SSHSession, into entry: inout ClusterReport.NodeReport) async throws {
-        let inspected = try await session.run("docker inspect --format '{{.State.Status}}' \(node.container)")
-        entry.containerState = inspected.status == .exited(0)
-            ? inspected.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) : "missing"
+        let inspected = try await session.run(NodeCommands.state(node.container, onHost: node.isOnHost))
+        entry.containerState = inspected.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         guard entry.containerState == "running" else {
-            entry.problem = "the container is \(entry.containerState); yonder up brings it back"
+            entry.problem = "the \(node.isOnHost ? "agent" : "container") is \(entry.containerState); yonder up brings it back"
             return
         }
         let connection = try await connectAgent(of: node, over: session)

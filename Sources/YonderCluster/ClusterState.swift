@@ -35,6 +35,12 @@ public struct ClusterState: Codable, Sendable, Equatable {
         public var agentBuild: String
         /// For local nodes: the pid of the private sshd.
         public var sshdProcessID: Int32?
+        /// True when the spec has no image and the agent runs on the node itself, as a
+        /// process of the SSH user; `container` then names its folder `~/.yonder/run/NAME`.
+        public var runsOnHost: Bool?
+
+        /// Whether the agent runs on the node itself rather than in a container.
+        public var isOnHost: Bool { runsOnHost == true }
     }
 
     /// Node `index`, or an error naming the nodes there are.

@@ -50,6 +50,8 @@ struct NodeBootstrap {
     struct Outcome {
         var agentPort: Int
         var token: String
+        /// Whether up made the container (or started the agent on the node): a later failure
+        /// removes it.
         var createdContainer: Bool
     }
 
@@ -65,9 +67,7 @@ struct NodeBootstrap {
     }
 
     func bring() async throws -> Outcome {
-        guard let image = spec.image else {
-            throw ClusterError(.invalidSpec, "cluster \(spec.name) has no image_id; running the agent on the node itself is not supported yet: give image_id: docker:IMAGE")
-        }
+        guard let image = spec.image else { return try await bringOnHost() }
         // One round trip: Docker's health and the container's state, token and port. Each
         // command on a node costs sshd about 80 ms to set up, so the warm path makes one.
         let probe = try await timed("docker", "checking Docker and \(container) on \(node)") { try await probeNode() }
@@ -96,18 +96,19 @@ struct NodeBootstrap {
         } catch {
             // Whatever stood under this name was to be replaced: remove it, even if the
             // connection was lost (a failed up leaves no container).
-            await Self.remove(container, over: session, reconnect: reconnect)
+            await Self.remove(NodeCommands.removal(container, onHost: false), over: session, reconnect: reconnect)
             throw error
         }
     }
 
-    /// `docker rm -f container` on the node, over a new session when `session` is gone.
-    static func remove(_ container: String, over session: SSHSession, reconnect: () async throws -> SSHSession) async {
-        if let result = try? await session.run("docker rm -f \(container)"), result.status == .exited(0) || result.stderrText.contains("No such container") {
+    /// Runs `removal` (see `NodeCommands.removal`) on the node, over a new session when
+    /// `session` is gone.
+    static func remove(_ removal: String, over session: SSHSession, reconnect: () async throws -> SSHSession) async {
+        if let result = try? await session.run(removal), result.status == .exited(0) || result.stderrText.contains("No such container") {
             return
         }
         guard let again = try? await reconnect() else { return }
-        _ = try? await again.run("docker rm -f \(container)")
+        _ = try? await again.run(removal)
         await again.close()
     }
 
@@ -140,8 +141,13 @@ struct NodeBootstrap {
             }
             throw ClusterError(.dockerUnavailable, "\(node): cannot reach the Docker daemon as \(session.configuration.user): \(reason.isEmpty ? "\(result.status)" : reason); start dockerd or add the user to the docker group")
         }
+        return Self.parseProbe(result.stdoutText)
+    }
+
+    /// Reads the probe's lines: `home H`, `state STATE BUILD`, `token T`, `listening JSON`.
+    static func parseProbe(_ text: String) -> Probe {
         var probe = Probe()
-        for line in result.stdoutText.split(separator: "\n") {
+        for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { continue }
             switch parts[0] {
@@ -234,6 +240,22 @@ struct NodeBootstrap {
     func installAgent(token: String, home: String) async throws {
         let sftp = try await session.sftp()
         defer { Task { await sftp.close() } }
+        let stored = try await uploadAgent(sftp, home: home)
+        let staging = "\(home)/.yonder/staging/\(container)"
+        try await sftp.makeDirectory("\(staging)/yonder", mode: 0o700)
+        try await uploadToken(token, sftp, to: "\(staging)/yonder/token")
+        let copy = try await run("""
+            cp \(shellQuote(stored)) \(shellQuote(staging))/yonder/agent && \
+            docker cp \(shellQuote(staging))/yonder \(container):/ ; status=$?; rm -rf \(shellQuote(staging)); exit $status
+            """)
+        guard copy.status == .exited(0) else {
+            throw ClusterError(.agentFailed, "\(node): cannot copy the agent into \(container): \(copy.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    /// Uploads the agent to `~/.yonder/agents/BUILD` unless the node already holds that build;
+    /// returns its path there.
+    func uploadAgent(_ sftp: SFTPClient, home: String) async throws -> String {
         let agents = "\(home)/.yonder/agents"
         let stored = "\(agents)/\(agentBuild)"
         let size = fileSize(agentPath)
@@ -246,19 +268,15 @@ struct NodeBootstrap {
             }
             report(ClusterProgress(node: index, step: "upload", detail: "uploaded the agent (\(size / 1_000_000) MB)", elapsed: ContinuousClock.now - start))
         }
-        let staging = "\(home)/.yonder/staging/\(container)"
-        try await sftp.makeDirectory("\(staging)/yonder", mode: 0o700)
+        return stored
+    }
+
+    /// Writes the token into a 0600 file on the node over SFTP: never in argv or a log.
+    func uploadToken(_ token: String, _ sftp: SFTPClient, to path: String) async throws {
         let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-token-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: tokenFile.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
         defer { try? FileManager.default.removeItem(at: tokenFile) }
-        try await sftp.upload(from: tokenFile.path, to: "\(staging)/yonder/token", mode: 0o600)
-        let copy = try await run("""
-            cp \(shellQuote(stored)) \(shellQuote(staging))/yonder/agent && \
-            docker cp \(shellQuote(staging))/yonder \(container):/ ; status=$?; rm -rf \(shellQuote(staging)); exit $status
-            """)
-        guard copy.status == .exited(0) else {
-            throw ClusterError(.agentFailed, "\(node): cannot copy the agent into \(container): \(copy.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
-        }
+        try await sftp.upload(from: tokenFile.path, to: path, mode: 0o600)
     }
 
     /// Starts the container (the agent is its main process) and reads the port from the

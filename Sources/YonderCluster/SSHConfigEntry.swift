@@ -15,8 +15,13 @@ enum SSHConfigEntry {
     static let enterScript = """
         #!/bin/sh
         # Written by `yonder ssh-config`. sshd runs this for the keys that `ssh yonder-NAME`
-        # uses: the client's command, or a shell, inside the container named by $1.
+        # uses: the client's command, or a shell, inside the container named by $1 (or, for
+        # an agent without a container, "-", on the node itself).
         container="$1"
+        if [ "$container" = - ]; then
+          if [ -n "$SSH_ORIGINAL_COMMAND" ]; then exec sh -c "$SSH_ORIGINAL_COMMAND"; fi
+          exec "${SHELL:-/bin/sh}" -l
+        fi
         flags=-i
         fit=
         if [ -t 0 ]; then
@@ -68,7 +73,8 @@ enum SSHConfigEntry {
             try LocalSSHServer.generateKey(at: key)
         }
         let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
-        let line = "command=\"sh .yonder/enter \(node.container)\",no-agent-forwarding,no-X11-forwarding \(publicKey) \(tag(cluster: cluster, node: index))"
+        let target = node.isOnHost ? "-" : node.container
+        let line = "command=\"sh .yonder/enter \(target)\",no-agent-forwarding,no-X11-forwarding \(publicKey) \(tag(cluster: cluster, node: index))"
         let file = shellQuote(authorizedKeys(for: provider))
         let command = """
             umask 077 && mkdir -p .yonder "$(dirname \(file))" && cat > .yonder/enter.tmp && chmod 755 .yonder/enter.tmp \

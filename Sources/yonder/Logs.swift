@@ -11,7 +11,8 @@ struct Logs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the agent's log from a node's container.",
         discussion: """
-            The agent logs to its container's output, so this is docker logs on the node.
+            The agent logs to its container's output, so this is docker logs on the node (for \
+            an agent without a container, its log file in ~/.yonder/run on the node).
 
             Examples:
               yonder logs demo
@@ -30,11 +31,8 @@ struct Logs: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         var status: Int32 = 0
         try await reportingErrors {
-            let (node, session) = try await target.connect()
-            var command = "docker logs"
-            if follow { command += " --follow" }
-            if let tail { command += " --tail \(max(0, tail))" }
-            let logs = try await session.execute(command + " \(node.container) 2>&1")
+            let (_, node, session) = try await target.connect()
+            let logs = try await session.execute(node.logsCommand(follow: follow, tail: tail) + " 2>&1")
             do {
                 for try await chunk in logs.stdout {
                     FileHandle.standardOutput.write(Data(chunk))
@@ -45,7 +43,7 @@ struct Logs: AsyncParsableCommand {
                 throw error
             }
             await session.close()
-            if status != 0 { printError("yonder: docker logs failed on node \(target.node) of \(target.name) (status \(status)); yonder status \(target.name) tells whether the container exists") }
+            if status != 0 { printError("yonder: reading the log failed on node \(target.node) of \(target.name) (status \(status)); yonder status \(target.name) tells whether the agent runs") }
         }
         if status != 0 { throw ExitCode(status) }
     }

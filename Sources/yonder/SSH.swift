@@ -29,14 +29,24 @@ struct SSH: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         var status: Int32 = 0
         try await reportingErrors {
-            let (node, session) = try await target.connect()
+            let (state, node, session) = try await target.connect()
             let tty = isatty(0) == 1 ? "-it" : "-i"
-            // docker sizes the exec's terminal only after it started, so a shell could see
-            // 0x0 for a moment; set the size first (later resizes come through docker).
-            let fit = SSHSession.terminalSize(of: 0).map { "stty rows \($0.rows) cols \($0.columns) 2>/dev/null; " } ?? ""
-            let remote = command.isEmpty
-                ? "docker exec \(tty) \(node.container) sh -c '\(fit)if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'"
-                : "docker exec \(tty) \(node.container) " + command.map(shellQuote).joined(separator: " ")
+            let quoted = command.map(shellQuote).joined(separator: " ")
+            let remote: String
+            if node.isOnHost {
+                // No container: a login shell on the node, or the command there, with the
+                // environment the agent has.
+                let environment = (["YONDER_CLUSTER=\(state.spec.name)", "YONDER_NODE_RANK=\(target.node)", "YONDER_NUM_NODES=\(state.nodes.count)"]
+                    + state.spec.envs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).map(shellQuote).joined(separator: " ")
+                remote = "env \(environment) " + (command.isEmpty ? "\"${SHELL:-/bin/sh}\" -l" : quoted)
+            } else if command.isEmpty {
+                // docker sizes the exec's terminal only after it started, so a shell could see
+                // 0x0 for a moment; set the size first (later resizes come through docker).
+                let fit = SSHSession.terminalSize(of: 0).map { "stty rows \($0.rows) cols \($0.columns) 2>/dev/null; " } ?? ""
+                remote = "docker exec \(tty) \(node.container) sh -c '\(fit)if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'"
+            } else {
+                remote = "docker exec \(tty) \(node.container) \(quoted)"
+            }
             let exit = try await session.interactiveShell(command: remote)
             await session.close()
             status = exit.shellStatus

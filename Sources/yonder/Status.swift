@@ -52,7 +52,7 @@ struct Status: AsyncParsableCommand {
                 let unnamed = node.objects.count - named.count
                 let objects = (named + (unnamed > 0 ? ["\(unnamed) unnamed"] : [])).joined(separator: ", ")
                 return [
-                    String(node.index), node.address, node.container, node.containerState,
+                    String(node.index), node.address, node.onHost ? "- (on the node)" : node.container, node.containerState,
                     node.agentVersion.map { "\($0) build \(node.agentBuild ?? "?")" } ?? "-",
                     node.agentUptime.map(Self.duration) ?? "-", objects.isEmpty ? "-" : objects,
                 ]

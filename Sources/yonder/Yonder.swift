@@ -64,9 +64,11 @@ struct NodeOptions: ParsableArguments {
     @Option(help: "The node, from 0.")
     var node = 0
 
-    /// The node's record and an SSH session to the node (not through its agent).
-    func connect() async throws -> (ClusterState.NodeState, SSHSession) {
-        let record = try ClusterState.load(name).node(node)
-        return (record, try await Cluster.sshSession(to: record))
+    /// The cluster's and the node's records and an SSH session to the node (not through its
+    /// agent).
+    func connect() async throws -> (ClusterState, ClusterState.NodeState, SSHSession) {
+        let state = try ClusterState.load(name)
+        let record = try state.node(node)
+        return (state, record, try await Cluster.sshSession(to: record))
     }
 }

@@ -241,6 +241,27 @@ struct CLITests {
         #expect(try ssh(configFile, "yonder-\(name)", "true").exitCode != 0)
     }
 
+    /// No image: the agent runs on the node itself; ssh gets the node's shell with the
+    /// agent's environment, logs read the agent's log file.
+    @Test func aClusterWithoutAnImage() throws {
+        let name = "cli\(UInt16.random(in: 0...UInt16.max))"
+        let spec = home.appendingPathComponent("spec.yaml").path
+        try "name: \(name)\nenvs: {MARK: on-the-node}\n".write(toFile: spec, atomically: true, encoding: .utf8)
+        let up = try yonder("up", spec)
+        #expect(up.exitCode == 0 && up.output.contains("starting the agent on the node"), "\(up.output)")
+        defer { _ = try? yonder("down", name) }
+        let status = try yonder("status", name)
+        #expect(status.output.contains("- (on the node)  running"), "\(status.output)")
+        let here = home.appendingPathComponent("only-here").path
+        try "here".write(toFile: here, atomically: true, encoding: .utf8)
+        let ssh = try yonder("ssh", name, "--", "sh", "-c", "echo $MARK $YONDER_CLUSTER; cat \(here); exit 5")
+        #expect(ssh.output == "on-the-node \(name)\nhere" && ssh.exitCode == 5, "\(ssh.output)")
+        #expect(try yonder("logs", name).output.contains("\"event\":\"listening\""))
+        let down = try yonder("down", name)
+        #expect(down.exitCode == 0 && down.output.contains("stopped the agent"), "\(down.output)")
+        #expect(!FileManager.default.fileExists(atPath: NSHomeDirectory() + "/.yonder/run/yonder-\(name)-0"))
+    }
+
     @Test func badInputSaysWhatIsWrong() throws {
         let unknown = try yonder("exec", "nope", "--", "true")
         #expect(unknown.exitCode == 1)

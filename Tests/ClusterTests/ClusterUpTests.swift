@@ -192,6 +192,56 @@ struct ClusterUpTests {
         #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("clusters/\(name).json").path))
     }
 
+    /// No image: the agent runs on the node itself, detached from the SSH session, with the
+    /// spec's env; up reuses it, restarts it when it died; attach finds it; down stops it.
+    @Test func withoutAnImageTheAgentRunsOnTheNode() async throws {
+        let name = "t\(UInt16.random(in: 0...UInt16.max))"
+        var spec = spec(name)
+        spec.image = nil
+        let steps = ProgressSteps()
+        let cluster = try await Cluster.up(spec) { steps.add($0) }
+        #expect(steps.all.contains { $0.step == "start" })
+        #expect(try containers(name).isEmpty)
+        // On this machine, not in a container: a file the test just made is there.
+        let here = home.appendingPathComponent("made-by-the-test").path
+        try "on the node".write(toFile: here, atomically: true, encoding: .utf8)
+        let seen = try await cluster.connection().exec(["sh", "-c", "cat \(here); echo; echo $YONDER_TEST_MARK $YONDER_CLUSTER"]).collect()
+        #expect(seen.outputText == "on the node\ninside-\(name) \(name)\n", "exec printed: \(seen.outputText)")
+        let pid = try await cluster.connection().info().pid
+        #expect(isAlive(pid))
+        await cluster.close()
+
+        // The agent outlives the session that started it; up reuses it, attach finds it.
+        let again = ProgressSteps()
+        let reused = try await Cluster.up(spec) { again.add($0) }
+        #expect(again.all.contains { $0.detail.contains("reusing the agent") })
+        #expect(try await reused.connection().info().pid == pid)
+        await reused.close()
+        let attached = try await Cluster.attach(name)
+        #expect(try await attached.connection().ping() < .seconds(1))
+        await attached.close()
+        #expect(try await Cluster.report(name).nodes.first?.containerState == "running")
+
+        // Killed, it is started again.
+        kill(pid_t(pid), SIGKILL)
+        for _ in 0..<50 where isAlive(pid) { try await Task.sleep(for: .milliseconds(50)) }
+        let restarted = try await Cluster.up(spec) { _ in }
+        #expect(try await restarted.connection().info().pid != pid)
+        let newPID = try await restarted.connection().info().pid
+
+        try await restarted.down()
+        for _ in 0..<50 where isAlive(newPID) { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!isAlive(newPID))
+        #expect(!FileManager.default.fileExists(atPath: NSHomeDirectory() + "/.yonder/run/yonder-\(name)-0"))
+    }
+
+    /// Whether process `pid` runs (a zombie, which nobody may reap here, does not).
+    func isAlive(_ pid: Int) -> Bool {
+        guard kill(pid_t(pid), 0) == 0 else { return false }
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        return !status.split(separator: "\n").contains { $0.hasPrefix("State:") && $0.contains("Z") }
+    }
+
     /// The SSH connection dies right after the container was created: up fails, and the
     /// container is removed over a new connection.
     @Test func aConnectionLostMidwayLeavesNoContainer() async throws {

@@ -1,0 +1,87 @@
+import Foundation
+import YonderSSH
+
+/// A spec without an image: the agent runs on the node itself, as a process of the SSH user,
+/// with its files in `~/.yonder/run/yonder-NAME-I` (see `NodeCommands`).
+extension NodeBootstrap {
+    func bringOnHost() async throws -> Outcome {
+        let probe = try await timed("node", "checking the agent on \(node)") { try await probeHost() }
+        if let state = probe.state {
+            if state == "running", probe.build == agentBuild, let token = probe.token, !token.isEmpty, let port = probe.port {
+                report(ClusterProgress(node: index, step: "agent", detail: "reusing the agent on the node"))
+                return Outcome(agentPort: port, token: token, createdContainer: false)
+            }
+            report(ClusterProgress(node: index, step: "agent", detail: state == "running" ? "the agent runs another build; replacing it" : "the agent is \(state); starting it again"))
+        }
+        let resources = spec.resources
+        if resources.cpus != nil || resources.memoryGB != nil || resources.accelerators != nil || resources.shmSize != nil {
+            report(ClusterProgress(node: index, step: "agent", detail: "no image: the agent runs on the node itself, and resources are not enforced"))
+        }
+        do {
+            let token = Self.newToken()
+            let folder = "\(probe.home)/\(NodeCommands.hostFolder(container))"
+            let stored = try await timed("agent", "installing the agent (build \(agentBuild))") { () async throws -> String in
+                let sftp = try await session.sftp()
+                defer { Task { await sftp.close() } }
+                let stored = try await uploadAgent(sftp, home: probe.home)
+                try await sftp.makeDirectory(folder, mode: 0o700)
+                try await uploadToken(token, sftp, to: "\(folder)/token")
+                return stored
+            }
+            let port = try await timed("start", "starting the agent on the node") { try await startOnHost(stored, folder: folder) }
+            return Outcome(agentPort: port, token: token, createdContainer: true)
+        } catch {
+            await Self.remove(NodeCommands.removal(container, onHost: true), over: session, reconnect: reconnect)
+            throw error
+        }
+    }
+
+    /// One command: the home folder, and the agent's state, build, token and port.
+    func probeHost() async throws -> Probe {
+        let folder = NodeCommands.hostFolder(container)
+        let result = try await run("""
+            echo "home $HOME"
+            [ -f \(folder)/build ] || exit 0
+            state=$(\(NodeCommands.state(container, onHost: true)))
+            echo "state $state $(cat \(folder)/build)"
+            echo "token $(cat \(folder)/token 2>/dev/null)"
+            grep '"event":"listening"' \(folder)/agent.log 2>/dev/null | tail -n 1 | sed 's/^/listening /'
+            """)
+        guard result.status == .exited(0) else {
+            throw ClusterError(.agentFailed, "\(node): cannot look for the agent: \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return Self.parseProbe(result.stdoutText)
+    }
+
+    /// Starts the agent in the background, detached from the SSH session, and reads its port
+    /// and pid from its listening line.
+    func startOnHost(_ agent: String, folder: String) async throws -> Int {
+        var environment = ["YONDER_CLUSTER=\(spec.name)", "YONDER_NODE_RANK=\(index)", "YONDER_NUM_NODES=\(spec.numNodes)"]
+        environment += spec.envs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let f = shellQuote(folder)
+        let started = try await run("""
+            if [ -f \(f)/pid ]; then kill "$(cat \(f)/pid)" 2>/dev/null; fi
+            rm -f \(f)/pid \(f)/agent.log && printf '%s\\n' \(agentBuild) > \(f)/build || exit 1
+            detach=; if command -v setsid >/dev/null 2>&1; then detach=setsid; fi
+            (cd \(f) && exec env \(environment.map(shellQuote).joined(separator: " ")) $detach nohup \(shellQuote(agent)) serve \
+              --host 127.0.0.1 --port 0 --token-file \(f)/token --build \(agentBuild)) > \(f)/agent.log 2>&1 < /dev/null &
+            """)
+        // The redirections are on the subshell, so that nothing of it keeps the SSH channel's
+        // output open (sshd ends the command only when they close).
+        guard started.status == .exited(0) else {
+            throw ClusterError(.agentFailed, "\(node): cannot start the agent: \(started.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        for _ in 0..<200 {
+            let line = try await run("grep '\"event\":\"listening\"' \(f)/agent.log 2>/dev/null | tail -n 1").stdoutText
+            if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let port = object["port"] as? Int, let pid = object["pid"] as? Int
+            {
+                _ = try await run("echo \(pid) > \(f)/pid")
+                return port
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let log = try await run("tail -n 40 \(f)/agent.log 2>&1").stdoutText
+        throw ClusterError(.agentFailed, "\(node): the agent did not start on the node; its last output: \(log)")
+    }
+}

@@ -69,43 +69,93 @@ public final class Cluster: Sendable {
         let provider = Providers.provider(for: spec.provider)
 
         var endpoints: [NodeEndpoint] = []
-        var sessions: [SSHSession] = []
-        var connections: [Connection] = []
-        var madeContainers: [(NodeEndpoint, SSHSession, String)] = []
         do {
             endpoints = try await provider.provision(spec, previous: previous, progress: progress)
-            var nodes: [ClusterState.NodeState] = []
-            for (index, endpoint) in endpoints.enumerated() {
-                let session = try await endpoint.connect()
-                sessions.append(session)
-                let bootstrap = NodeBootstrap(
-                    index: index, session: session, spec: spec, agentPath: agentPath, agentBuild: build,
-                    credentials: credentials, report: progress, reconnect: { try await endpoint.connect() })
-                let outcome = try await bootstrap.bring()
-                if outcome.createdContainer { madeContainers.append((endpoint, session, bootstrap.container)) }
-                let connectStart = ContinuousClock.now
-                let tunnel = try await session.openTunnel(host: "127.0.0.1", port: outcome.agentPort)
-                let connection = try await Connection.open(over: tunnel, token: outcome.token, endpoint: "the agent in \(bootstrap.container) on \(session.configuration.destination)")
-                connections.append(connection)
-                progress(ClusterProgress(node: index, step: "connect", detail: "agent \(connection.agent) on port \(outcome.agentPort)", elapsed: ContinuousClock.now - connectStart))
-                nodes.append(ClusterState.NodeState(
-                    host: endpoint.host, port: endpoint.port, user: endpoint.user, identityFile: endpoint.identityFile,
-                    pinnedHostKey: endpoint.pinnedHostKey, acceptNewHostKeys: endpoint.acceptNewHostKeys,
-                    container: bootstrap.container, agentPort: outcome.agentPort, agentBuild: build,
-                    sshdProcessID: endpoint.sshdProcessID, runsOnHost: spec.image == nil ? true : nil))
-            }
-            let state = ClusterState(spec: spec, nodes: nodes, updatedAt: Date())
-            try state.save()
-            progress(ClusterProgress(node: nil, step: "up", detail: "cluster \(spec.name) is up with \(nodes.count) node(s)", elapsed: ContinuousClock.now - started))
-            return Cluster(state: state, sessions: sessions, connections: connections)
         } catch {
-            for connection in connections { await connection.close() }
-            for (endpoint, session, container) in madeContainers {
-                await NodeBootstrap.remove(NodeCommands.removal(container, onHost: spec.image == nil), over: session, reconnect: { try await endpoint.connect() })
+            if previous == nil { ClusterState.remove(spec.name) }
+            throw error
+        }
+        // The nodes come up at once, each over its own session; each cleans up after itself.
+        let turns = Turns()
+        let results = await withTaskGroup(of: (Int, Result<NodeUp, any Error>).self) { group in
+            for (index, endpoint) in endpoints.enumerated() {
+                group.addTask {
+                    do {
+                        return (index, .success(try await bringNode(
+                            index, endpoint, spec: spec, agentPath: agentPath, build: build, credentials: credentials,
+                            turns: turns, progress: progress)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
             }
-            for session in sessions { await session.close() }
+            var results: [(Int, Result<NodeUp, any Error>)] = []
+            for await result in group { results.append(result) }
+            return results.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        let ups = results.compactMap { try? $0.get() }
+        do {
+            if let failure = results.first(where: { (try? $0.get()) == nil }) {
+                _ = try failure.get()
+            }
+            let state = ClusterState(spec: spec, nodes: ups.map(\.node), updatedAt: Date())
+            try state.save()
+            progress(ClusterProgress(node: nil, step: "up", detail: "cluster \(spec.name) is up with \(ups.count) node(s)", elapsed: ContinuousClock.now - started))
+            return Cluster(state: state, sessions: ups.map(\.session), connections: ups.map(\.connection))
+        } catch {
+            for up in ups { await up.undo(onHost: spec.image == nil) }
             for endpoint in endpoints where endpoint.isNew { await provider.release(endpoint) }
             if previous == nil { ClusterState.remove(spec.name) }
+            throw error
+        }
+    }
+
+    /// One node brought up: its session, the connection to its agent, and its record.
+    struct NodeUp: Sendable {
+        let endpoint: NodeEndpoint
+        let session: SSHSession
+        let connection: Connection
+        let node: ClusterState.NodeState
+        let createdContainer: Bool
+
+        /// Undoes it, when another node failed.
+        func undo(onHost: Bool) async {
+            await connection.close()
+            if createdContainer {
+                await NodeBootstrap.remove(NodeCommands.removal(node.container, onHost: onHost), over: session, reconnect: { [endpoint] in try await endpoint.connect() })
+            }
+            await session.close()
+        }
+    }
+
+    /// SSH in, bootstrap, tunnel and hello for one node; on failure, removes what it made.
+    private static func bringNode(
+        _ index: Int, _ endpoint: NodeEndpoint, spec: ClusterSpec, agentPath: String, build: String,
+        credentials: RegistryCredentials?, turns: Turns, progress: @escaping @Sendable (ClusterProgress) -> Void
+    ) async throws -> NodeUp {
+        let session = try await endpoint.connect()
+        let bootstrap = NodeBootstrap(
+            index: index, session: session, spec: spec, agentPath: agentPath, agentBuild: build,
+            credentials: credentials, report: progress, reconnect: { try await endpoint.connect() }, turns: turns)
+        var outcome: NodeBootstrap.Outcome?
+        do {
+            outcome = try await bootstrap.bring()
+            let outcome = outcome!
+            let connectStart = ContinuousClock.now
+            let tunnel = try await session.openTunnel(host: "127.0.0.1", port: outcome.agentPort)
+            let connection = try await Connection.open(over: tunnel, token: outcome.token, endpoint: "the agent in \(bootstrap.container) on \(session.configuration.destination)")
+            progress(ClusterProgress(node: index, step: "connect", detail: "agent \(connection.agent) on port \(outcome.agentPort)", elapsed: ContinuousClock.now - connectStart))
+            let node = ClusterState.NodeState(
+                host: endpoint.host, port: endpoint.port, user: endpoint.user, identityFile: endpoint.identityFile,
+                pinnedHostKey: endpoint.pinnedHostKey, acceptNewHostKeys: endpoint.acceptNewHostKeys,
+                container: bootstrap.container, agentPort: outcome.agentPort, agentBuild: build,
+                sshdProcessID: endpoint.sshdProcessID, runsOnHost: spec.image == nil ? true : nil)
+            return NodeUp(endpoint: endpoint, session: session, connection: connection, node: node, createdContainer: outcome.createdContainer)
+        } catch {
+            if outcome?.createdContainer == true {
+                await NodeBootstrap.remove(NodeCommands.removal(bootstrap.container, onHost: spec.image == nil), over: session, reconnect: { try await endpoint.connect() })
+            }
+            await session.close()
             throw error
         }
     }

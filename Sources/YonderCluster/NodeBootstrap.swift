@@ -42,6 +42,8 @@ struct NodeBootstrap {
     let report: @Sendable (ClusterProgress) -> Void
     /// A new session to the same node, for cleaning up after this one was lost.
     let reconnect: @Sendable () async throws -> SSHSession
+    /// Shared by the nodes of one `up`, which run at once: uploads to one host take turns.
+    let turns: Turns
 
     var container: String { "yonder-\(spec.name)-\(index)" }
     var node: String { "node \(index) (\(session.configuration.destination))" }
@@ -256,6 +258,10 @@ struct NodeBootstrap {
     /// Uploads the agent to `~/.yonder/agents/BUILD` unless the node already holds that build;
     /// returns its path there.
     func uploadAgent(_ sftp: SFTPClient, home: String) async throws -> String {
+        try await turns.with(session.configuration.host) { try await uploadAgentNow(sftp, home: home) }
+    }
+
+    private func uploadAgentNow(_ sftp: SFTPClient, home: String) async throws -> String {
         let agents = "\(home)/.yonder/agents"
         let stored = "\(agents)/\(agentBuild)"
         let size = fileSize(agentPath)

@@ -261,6 +261,28 @@ struct ClusterUpTests {
         #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("clusters/\(name).json").path))
     }
 
+    /// Nodes come up at once; when one fails, the others' containers go too.
+    @Test func oneNodeFailingUndoesTheOthers() async throws {
+        let name = "t\(UInt16.random(in: 0...UInt16.max))"
+        var twoNodes = spec(name)
+        twoNodes.numNodes = 2
+        let config = home.appendingPathComponent("local/\(name)-1/sshd_config").path
+        let steps = ProgressSteps()
+        await #expect(throws: (any Error).self) {
+            _ = try await Cluster.up(twoNodes) { step in
+                steps.add(step)
+                guard step.node == 1, step.step == "container", step.elapsed != nil else { return }
+                let listener = (try? ChildProcess.run("/usr/bin/pgrep", ["-f", "-o", config]))
+                    .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                for child in listener.map(ChildProcess.descendants(of:)) ?? [] { kill(child, SIGKILL) }
+            }
+        }
+        #expect(steps.all.contains { $0.node == 0 && $0.step == "container" && $0.elapsed != nil })
+        #expect(try containers(name).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("clusters/\(name).json").path))
+        #expect((try? ChildProcess.run("/usr/bin/pgrep", ["-f", home.appendingPathComponent("local/\(name)-").path])) == nil)
+    }
+
     @Test func aDynamicallyLinkedAgentIsRefused() async throws {
         var bad = spec("dyn")
         bad.agent = "/usr/bin/env"

@@ -54,9 +54,10 @@ public final class Cluster: Sendable {
 
     // MARK: Up
 
-    /// Brings the cluster up, or reuses what already runs: per node, SSH in, check Docker,
-    /// log in to the registry, pull the image, run the container with the agent inside, and
-    /// connect to the agent through a tunnel. A failed `up` removes what it made.
+    /// Brings the cluster up, or reuses what already runs: on all nodes at once, SSH in, check
+    /// Docker, log in to the registry, pull the image, run the container with the agent inside
+    /// (or, without an image, the agent on the node itself), and connect to the agent through
+    /// a tunnel. A failed `up` removes what it made, on every node.
     public static func up(
         _ spec: ClusterSpec, environment: [String: String] = ProcessInfo.processInfo.environment,
         progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in }

@@ -108,21 +108,29 @@ public final class LocalAgent: Sendable {
 }
 
 /// The agent's `listening` line (PROTOCOL.md, "The agent process").
-struct AgentListening {
-    var port: Int
-    var build: String?
+package struct AgentListening {
+    package var port: Int
+    package var build: String?
+    package var pid: Int?
 
     /// Parses one line; nil unless it is a JSON object with `"event":"listening"` and a port.
-    init?(line: [UInt8]) {
+    package init?(line: [UInt8]) {
         struct Line: Decodable {
             var event: String
             var port: Int
             var build: String?
+            var pid: Int?
         }
         guard let decoded = try? JSONDecoder().decode(Line.self, from: Data(line)), decoded.event == "listening" else {
             return nil
         }
         port = decoded.port
         build = decoded.build
+        pid = decoded.pid
+    }
+
+    /// Parses one line of text.
+    package init?(line: some StringProtocol) {
+        self.init(line: Array(line.utf8))
     }
 }

@@ -102,4 +102,11 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
         self.acceptNewHostKeys = acceptNewHostKeys
         self.agent = agent
     }
+
+    /// The environment of the agent on node `rank`, as `NAME=VALUE`: `YONDER_CLUSTER`,
+    /// `YONDER_NODE_RANK` and `YONDER_NUM_NODES`, then the spec's envs by name.
+    public func agentEnvironment(rank: Int) -> [String] {
+        ["YONDER_CLUSTER=\(name)", "YONDER_NODE_RANK=\(rank)", "YONDER_NUM_NODES=\(numNodes)"]
+            + envs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+    }
 }

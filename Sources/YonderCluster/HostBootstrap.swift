@@ -1,4 +1,5 @@
 import Foundation
+import Yonder
 import YonderSSH
 
 /// A spec without an image: the agent runs on the node itself, as a process of the SSH user,
@@ -56,9 +57,10 @@ extension NodeBootstrap {
     /// Starts the agent in the background, detached from the SSH session, and reads its port
     /// and pid from its listening line.
     func startOnHost(_ agent: String, folder: String) async throws -> Int {
-        var environment = ["YONDER_CLUSTER=\(spec.name)", "YONDER_NODE_RANK=\(index)", "YONDER_NUM_NODES=\(spec.numNodes)"]
-        environment += spec.envs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let environment = spec.agentEnvironment(rank: index)
         let f = shellQuote(folder)
+        // The redirections are on the subshell, so that nothing of it keeps the SSH channel's
+        // output open (sshd ends the command only when they close).
         let started = try await run("""
             if [ -f \(f)/pid ]; then kill "$(cat \(f)/pid)" 2>/dev/null; fi
             rm -f \(f)/pid \(f)/agent.log && printf '%s\\n' \(agentBuild) > \(f)/build || exit 1
@@ -66,18 +68,14 @@ extension NodeBootstrap {
             (cd \(f) && exec env \(environment.map(shellQuote).joined(separator: " ")) $detach nohup \(shellQuote(agent)) serve \
               --host 127.0.0.1 --port 0 --token-file \(f)/token --build \(agentBuild)) > \(f)/agent.log 2>&1 < /dev/null &
             """)
-        // The redirections are on the subshell, so that nothing of it keeps the SSH channel's
-        // output open (sshd ends the command only when they close).
         guard started.status == .exited(0) else {
             throw ClusterError(.agentFailed, "\(node): cannot start the agent: \(started.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         for _ in 0..<200 {
             let line = try await run("grep '\"event\":\"listening\"' \(f)/agent.log 2>/dev/null | tail -n 1").stdoutText
-            if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                let port = object["port"] as? Int, let pid = object["pid"] as? Int
-            {
+            if let listening = AgentListening(line: line.trimmingCharacters(in: .whitespacesAndNewlines)), let pid = listening.pid {
                 _ = try await run("echo \(pid) > \(f)/pid")
-                return port
+                return listening.port
             }
             try await Task.sleep(for: .milliseconds(50))
         }

@@ -159,9 +159,7 @@ struct NodeBootstrap {
                 probe.build = fields.count > 1 ? fields[1] : nil
             case "home": probe.home = parts[1]
             case "token": probe.token = parts[1].trimmingCharacters(in: .whitespaces)
-            case "listening":
-                let object = try? JSONSerialization.jsonObject(with: Data(parts[1].utf8)) as? [String: Any]
-                probe.port = object?["port"] as? Int
+            case "listening": probe.port = AgentListening(line: parts[1])?.port
             default: break
             }
         }
@@ -228,8 +226,7 @@ struct NodeBootstrap {
         if let cpus = spec.resources.cpus { arguments += ["--cpus", String(cpus)] }
         if let memory = spec.resources.memoryGB { arguments += ["--memory", "\(Int(memory * 1024))m"] }
         if let gpus = spec.resources.accelerators { arguments += ["--gpus", String(gpus.count)] }
-        arguments += ["--env", "YONDER_CLUSTER=\(spec.name)", "--env", "YONDER_NODE_RANK=\(index)", "--env", "YONDER_NUM_NODES=\(spec.numNodes)"]
-        for (name, value) in spec.envs.sorted(by: { $0.key < $1.key }) { arguments += ["--env", "\(name)=\(value)"] }
+        for variable in spec.agentEnvironment(rank: index) { arguments += ["--env", variable] }
         arguments += [image, "serve", "--host", "127.0.0.1", "--port", "0", "--token-file", "/yonder/token", "--build", agentBuild]
         let result = try await run(arguments.map(shellQuote).joined(separator: " "))
         guard result.status == .exited(0) else {
@@ -300,11 +297,7 @@ struct NodeBootstrap {
     /// log keeps the lines of earlier starts).
     func listeningPorts() async throws -> [Int] {
         let logs = try await run("docker logs \(container) 2>/dev/null").stdoutText
-        return logs.split(separator: "\n").compactMap { line in
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                object["event"] as? String == "listening" else { return nil }
-            return object["port"] as? Int
-        }
+        return logs.split(separator: "\n").compactMap { AgentListening(line: $0)?.port }
     }
 
     /// Waits for a listening line beyond the first `after` ones.

@@ -36,8 +36,7 @@ struct SSH: AsyncParsableCommand {
             if node.isOnHost {
                 // No container: a login shell on the node, or the command there, with the
                 // environment the agent has.
-                let environment = (["YONDER_CLUSTER=\(state.spec.name)", "YONDER_NODE_RANK=\(target.node)", "YONDER_NUM_NODES=\(state.nodes.count)"]
-                    + state.spec.envs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).map(shellQuote).joined(separator: " ")
+                let environment = state.spec.agentEnvironment(rank: target.node).map(shellQuote).joined(separator: " ")
                 remote = "env \(environment) " + (command.isEmpty ? "\"${SHELL:-/bin/sh}\" -l" : quoted)
             } else if command.isEmpty {
                 // docker sizes the exec's terminal only after it started, so a shell could see

@@ -437,24 +437,21 @@ final class RetryTask<T: Sendable>: LoopTask {
 
     func step(_ loop: SessionLoop) -> Bool {
         if done { return true }
+        let result: Result<T, any Error>
         if let deadline, loop.now > deadline {
-            if let gate { loop.leave(gate, as: self) }
-            finish(.failure(SSHError(.timedOut, "\(what) on \(loop.destination) timed out")))
-            return true
-        }
-        if let gate, !loop.enter(gate, as: self) { return false }
-        do {
-            if let value = try body(loop) {
-                if let gate { loop.leave(gate, as: self) }
-                finish(.success(value))
-                return true
+            result = .failure(SSHError(.timedOut, "\(what) on \(loop.destination) timed out"))
+        } else {
+            if let gate, !loop.enter(gate, as: self) { return false }
+            do {
+                guard let value = try body(loop) else { return false }
+                result = .success(value)
+            } catch {
+                result = .failure(error)
             }
-        } catch {
-            if let gate { loop.leave(gate, as: self) }
-            finish(.failure(error))
-            return true
         }
-        return false
+        if let gate { loop.leave(gate, as: self) }
+        finish(result)
+        return true
     }
 
     func fail(_ error: SSHError) { finish(.failure(error)) }

@@ -215,11 +215,16 @@ public final class Cluster: Sendable {
             let start = ContinuousClock.now
             do {
                 let session = try await NodeEndpoint(node).connect()
-                let removed = try await session.run(NodeCommands.removal(node.container, onHost: node.isOnHost))
+                // One command: remove the container (or stop the agent), then the cluster's
+                // ssh-config lines; its status is the removal's.
+                let removed = try await session.run("""
+                    { \(NodeCommands.removal(node.container, onHost: node.isOnHost)); }; status=$?
+                    \(SSHConfigEntry.removalCommand(cluster: name, provider: state.spec.provider)) >/dev/null 2>&1
+                    exit $status
+                    """)
                 if removed.status != .exited(0) && !removed.stderrText.contains("No such container") {
                     failures.append("node \(index): \(removed.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
                 }
-                _ = try await session.run(SSHConfigEntry.removalCommand(cluster: name, provider: state.spec.provider))
                 await session.close()
             } catch {
                 failures.append("node \(index): \(error)")

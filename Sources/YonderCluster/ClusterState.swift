@@ -92,9 +92,7 @@ public struct ClusterState: Codable, Sendable, Equatable {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.dateEncodingStrategy = .iso8601
-            let temporary = url.appendingPathExtension("tmp")
-            _ = FileManager.default.createFile(atPath: temporary.path, contents: try encoder.encode(self), attributes: [.posixPermissions: 0o600])
-            guard rename(temporary.path, url.path) == 0 else { throw CocoaError(.fileWriteUnknown) }
+            try replaceFile(atPath: url.path, with: try encoder.encode(self), mode: 0o600)
         } catch {
             throw ClusterError(.stateFailed, "cannot write the state of cluster \(spec.name) to \(url.path): \(error)")
         }
@@ -102,5 +100,19 @@ public struct ClusterState: Codable, Sendable, Equatable {
 
     static func remove(_ name: String) {
         try? FileManager.default.removeItem(at: file(for: name))
+    }
+}
+
+/// Writes `data` to `path` through a temporary file beside it and a rename, so that a reader
+/// sees the old file or the new one, never half of one; the new file gets `mode`.
+func replaceFile(atPath path: String, with data: Data, mode: Int) throws {
+    let temporary = path + ".yonder-tmp"
+    guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: mode]) else {
+        throw ClusterError(.stateFailed, "cannot write \(temporary); check the folder's permissions")
+    }
+    if rename(temporary, path) != 0 {
+        let reason = String(cString: strerror(errno))
+        try? FileManager.default.removeItem(atPath: temporary)
+        throw ClusterError(.stateFailed, "cannot replace \(path): \(reason)")
     }
 }

@@ -72,7 +72,7 @@ enum SSHConfigEntry {
         if !FileManager.default.fileExists(atPath: key) {
             try LocalSSHServer.generateKey(at: key)
         }
-        let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        let publicKey = keyBody(try String(contentsOfFile: key + ".pub", encoding: .utf8))
         let target = node.isOnHost ? "-" : node.container
         let line = "command=\"sh .yonder/enter \(target)\",no-agent-forwarding,no-X11-forwarding \(publicKey) \(tag(cluster: cluster, node: index))"
         let file = shellQuote(authorizedKeys(for: provider))
@@ -112,11 +112,25 @@ enum SSHConfigEntry {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// Once every node is set up: records the pinned host keys and returns the block.
+    static func finish(_ state: ClusterState) throws -> String {
+        let knownHosts = knownHosts(state)
+        if !knownHosts.isEmpty {
+            try replaceFile(atPath: knownHostsPath(cluster: state.spec.name), with: Data(knownHosts.utf8), mode: 0o600)
+        }
+        return block(cluster: state.spec.name, state: state)
+    }
+
     /// `[host]:port key` lines for the nodes whose host key Yonder pinned.
     static func knownHosts(_ state: ClusterState) -> String {
         state.nodes.compactMap { node in
-            node.pinnedHostKey.map { "[\(node.host)]:\(node.port) " + $0.split(separator: " ").prefix(2).joined(separator: " ") + "\n" }
+            node.pinnedHostKey.map { "[\(node.host)]:\(node.port) \(keyBody($0))\n" }
         }.joined()
+    }
+
+    /// `TYPE BASE64` of a public key line, without its comment.
+    private static func keyBody(_ line: String) -> String {
+        line.split(separator: " ").prefix(2).joined(separator: " ")
     }
 
     private static func quoted(_ path: String) -> String {
@@ -177,15 +191,7 @@ public enum SSHConfigFile {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? 0o600
-        let temporary = path + ".yonder-tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode]) else {
-            throw ClusterError(.stateFailed, "cannot write \(temporary); check the folder's permissions")
-        }
-        if rename(temporary, path) != 0 {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw ClusterError(.stateFailed, "cannot replace \(path): \(reason)")
-        }
+        try replaceFile(atPath: path, with: Data(text.utf8), mode: mode)
     }
 }
 
@@ -205,13 +211,14 @@ extension Cluster {
             }
             await session.close()
         }
-        let knownHosts = SSHConfigEntry.knownHosts(state)
-        if !knownHosts.isEmpty {
-            let path = SSHConfigEntry.knownHostsPath(cluster: name)
-            guard FileManager.default.createFile(atPath: path, contents: Data(knownHosts.utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw ClusterError(.stateFailed, "cannot write \(path)")
-            }
+        return try SSHConfigEntry.finish(state)
+    }
+
+    /// The same for this cluster, over the SSH sessions it already has open.
+    public func sshConfig() async throws -> String {
+        for (index, node) in state.nodes.enumerated() {
+            try await SSHConfigEntry.install(cluster: name, provider: state.spec.provider, node: index, node, session: session(node: index))
         }
-        return SSHConfigEntry.block(cluster: name, state: state)
+        return try SSHConfigEntry.finish(state)
     }
 }

@@ -27,12 +27,17 @@ struct Up: AsyncParsableCommand {
             let printer = ClusterProgressPrinter(terminal: isatty(1) == 1)
             do {
                 let cluster = try await Cluster.up(spec) { printer.print($0) }
-                await cluster.close()
                 // A node may have a new address (a restarted local sshd): keep the block true.
                 if SSHConfigFile.contains(cluster: spec.name) {
-                    try SSHConfigFile.install(try await Cluster.sshConfig(spec.name), cluster: spec.name)
+                    do {
+                        try SSHConfigFile.install(try await cluster.sshConfig(), cluster: spec.name)
+                    } catch {
+                        await cluster.close()
+                        throw error
+                    }
                     print("updated the block for \(spec.name) in \(SSHConfigFile.defaultPath)")
                 }
+                await cluster.close()
             } catch {
                 printer.finish()
                 throw error

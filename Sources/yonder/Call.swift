@@ -33,20 +33,12 @@ struct Call: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let arguments = try Self.parse(json, function: function, cluster: target.name)
-            let cluster = try await Cluster.attach(target.name)
-            let result: JSONValue
-            do {
-                result = try await cluster.connection(node: target.node).call(
+            let result = try await withCluster(target.name) { cluster in
+                try await cluster.connection(node: target.node).call(
                     function, arguments: arguments, timeout: timeout.map { .milliseconds(Int64($0 * 1000)) },
                     onLog: { printError("[\($0.level)] \($0.message)") })
-            } catch {
-                await cluster.close()
-                throw error
             }
-            await cluster.close()
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            try printJSON(result, pretty: pretty)
         }
     }
 

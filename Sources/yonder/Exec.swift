@@ -17,8 +17,8 @@ struct Exec: AsyncParsableCommand {
         var status: Int32 = 0
         try await reportingErrors {
             guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. yonder exec \(target.name) -- uname -a") }
-            let cluster = try await Cluster.attach(target.name)
-            do {
+            status = try await withCluster(target.name) { cluster in
+                var status: Int32 = 0
                 for try await event in try cluster.connection(node: target.node).exec(command) {
                     switch event {
                     case .standardOutput(let bytes): FileHandle.standardOutput.write(Data(bytes))
@@ -26,11 +26,8 @@ struct Exec: AsyncParsableCommand {
                     case .exit(let exit): status = Int32(exit.exitCode ?? (128 + (exit.signal ?? 0)))
                     }
                 }
-            } catch {
-                await cluster.close()
-                throw error
+                return status
             }
-            await cluster.close()
         }
         if status != 0 { throw ExitCode(status) }
     }

@@ -26,23 +26,17 @@ struct Objects: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let cluster = try await Cluster.attach(name)
-            var rows: [Row] = []
-            do {
+            let rows = try await withCluster(name) { cluster in
+                var rows: [Row] = []
                 for node in 0..<cluster.nodeCount {
                     for object in try await cluster.connection(node: node).objects() where all || object.name != nil {
                         rows.append(Row(node: node, name: object.name, objectType: object.objectType, object: object.object))
                     }
                 }
-            } catch {
-                await cluster.close()
-                throw error
+                return rows
             }
-            await cluster.close()
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+                try printJSON(rows)
                 return
             }
             if rows.isEmpty {

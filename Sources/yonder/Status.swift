@@ -24,13 +24,10 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.dateEncodingStrategy = .iso8601
             guard let name else {
                 let states = try ClusterState.knownNames().map { try ClusterState.load($0) }
                 if json {
-                    print(String(decoding: try encoder.encode(states), as: UTF8.self))
+                    try printJSON(states)
                 } else if states.isEmpty {
                     print("no clusters (yonder up SPEC.yaml brings one up)")
                 } else {
@@ -43,7 +40,7 @@ struct Status: AsyncParsableCommand {
             }
             let report = try await Cluster.report(name)
             if json {
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                try printJSON(report)
                 return
             }
             print("cluster \(report.name): \(report.provider.rawValue), \(report.nodes.count) node(s), image \(report.image ?? "-")")

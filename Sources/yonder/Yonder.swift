@@ -28,6 +28,27 @@ struct YonderCommand: AsyncParsableCommand {
         subcommands: [Up.self, Status.self, SSH.self, Exec.self, Call.self, Objects.self, Logs.self, SSHConfig.self, Down.self])
 }
 
+/// Attaches to cluster `name`, runs `body` with it, and closes it whatever happens.
+func withCluster<T>(_ name: String, _ body: (Cluster) async throws -> T) async throws -> T {
+    let cluster = try await Cluster.attach(name)
+    do {
+        let value = try await body(cluster)
+        await cluster.close()
+        return value
+    } catch {
+        await cluster.close()
+        throw error
+    }
+}
+
+/// Prints `value` as JSON with sorted keys, indented unless `pretty` is false.
+func printJSON(_ value: some Encodable, pretty: Bool = true) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
 /// Prints rows under a header, each column as wide as its widest cell.
 func printTable(_ header: [String], _ rows: [[String]]) {
     let all = [header] + rows

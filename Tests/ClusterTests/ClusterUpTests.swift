@@ -235,6 +235,14 @@ struct ClusterUpTests {
         #expect(!FileManager.default.fileExists(atPath: NSHomeDirectory() + "/.yonder/run/yonder-\(name)-0"))
     }
 
+    /// Kills the processes serving the connections to a local node's sshd; its listener stays.
+    func dropConnections(of cluster: String, node: Int) {
+        let config = home.appendingPathComponent("local/\(cluster)-\(node)/sshd_config").path
+        let listener = (try? ChildProcess.run("/usr/bin/pgrep", ["-f", "-o", config]))
+            .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        for child in listener.map(ChildProcess.descendants(of:)) ?? [] { kill(child, SIGKILL) }
+    }
+
     /// Whether process `pid` runs (a zombie, which nobody may reap here, does not).
     func isAlive(_ pid: Int) -> Bool {
         guard kill(pid_t(pid), 0) == 0 else { return false }
@@ -246,15 +254,11 @@ struct ClusterUpTests {
     /// container is removed over a new connection.
     @Test func aConnectionLostMidwayLeavesNoContainer() async throws {
         let name = "t\(UInt16.random(in: 0...UInt16.max))"
-        let config = home.appendingPathComponent("local/\(name)-0/sshd_config").path
         // How the loss shows depends on when it lands (a lost connection, a refused channel).
         await #expect(throws: (any Error).self) {
             _ = try await Cluster.up(spec(name)) { step in
                 guard step.step == "container", step.elapsed != nil else { return }
-                // The node's sshd listener stays; the process serving this connection goes.
-                let listener = (try? ChildProcess.run("/usr/bin/pgrep", ["-f", "-o", config]))
-                    .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-                for child in listener.map(ChildProcess.descendants(of:)) ?? [] { kill(child, SIGKILL) }
+                dropConnections(of: name, node: 0)
             }
         }
         #expect(try containers(name).isEmpty)
@@ -266,15 +270,12 @@ struct ClusterUpTests {
         let name = "t\(UInt16.random(in: 0...UInt16.max))"
         var twoNodes = spec(name)
         twoNodes.numNodes = 2
-        let config = home.appendingPathComponent("local/\(name)-1/sshd_config").path
         let steps = ProgressSteps()
         await #expect(throws: (any Error).self) {
             _ = try await Cluster.up(twoNodes) { step in
                 steps.add(step)
                 guard step.node == 1, step.step == "container", step.elapsed != nil else { return }
-                let listener = (try? ChildProcess.run("/usr/bin/pgrep", ["-f", "-o", config]))
-                    .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-                for child in listener.map(ChildProcess.descendants(of:)) ?? [] { kill(child, SIGKILL) }
+                dropConnections(of: name, node: 1)
             }
         }
         #expect(steps.all.contains { $0.node == 0 && $0.step == "container" && $0.elapsed != nil })

@@ -325,7 +325,7 @@ public final class Connection: Sendable {
             break
         case .goodbye(let goodbye):
             lost("it said goodbye (\(goodbye.reason ?? "no reason given")); it is shutting down or dropped this client")
-        case .hello, .call, .create, .lookup, .invoke, .release, .cancel:
+        case .hello, .auth, .call, .create, .lookup, .invoke, .release, .cancel:
             configuration.logger.warning("yonder: ignoring an unexpected \(message.type) message from the agent at \(endpoint)")
         }
     }

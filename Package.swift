@@ -193,7 +193,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClusterTests",
-            dependencies: ["YonderCluster", "Yonder", "YonderLocalServers", "TestSupport"],
+            dependencies: ["YonderCluster", "Yonder", "YonderLocalServers", "TestSupport", "QuickStartShared"],
             path: "Tests/ClusterTests",
             swiftSettings: upcoming
         ),

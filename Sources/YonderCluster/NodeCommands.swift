@@ -12,14 +12,26 @@ enum NodeCommands {
         return "if [ -f \(folder)/pid ]; then kill \"$(cat \(folder)/pid)\" 2>/dev/null; fi; rm -rf \(folder)"
     }
 
-    /// Prints the agent's token.
-    static func token(_ name: String, onHost: Bool) -> String {
-        onHost ? "cat \(hostFolder(name))/token" : "docker cp \(name):/yonder/token - | tar -xO"
+    /// Prints the agent's endpoint file (port, token, instance) on a line of its own that
+    /// starts with `AgentEndpoint.marker`; an empty line after the marker when there is none.
+    static func endpoint(_ name: String, onHost: Bool) -> String {
+        let read = onHost
+            ? "cat \(hostFolder(name))/\(AgentEndpoint.hostFileName) 2>/dev/null"
+            : "docker cp \(shellQuote(name)):\(AgentEndpoint.containerFile) - 2>/dev/null | tar -xO 2>/dev/null"
+        return "printf '\\n\(AgentEndpoint.marker)'; \(read); echo"
+    }
+
+    /// Prints `yonder-state STATE` (as `state` does) and the endpoint line: what a connect needs.
+    static func discovery(_ name: String, onHost: Bool) -> String {
+        """
+        printf '\\nyonder-state %s\\n' "$(\(state(name, onHost: onHost)))"
+        \(endpoint(name, onHost: onHost))
+        """
     }
 
     /// Prints `running` or another word for the agent's state (`missing` when there is none).
     static func state(_ name: String, onHost: Bool) -> String {
-        guard onHost else { return "docker inspect --format '{{.State.Status}}' \(name) 2>/dev/null || echo missing" }
+        guard onHost else { return "docker inspect --format '{{.State.Status}}' \(shellQuote(name)) 2>/dev/null || echo missing" }
         let folder = hostFolder(name)
         return """
             if [ ! -f \(folder)/pid ]; then echo missing

@@ -19,7 +19,7 @@ struct Exec: AsyncParsableCommand {
             guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. yonder exec \(target.name) -- uname -a") }
             status = try await withCluster(target.name) { cluster in
                 var status: Int32 = 0
-                for try await event in try cluster.connection(node: target.node).exec(command) {
+                for try await event in try await cluster.connection(node: target.node).exec(command) {
                     switch event {
                     case .standardOutput(let bytes): FileHandle.standardOutput.write(Data(bytes))
                     case .standardError(let bytes): FileHandle.standardError.write(Data(bytes))

@@ -15,15 +15,26 @@ struct Up: AsyncParsableCommand {
             YONDER_DOCKER_USERNAME / YONDER_DOCKER_PASSWORD / YONDER_DOCKER_SERVER (or SkyPilot's \
             SKYPILOT_DOCKER_* names); the agent from the spec's agent field or YONDER_AGENT.
 
-            Example: yonder up Examples/quickstart.yaml
+            Examples:
+              yonder up Examples/quickstart.yaml
+              yonder up quickstart          again, with the spec it was brought up with
             """)
 
-    @Argument(help: "The cluster spec (YAML).")
+    /// The spec in file `argument`, or, when no such file exists, the recorded spec of the
+    /// cluster of that name.
+    static func spec(_ argument: String) throws -> ClusterSpec {
+        if !FileManager.default.fileExists(atPath: argument), let known = try? ClusterState.load(argument) {
+            return known.spec
+        }
+        return try ClusterSpec.load(from: argument)
+    }
+
+    @Argument(help: "The cluster spec (YAML), or the name of a known cluster to bring up again with the spec it was brought up with.")
     var spec: String
 
     func run() async throws {
         try await reportingErrors {
-            let spec = try ClusterSpec.load(from: spec)
+            let spec = try Self.spec(self.spec)
             let printer = ClusterProgressPrinter(terminal: isatty(1) == 1)
             do {
                 let cluster = try await Cluster.up(spec) { printer.print($0) }

@@ -74,6 +74,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("new-token-file"), help: "Make a fresh token at every start and write it, the port, pid, build and instance as one JSON object to this file (mode 0600).")
     var newTokenFile: String?
 
+    @Option(name: .customLong("handshake-timeout"), help: "Seconds a connection has to complete the handshake.")
+    var handshakeTimeout = 5.0
+
+    @Option(name: .customLong("max-unauthenticated"), help: "How many connections may be in the handshake at once.")
+    var maxUnauthenticated = 64
+
     @Option(help: "The build id reported to clients.")
     var build = "dev"
 
@@ -83,6 +89,9 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         if [tokenFile, tokenEnv, newTokenFile].compactMap({ $0 }).count != 1 {
             throw ValidationError("give exactly one of --token-file PATH, --token-env NAME or --new-token-file PATH")
+        }
+        guard handshakeTimeout > 0, maxUnauthenticated > 0 else {
+            throw ValidationError("--handshake-timeout and --max-unauthenticated must be positive")
         }
         guard (0...65535).contains(port) else {
             throw ValidationError("--port must be from 0 to 65535")
@@ -104,7 +113,10 @@ struct Serve: AsyncParsableCommand {
         let registry = try (pendingRegistry.withLock { $0 } ?? Registry(functions: [], objects: []))
         let server: AgentServer
         do {
-            server = try await AgentServer.start(registry: registry, token: token, host: host, port: port, build: build)
+            var limits = AgentLimits()
+            limits.handshakeTimeout = .milliseconds(Int64(handshakeTimeout * 1000))
+            limits.maximumUnauthenticated = maxUnauthenticated
+            server = try await AgentServer.start(registry: registry, token: token, host: host, port: port, build: build, limits: limits)
         } catch {
             throw ValidationError("\(error)")
         }

@@ -26,11 +26,11 @@ AGENT = None  # set from argv
 class Agent:
     """A running agent process, started the way a bootstrapper starts one."""
 
-    def __init__(self, executable):
+    def __init__(self, executable, *extra):
         self.token = secrets.token_hex(16)
         env = dict(os.environ, CONFORMANCE_TOKEN=self.token)
         self.process = subprocess.Popen(
-            [executable, "serve", "--port", "0", "--token-env", "CONFORMANCE_TOKEN", "--build", "conformance"],
+            [executable, "serve", "--port", "0", "--token-env", "CONFORMANCE_TOKEN", "--build", "conformance", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         deadline = time.time() + 30
         self.listening = None
@@ -217,6 +217,45 @@ class Conformance(unittest.TestCase):
             process.wait(10)
             import shutil
             shutil.rmtree(folder)
+
+    def test_handshake_has_a_deadline(self):
+        agent = Agent(AGENT, "--handshake-timeout", "1")
+        self.addCleanup(agent.stop)
+        started = time.time()
+        client = Client(agent, hello=False)
+        self.addCleanup(client.close)
+        message = client.receive()
+        self.assertEqual((message["type"], message["code"]), ("error", "timed_out"))
+        self.assertIsNone(client.receive())
+        self.assertLess(time.time() - started, 3)
+
+    def test_first_frame_is_small(self):
+        client = self.connect(hello=False)
+        # A hello is tiny: a peer without the token cannot make the agent buffer 64 MiB.
+        client.send_raw(struct.pack(">I", 100000) + b"{")
+        message = client.receive()
+        self.assertEqual((message["type"], message["code"]), ("error", "frame_too_large"))
+        self.assertIsNone(client.receive())
+
+    def test_unauthenticated_connections_are_capped(self):
+        agent = Agent(AGENT, "--max-unauthenticated", "4")
+        self.addCleanup(agent.stop)
+        idle = [Client(agent, hello=False) for _ in range(4)]
+        for c in idle:
+            self.addCleanup(c.close)
+        time.sleep(0.2)
+        extra = Client(agent, hello=False)
+        self.addCleanup(extra.close)
+        self.assertIsNone(extra.receive(), "a fifth connection in the handshake is closed at once")
+        # Authenticated connections do not count: once the idle ones are gone, a client works.
+        for c in idle:
+            c.close()
+        time.sleep(0.2)
+        client = Client(agent)
+        self.addCleanup(client.close)
+        self.assertTrue(client.agent_proved)
+        reply, _ = client.call("yonder.ping", 3)
+        self.assertEqual(reply["value"], 3)
 
     def test_wrong_token_is_fatal(self):
         client = self.connect(token="not-the-token")

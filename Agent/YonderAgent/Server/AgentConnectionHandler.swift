@@ -42,10 +42,46 @@ final class AgentConnectionHandler: ChannelInboundHandler {
     /// The largest frame the client accepts, from its hello.
     private var clientMaximumFrame = Frame.defaultMaximumLength
 
+    /// Whether this connection counts among the agent's unauthenticated ones.
+    private var counted = false
+    private var handshakeTimer: Scheduled<Void>?
+
     init(agent: AgentState) {
         self.agent = agent
-        self.decoder = FrameDecoder(maximumLength: agent.maximumFrameLength)
+        // Until the handshake is done only a tiny frame is accepted: a peer without the token
+        // cannot make the agent buffer more than that.
+        self.decoder = FrameDecoder(maximumLength: min(agent.maximumFrameLength, agent.limits.handshakeFrameLimit))
         self.handshake = AgentHandshake(token: agent.token)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let open = agent.unauthenticated.wrappingAdd(1, ordering: .relaxed).newValue
+        counted = true
+        let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
+        if open > agent.limits.maximumUnauthenticated {
+            Self.logger.notice("refused a connection from \(peer): \(open - 1) connections are already in the handshake (at most \(agent.limits.maximumUnauthenticated))")
+            closing = true
+            uncount()
+            context.close(promise: nil)
+            return
+        }
+        let timeout = agent.limits.handshakeTimeout
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        handshakeTimer = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
+            let (handler, context) = loopBound.value
+            guard handler.handshake.state != .established, !handler.closing else { return }
+            Self.logger.notice("refused a connection from \(peer): no handshake within \(timeout)")
+            handler.fatal(ProtocolError(.timedOut, "the handshake (hello, then auth) must be done within \(timeout)"), context: context)
+        }
+        context.fireChannelActive()
+    }
+
+    /// The connection is no longer one of the unauthenticated ones.
+    private func uncount() {
+        if counted {
+            counted = false
+            agent.unauthenticated.subtract(1, ordering: .relaxed)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -67,6 +103,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closing = true
+        uncount()
+        handshakeTimer?.cancel()
         stopAll()
         context.fireChannelInactive()
     }
@@ -102,13 +140,20 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         } catch {
             if handshake.state != .established {
                 if error.code == .unauthorized {
-                    Self.logger.notice("refused a connection: \(error.message)")
+                    let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
+                    Self.logger.notice("refused a connection from \(peer): \(error.message)")
                 }
                 fatal(error, context: context)
             } else {
                 write(.error(Message.Failure(id: Message.echoedRequestID(in: value), error: error)), context: context)
             }
             return
+        }
+        if handshake.state == .established && counted {
+            // Authenticated: the full frame limit, and no more handshake deadline.
+            uncount()
+            handshakeTimer?.cancel()
+            decoder.maximumLength = agent.maximumFrameLength
         }
         if case .hello(let hello) = message, let answer {
             clientMaximumFrame = hello.maxFrame ?? Frame.defaultMaximumLength

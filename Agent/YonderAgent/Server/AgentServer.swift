@@ -48,7 +48,7 @@ public final class AgentServer: Sendable {
         return try await start(registry: registry, token: token, host: host, port: port, build: build)
     }
 
-    static func start(registry: Registry, token: String, host: String, port: Int, build: String) async throws -> AgentServer {
+    static func start(registry: Registry, token: String, host: String, port: Int, build: String, limits: AgentLimits = AgentLimits()) async throws -> AgentServer {
         guard !token.isEmpty else {
             throw AgentError("the token is empty; give the agent a token of at least 16 random characters")
         }
@@ -58,7 +58,7 @@ public final class AgentServer: Sendable {
         } catch {
             throw AgentError("--host must be a numeric IP address such as 127.0.0.1, not \"\(host)\"")
         }
-        let agent = try AgentState(registry: registry, token: token, build: build, maximumFrameLength: Frame.defaultMaximumLength)
+        let agent = try AgentState(registry: registry, token: token, build: build, maximumFrameLength: Frame.defaultMaximumLength, limits: limits)
         let connections = OpenConnections()
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

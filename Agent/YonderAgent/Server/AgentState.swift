@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Distributed
+import Synchronization
 import YonderCore
 import YonderProtocol
 
@@ -17,9 +18,14 @@ final class AgentState: Sendable {
     let objects = ObjectTable()
     let token: String
     let maximumFrameLength: Int
+    /// What a connection may cost before it has authenticated.
+    let limits: AgentLimits
+    /// Connections open now that have not completed the handshake.
+    let unauthenticated = Atomic(0)
     private let started = ContinuousClock.now
 
-    init(registry: Registry, token: String, build: String, maximumFrameLength: Int) throws(AgentError) {
+    init(registry: Registry, token: String, build: String, maximumFrameLength: Int, limits: AgentLimits = AgentLimits()) throws(AgentError) {
+        self.limits = limits
         self.build = build
         self.token = token
         self.maximumFrameLength = maximumFrameLength
@@ -79,4 +85,17 @@ final class AgentState: Sendable {
             objectTypes: registryWithBuiltins.objectTypes.keys.sorted(),
             objects: objects.references)
     }
+}
+
+/// Bounds on connections that have not authenticated (PROTOCOL.md section 12): they cost
+/// almost nothing and live a few seconds.
+public struct AgentLimits: Sendable {
+    /// How long a connection has to complete the handshake (hello and auth).
+    public var handshakeTimeout: Duration = .seconds(5)
+    /// The largest frame accepted before the handshake is done (a hello or an auth is tiny).
+    public var handshakeFrameLimit = 4096
+    /// How many connections may be in the handshake at once; more are closed at once.
+    public var maximumUnauthenticated = 64
+
+    public init() {}
 }

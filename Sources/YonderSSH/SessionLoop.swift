@@ -46,6 +46,8 @@ final class SessionLoop: @unchecked Sendable {
     private var tasks: [any LoopTask] = []
     private(set) var failure: SSHError?
     private var closing = false
+    /// Set once the SSH handshake has completed (loop thread only).
+    private var established = false
     private var keepAlive: (interval: Int, countMax: Int)?
     private var lastHeard = ContinuousClock.now
     private var keepAliveStarted = false
@@ -210,13 +212,22 @@ final class SessionLoop: @unchecked Sendable {
         gateOpened = true
     }
 
-    /// Stops the loop after a clean disconnect; tasks still running fail with `error`.
+    /// Stops the loop after a clean disconnect; tasks still running fail with `reason`.
+    /// Returns at once: the loop thread goes on disconnecting and freeing the session (in
+    /// libssh2 and libcrypto) for a while, so whoever needs it gone, for instance before the
+    /// process exits, awaits ``shutdownAndWait(reason:)`` instead.
     func shutdown(reason: SSHError) {
         submit { [self] ended in
             guard ended == nil, !closing else { return }
             closing = true
             for task in tasks { task.fail(reason) }
             tasks = []
+            guard established else {
+                // The handshake never finished: there is no SSH connection to say goodbye on
+                // (the server may never have spoken), so free the session at once.
+                failure = reason
+                return
+            }
             add(RetryTask<Void>(what: "disconnect", deadline: now + .seconds(2), body: { loop in
                 let rc = libssh2_session_disconnect_ex(loop.raw, SSH_DISCONNECT_BY_APPLICATION, "bye", "")
                 return rc == LIBSSH2_ERROR_EAGAIN ? nil : ()
@@ -224,6 +235,13 @@ final class SessionLoop: @unchecked Sendable {
                 failure = reason
             }))
         }
+    }
+
+    /// Stops the loop as ``shutdown(reason:)`` does and returns once the loop thread has
+    /// made its last libssh2 call: the session is freed and its socket closed.
+    func shutdownAndWait(reason: SSHError) async {
+        shutdown(reason: reason)
+        await waitUntilEnded()
     }
 
     /// Returns once the loop thread has ended and the session is freed.
@@ -387,6 +405,12 @@ final class SessionLoop: @unchecked Sendable {
         if silence > bound {
             failure = SSHError(.connectionLost, "the connection to \(destination) was lost: no answer for \(silence.components.seconds) s (keep-alive every \(keepAlive.interval) s, \(keepAlive.countMax) missed)")
         }
+    }
+
+    /// Records that the handshake completed: from now on closing says goodbye to the server
+    /// first. Call on the loop thread.
+    func handshakeCompleted() {
+        established = true
     }
 
     /// Starts keep-alives and dead-peer detection (once logged in); call on the loop thread.

@@ -141,16 +141,18 @@ final class SessionLoop: @unchecked Sendable {
     /// with the error instead: then the job must only resume its waiters and never touch
     /// libssh2 (it may run on the caller's thread).
     func submit(_ job: @escaping (SSHError?) -> Void) {
-        let wake: Bool? = withInbox { inbox in
-            if inbox.finished { return nil }
+        let accepted: Bool = withInbox { inbox in
+            if inbox.finished { return false }
             inbox.jobs.append(job)
-            return inbox.jobs.count == 1
+            if inbox.jobs.count == 1 {
+                // Under the lock: `finish` closes the pipe under it, once `finished` is set, so
+                // this never writes to a closed descriptor or to one reused since.
+                var byte: UInt8 = 1
+                _ = write(wakeWrite, &byte, 1)
+            }
+            return true
         }
-        if wake == true {
-            var byte: UInt8 = 1
-            _ = write(wakeWrite, &byte, 1)
-        }
-        if wake == nil {
+        if !accepted {
             // The loop has ended and `failure` no longer changes.
             job(failure ?? SSHError.closed("the SSH session to \(destination)"))
         }
@@ -424,13 +426,13 @@ final class SessionLoop: @unchecked Sendable {
         tasks = []
         libssh2_session_free(raw)
         close(socket)
-        close(wakeRead)
-        close(wakeWrite)
         inbound.pointee.data.deallocate()
         inbound.deallocate()
         scratch.deallocate()
         let (pending, waiters) = withInbox { inbox in
             inbox.finished = true
+            close(wakeRead)
+            close(wakeWrite)
             defer {
                 inbox.jobs = []
                 inbox.endWaiters = []

@@ -415,6 +415,25 @@ final class SessionLoop: @unchecked Sendable {
         established = true
     }
 
+    /// Frees the libssh2 session without waiting on the server.
+    ///
+    /// libssh2 closes each channel still open before freeing the session and, without
+    /// blocking, returns EAGAIN (and frees nothing) until the server confirms the close:
+    /// never, when the server is frozen or gone. With the socket shut down and the read
+    /// buffer at end-of-stream, its sends and reads fail at once and it frees everything.
+    private func freeSession() {
+        #if canImport(Glibc)
+        _ = Glibc.shutdown(socket, Int32(SHUT_RDWR))
+        #else
+        _ = Darwin.shutdown(socket, SHUT_RDWR)
+        #endif
+        inbound.pointee.start = 0
+        inbound.pointee.end = 0
+        inbound.pointee.closed = 1
+        var attempts = 0
+        while libssh2_session_free(raw) == LIBSSH2_ERROR_EAGAIN && attempts < 100 { attempts += 1 }
+    }
+
     /// Starts keep-alives and dead-peer detection (once logged in); call on the loop thread.
     func startKeepAlive() {
         keepAliveStarted = true
@@ -424,7 +443,7 @@ final class SessionLoop: @unchecked Sendable {
     private func finish(_ error: SSHError) {
         for task in tasks { task.fail(error) }
         tasks = []
-        libssh2_session_free(raw)
+        freeSession()
         close(socket)
         inbound.pointee.data.deallocate()
         inbound.deallocate()

@@ -13,6 +13,12 @@ protocol LoopTask: AnyObject {
     func step(_ loop: SessionLoop) -> Bool
     /// The session is gone: resume every waiter with `error`. Called once, then dropped.
     func fail(_ error: SSHError)
+    /// When the task gives up by itself, if ever: the loop wakes up by then to step it.
+    var deadline: ContinuousClock.Instant? { get }
+}
+
+extension LoopTask {
+    var deadline: ContinuousClock.Instant? { nil }
 }
 
 /// The single owner of one libssh2 session.
@@ -313,8 +319,7 @@ final class SessionLoop: @unchecked Sendable {
             pollSet[0].events = Int16(events)
             pollSet[0].revents = 0
             pollSet[1].revents = 0
-            let timeout: Int32 = keepAlive == nil ? 1000 : 250
-            let ready = poll(&pollSet, 2, timeout)
+            let ready = poll(&pollSet, 2, pollTimeout())
             if ready < 0 && errno != EINTR {
                 failure = SSHError(.connectionLost, "poll failed for \(destination): \(String(cString: strerror(errno)))")
                 continue
@@ -326,6 +331,17 @@ final class SessionLoop: @unchecked Sendable {
                 fillInbound()
             }
         }
+    }
+
+    /// How long poll() may sleep, in milliseconds: until the next keep-alive check or the
+    /// nearest task deadline, whichever comes first.
+    private func pollTimeout() -> Int32 {
+        let longest: Int32 = keepAlive == nil ? 1000 : 250
+        guard let nearest = tasks.compactMap(\.deadline).min() else { return longest }
+        let wait = nearest - now
+        if wait <= .zero { return 0 }
+        let milliseconds = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000 + 1
+        return Int32(min(Int64(longest), milliseconds))
     }
 
     private func runJobs() {

@@ -44,10 +44,11 @@ struct FailedConnectTests {
         try #require(FileManager.default.isExecutableFile(atPath: probe.path), "build the package's executables first (swift build --build-tests)")
         let listener = try SilentListener(.acceptsAndStaysSilent)
         for run in 1...Self.runs {
-            let (status, reason, output) = try runProbe(probe, port: listener.port)
+            let (status, reason, output, errors) = try runProbe(probe, port: listener.port)
+            let ended = reason == .uncaughtSignal ? "killed by signal \(status)" : "exit status \(status)"
             #expect(reason == .exit && status == 1 && output == "timedOut\n",
-                    "run \(run): \(reason == .uncaughtSignal ? "killed by signal" : "exit status") \(status), printed \(output.debugDescription)")
-            if reason == .uncaughtSignal { break }
+                    "run \(run): \(ended), printed \(output.debugDescription); standard error:\n\(errors.suffix(4000))")
+            if reason != .exit || status != 1 { break }
         }
     }
 }
@@ -60,18 +61,25 @@ func silentConfiguration(port: Int) -> SSHConfiguration {
         connectTimeout: .milliseconds(100), keepAliveInterval: nil, requestInteractiveMode: false)
 }
 
-/// Runs `yonder-ssh-probe` once against 127.0.0.1:`port` with a 100 ms timeout.
-private func runProbe(_ probe: URL, port: Int) throws -> (Int32, Process.TerminationReason, String) {
+/// Runs `yonder-ssh-probe` once against 127.0.0.1:`port` with a 100 ms timeout; returns how
+/// it ended and what it printed on standard output and standard error.
+private func runProbe(_ probe: URL, port: Int) throws -> (Int32, Process.TerminationReason, String, String) {
     let process = Process()
     process.executableURL = probe
     process.arguments = ["127.0.0.1", String(port), "100"]
+    let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-ssh-probe-\(UUID().uuidString).err")
+    guard FileManager.default.createFile(atPath: errorFile.path, contents: nil) else {
+        throw SilentListenerError("cannot create \(errorFile.path)")
+    }
+    defer { try? FileManager.default.removeItem(at: errorFile) }
     let output = Pipe()
     process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
+    process.standardError = try FileHandle(forWritingTo: errorFile)
     try process.run()
     let printed = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, process.terminationReason, String(decoding: printed, as: UTF8.self))
+    let errors = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
+    return (process.terminationStatus, process.terminationReason, String(decoding: printed, as: UTF8.self), errors)
 }
 
 /// How many TCP sockets to 127.0.0.1:`port` are still open (in any process: a socket its

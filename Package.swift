@@ -167,6 +167,12 @@ let package = Package(
             path: "Tests/TestAgent",
             swiftSettings: upcoming
         ),
+        .executableTarget(
+            name: "yonder-ssh-probe",
+            dependencies: ["YonderSSH"],
+            path: "Tests/SSHProbe",
+            swiftSettings: upcoming
+        ),
         .testTarget(
             name: "ProtocolTests",
             dependencies: ["YonderProtocol", "TestSupport"],

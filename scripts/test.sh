@@ -29,3 +29,21 @@ swift test --skip-build --skip SSHTests --skip SSHTunnelConnectionTests --skip C
 # two-core machine.
 log "running SSH and cluster tests (one suite at a time)"
 swift test --skip-build --no-parallel --filter SSHTests --filter SSHTunnelConnectionTests --filter ClusterUpTests --filter RegistryTests --filter CLITests
+
+# AddressSanitizer over the SSH layer's failure and teardown paths. The session loop frees
+# libssh2 sessions on its own thread while callers await or exit; a use-after-free, double
+# free or leak there (and, through the probe process, a crash on exit after a failed connect)
+# shows up only now and then in a plain build. A separate scratch folder keeps the plain
+# build. The subset: connects that time out (50 times over, in process and in a process that
+# exits at once), frozen and killed servers, refused host keys and logins; under a minute
+# of tests on two cores, after the instrumented build. ASan's exit code 86 sets its
+# failures apart from the probe's own exit status; the suppressions cover leaks of the
+# toolchain's libraries only. Of TrustTests, the key-type and agent tests stay out for time,
+# and unreachableRefusedAndTimeouts because libssh2 1.10 leaks the curve25519 keys of a key
+# exchange abandoned midway (its handshake with an echo server is).
+log "AddressSanitizer: building into .build-asan"
+swift build --build-tests --scratch-path .build-asan -Xswiftc -sanitize=address
+log "AddressSanitizer: failed connects, dead peers and teardown"
+ASAN_OPTIONS=detect_leaks=1:exitcode=86 LSAN_OPTIONS="suppressions=$PWD/scripts/lsan-suppressions.txt" \
+    swift test --skip-build --scratch-path .build-asan --no-parallel --filter FailedConnectTests --filter DeadPeerTests \
+    --filter 'TrustTests/(changedKey|unknownHost|pinnedKeys|wrongKey)'

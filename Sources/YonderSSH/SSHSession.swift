@@ -52,6 +52,7 @@ public final class SSHSession: Sendable {
                     let (code, message) = loop.lastError()
                     throw SSHError(.handshakeFailed, "the SSH handshake with \(loop.destination) failed; is it an SSH server?", libssh2Code: rc == 0 ? code : rc, libssh2Message: message)
                 }
+                loop.handshakeCompleted()
                 let key = try HostKeyVerifier.serverKey(loop)
                 try HostKeyVerifier.verify(key, policy: configuration.hostKeys, host: configuration.host, port: configuration.port, loop: loop)
                 let cipher = libssh2_session_methods(loop.raw, LIBSSH2_METHOD_CRYPT_CS).map { String(cString: $0) } ?? "unknown"
@@ -63,10 +64,10 @@ public final class SSHSession: Sendable {
             let session = SSHSession(loop: loop, configuration: configuration, fingerprint: fingerprint, cipher: cipher, mac: mac)
             return session
         } catch {
-            // Wait for the loop's thread to leave libssh2: a process that exits on this error
-            // while the thread still runs a libssh2 call would race OpenSSL's clean-up at exit.
-            loop.shutdown(reason: SSHError.closed("the SSH session to \(configuration.destination)"))
-            await loop.waitUntilEnded()
+            // Wait for the loop thread to be done with libssh2 before the error surfaces: a
+            // caller that exits on it (the CLI does) would otherwise run libcrypto's exit-time
+            // clean-up while that thread still frees the session, and crash.
+            await loop.shutdownAndWait(reason: SSHError.closed("the SSH session to \(configuration.destination)"))
             throw error
         }
     }
@@ -104,8 +105,7 @@ public final class SSHSession: Sendable {
                 group.cancelAll()
             }
         }
-        loop.shutdown(reason: SSHError.closed("the SSH session to \(configuration.destination)"))
-        await loop.waitUntilEnded()
+        await loop.shutdownAndWait(reason: SSHError.closed("the SSH session to \(configuration.destination)"))
     }
 
     // MARK: Opening channels

@@ -14,6 +14,12 @@ protocol LoopTask: AnyObject {
     func step(_ loop: SessionLoop) -> Bool
     /// The session is gone: resume every waiter with `error`. Called once, then dropped.
     func fail(_ error: SSHError)
+    /// When the task gives up by itself, if ever: the loop wakes up by then to step it.
+    var deadline: ContinuousClock.Instant? { get }
+}
+
+extension LoopTask {
+    var deadline: ContinuousClock.Instant? { nil }
 }
 
 /// The single owner of one libssh2 session.
@@ -47,6 +53,8 @@ final class SessionLoop: @unchecked Sendable {
     private var tasks: [any LoopTask] = []
     private(set) var failure: SSHError?
     private var closing = false
+    /// Set once the SSH handshake has completed (loop thread only).
+    private var established = false
     private var keepAlive: (interval: Int, countMax: Int)?
     private var lastHeard = ContinuousClock.now
     private var keepAliveStarted = false
@@ -140,13 +148,12 @@ final class SessionLoop: @unchecked Sendable {
     /// with the error instead: then the job must only resume its waiters and never touch
     /// libssh2 (it may run on the caller's thread).
     func submit(_ job: @escaping (SSHError?) -> Void) {
-        // The wake-up byte is written under the lock that `finish` closes the pipe under: a
-        // write after the close would go to a closed descriptor, or to whatever file or
-        // socket reused its number (a stray byte, or SIGPIPE for a socket whose peer left).
         let accepted: Bool = withInbox { inbox in
             if inbox.finished { return false }
             inbox.jobs.append(job)
             if inbox.jobs.count == 1 {
+                // Under the lock: `finish` closes the pipe under it, once `finished` is set, so
+                // this never writes to a closed descriptor or to one reused since.
                 var byte: UInt8 = 1
                 _ = write(wakeWrite, &byte, 1)
             }
@@ -214,13 +221,22 @@ final class SessionLoop: @unchecked Sendable {
         gateOpened = true
     }
 
-    /// Stops the loop after a clean disconnect; tasks still running fail with `error`.
+    /// Stops the loop after a clean disconnect; tasks still running fail with `reason`.
+    /// Returns at once: the loop thread goes on disconnecting and freeing the session (in
+    /// libssh2 and libcrypto) for a while, so whoever needs it gone, for instance before the
+    /// process exits, awaits ``shutdownAndWait(reason:)`` instead.
     func shutdown(reason: SSHError) {
         submit { [self] ended in
             guard ended == nil, !closing else { return }
             closing = true
             for task in tasks { task.fail(reason) }
             tasks = []
+            guard established else {
+                // The handshake never finished: there is no SSH connection to say goodbye on
+                // (the server may never have spoken), so free the session at once.
+                failure = reason
+                return
+            }
             add(RetryTask<Void>(what: "disconnect", deadline: now + .seconds(2), body: { loop in
                 let rc = libssh2_session_disconnect_ex(loop.raw, SSH_DISCONNECT_BY_APPLICATION, "bye", "")
                 return rc == LIBSSH2_ERROR_EAGAIN ? nil : ()
@@ -228,6 +244,13 @@ final class SessionLoop: @unchecked Sendable {
                 failure = reason
             }))
         }
+    }
+
+    /// Stops the loop as ``shutdown(reason:)`` does and returns once the loop thread has
+    /// made its last libssh2 call: the session is freed and its socket closed.
+    func shutdownAndWait(reason: SSHError) async {
+        shutdown(reason: reason)
+        await waitUntilEnded()
     }
 
     /// Returns once the loop thread has ended and the session is freed.
@@ -304,8 +327,7 @@ final class SessionLoop: @unchecked Sendable {
             pollSet[0].events = Int16(events)
             pollSet[0].revents = 0
             pollSet[1].revents = 0
-            let timeout: Int32 = keepAlive == nil ? 1000 : 250
-            let ready = poll(&pollSet, 2, timeout)
+            let ready = poll(&pollSet, 2, pollTimeout())
             if ready < 0 && errno != EINTR {
                 failure = SSHError(.connectionLost, "poll failed for \(destination): \(String(cString: strerror(errno)))")
                 continue
@@ -317,6 +339,17 @@ final class SessionLoop: @unchecked Sendable {
                 fillInbound()
             }
         }
+    }
+
+    /// How long poll() may sleep, in milliseconds: until the next keep-alive check or the
+    /// nearest task deadline, whichever comes first.
+    private func pollTimeout() -> Int32 {
+        let longest: Int32 = keepAlive == nil ? 1000 : 250
+        guard let nearest = tasks.compactMap(\.deadline).min() else { return longest }
+        let wait = nearest - now
+        if wait <= .zero { return 0 }
+        let milliseconds = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000 + 1
+        return Int32(min(Int64(longest), milliseconds))
     }
 
     private func runJobs() {
@@ -400,6 +433,31 @@ final class SessionLoop: @unchecked Sendable {
         }
     }
 
+    /// Records that the handshake completed: from now on closing says goodbye to the server
+    /// first. Call on the loop thread.
+    func handshakeCompleted() {
+        established = true
+    }
+
+    /// Frees the libssh2 session without waiting on the server.
+    ///
+    /// libssh2 closes each channel still open before freeing the session and, without
+    /// blocking, returns EAGAIN (and frees nothing) until the server confirms the close:
+    /// never, when the server is frozen or gone. With the socket shut down and the read
+    /// buffer at end-of-stream, its sends and reads fail at once and it frees everything.
+    private func freeSession() {
+        #if canImport(Glibc)
+        _ = Glibc.shutdown(socket, Int32(SHUT_RDWR))
+        #else
+        _ = Darwin.shutdown(socket, SHUT_RDWR)
+        #endif
+        inbound.pointee.start = 0
+        inbound.pointee.end = 0
+        inbound.pointee.closed = 1
+        var attempts = 0
+        while libssh2_session_free(raw) == LIBSSH2_ERROR_EAGAIN && attempts < 100 { attempts += 1 }
+    }
+
     /// Starts keep-alives and dead-peer detection (once logged in); call on the loop thread.
     func startKeepAlive() {
         keepAliveStarted = true
@@ -409,10 +467,14 @@ final class SessionLoop: @unchecked Sendable {
     private func finish(_ error: SSHError) {
         for task in tasks { task.fail(error) }
         tasks = []
-        // No job is accepted once `finished` is set, and the write end of the wake-up pipe
-        // is closed under the same lock, so no other thread can write to it afterwards.
+        freeSession()
+        close(socket)
+        inbound.pointee.data.deallocate()
+        inbound.deallocate()
+        scratch.deallocate()
         let (pending, waiters) = withInbox { inbox in
             inbox.finished = true
+            close(wakeRead)
             close(wakeWrite)
             defer {
                 inbox.jobs = []
@@ -420,12 +482,6 @@ final class SessionLoop: @unchecked Sendable {
             }
             return (inbox.jobs, inbox.endWaiters)
         }
-        libssh2_session_free(raw)
-        close(socket)
-        close(wakeRead)
-        inbound.pointee.data.deallocate()
-        inbound.deallocate()
-        scratch.deallocate()
         for job in pending { job(error) }
         for waiter in waiters { waiter() }
     }

@@ -5,11 +5,16 @@ enum NodeCommands {
     /// The agent's folder on the node, relative to the SSH user's home.
     static func hostFolder(_ name: String) -> String { ".yonder/run/\(name)" }
 
-    /// Removes the container, or stops the agent's process and removes its folder.
+    /// Removes the container, or stops the agent's process and removes its folder. The
+    /// recorded pid is signalled only when that process's command line names the folder's
+    /// token file (a pid reused by another program is left alone).
     static func removal(_ name: String, onHost: Bool) -> String {
         guard onHost else { return "docker rm -f \(name)" }
         let folder = hostFolder(name)
-        return "if [ -f \(folder)/pid ]; then kill \"$(cat \(folder)/pid)\" 2>/dev/null; fi; rm -rf \(folder)"
+        return """
+            if [ -f \(folder)/pid ]; then pid=$(cat \(folder)/pid); \
+            if tr '\\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "/\(folder)/token "; then kill "$pid" 2>/dev/null; fi; fi; rm -rf \(folder)
+            """
     }
 
     /// Prints the agent's token.

@@ -101,6 +101,8 @@ public final class Cluster: Sendable {
             if let failure = results.first(where: { (try? $0.get()) == nil }) {
                 _ = try failure.get()
             }
+            // Interrupted once every node was up: undone all the same.
+            try Task.checkCancellation()
             let state = ClusterState(spec: spec, nodes: ups.map(\.node), updatedAt: Date())
             try state.save()
             progress(ClusterProgress(node: nil, step: "up", detail: "cluster \(spec.name) is up with \(ups.count) node(s)", elapsed: ContinuousClock.now - started))

@@ -12,10 +12,10 @@ import Glibc
 /// What `down` and `up` do when things went wrong: a dead sshd whose pid was reused, an
 /// unreachable node, leftovers on disk.
 @Suite(.serialized, .enabled(if: ClusterTestEnvironment.shouldRun))
-struct ClusterFaultTests {
+struct TeardownTests {
     let home: URL
     init() throws {
-        home = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-faults-\(UUID().uuidString.prefix(8))")
+        home = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-teardown-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         setenv("YONDER_HOME", home.path, 1)
     }

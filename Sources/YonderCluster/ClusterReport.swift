@@ -55,24 +55,27 @@ extension Cluster {
             do {
                 let session = try await NodeEndpoint(node).connect()
                 do {
-                    try await inspect(node, over: session, into: &entry)
+                    try await inspect(node, cluster: name, over: session, into: &entry)
                 } catch {
-                    entry.problem = "\(error)"
+                    entry.problem = "the agent does not answer: \(error); run `yonder up \(name)` to start it again"
                 }
                 await session.close()
             } catch {
-                entry.problem = "\(error)"
+                entry.problem = "the node cannot be reached: \(error); "
+                    + (state.spec.provider == .local
+                        ? "run `yonder up \(name)` to start its sshd again"
+                        : "check the machine and its sshd, then run `yonder status \(name)` again (`yonder down \(name) --forget` forgets it)")
             }
             nodes.append(entry)
         }
         return ClusterReport(name: name, provider: state.spec.provider, image: state.spec.image, nodes: nodes)
     }
 
-    private static func inspect(_ node: ClusterState.NodeState, over session: SSHSession, into entry: inout ClusterReport.NodeReport) async throws {
+    private static func inspect(_ node: ClusterState.NodeState, cluster: String, over session: SSHSession, into entry: inout ClusterReport.NodeReport) async throws {
         let inspected = try await session.run(NodeCommands.state(node.container, onHost: node.isOnHost))
         entry.containerState = inspected.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         guard entry.containerState == "running" else {
-            entry.problem = "the \(node.isOnHost ? "agent" : "container") is \(entry.containerState); yonder up brings it back"
+            entry.problem = "the \(node.isOnHost ? "agent" : "container") is \(entry.containerState); run `yonder up \(cluster)` to bring it back"
             return
         }
         let connection = try await connectAgent(of: node, over: session)

@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
     ],
     targets: [
         // MARK: SSH (client side)
@@ -70,6 +71,7 @@ let package = Package(
         // MARK: The contract shared by client and agent
         .target(
             name: "YonderProtocol",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             path: "Sources/YonderProtocol",
             swiftSettings: upcoming
         ),
@@ -191,7 +193,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClusterTests",
-            dependencies: ["YonderCluster", "Yonder", "YonderLocalServers", "TestSupport"],
+            dependencies: ["YonderCluster", "Yonder", "YonderLocalServers", "TestSupport", "QuickStartShared"],
             path: "Tests/ClusterTests",
             swiftSettings: upcoming
         ),

@@ -54,6 +54,9 @@ struct Serve: AsyncParsableCommand {
               {"event":"listening","host":"127.0.0.1","port":40123,...}
             The token is never taken from the command line:
               YONDER_TOKEN=... yonder-agent serve --port 0 --token-env YONDER_TOKEN
+            or the agent makes a fresh one at every start and writes it, with its port, to a
+            file only its user can read (what clusters use):
+              yonder-agent serve --port 0 --new-token-file /yonder/run/agent.json
             """)
 
     @Option(help: "Numeric address to listen on.")
@@ -68,6 +71,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("token-env"), help: "Read the token from this environment variable, then unset it.")
     var tokenEnv: String?
 
+    @Option(name: .customLong("new-token-file"), help: "Make a fresh token at every start and write it, the port, pid, build and instance as one JSON object to this file (mode 0600).")
+    var newTokenFile: String?
+
     @Option(help: "The build id reported to clients.")
     var build = "dev"
 
@@ -75,8 +81,8 @@ struct Serve: AsyncParsableCommand {
     var logFile: String?
 
     func validate() throws {
-        if (tokenFile == nil) == (tokenEnv == nil) {
-            throw ValidationError("give exactly one of --token-file PATH or --token-env NAME")
+        if [tokenFile, tokenEnv, newTokenFile].compactMap({ $0 }).count != 1 {
+            throw ValidationError("give exactly one of --token-file PATH, --token-env NAME or --new-token-file PATH")
         }
         guard (0...65535).contains(port) else {
             throw ValidationError("--port must be from 0 to 65535")
@@ -111,6 +117,13 @@ struct Serve: AsyncParsableCommand {
         line["version"] = .string(AgentState.version)
         line["build"] = .string(build)
         line["protocol"] = .integer(Int64(Message.protocolVersion))
+        line["instance"] = .string(server.instance)
+        if let newTokenFile {
+            var record = line
+            record["token"] = .string(token)
+            record["event"] = nil
+            try writePrivately(newTokenFile, Message.jsonText(.object(record)) + Array("\n".utf8))
+        }
         let text = String(decoding: Message.jsonText(.object(line)), as: UTF8.self)
         writeAll(1, Array((text + "\n").utf8))
 
@@ -134,6 +147,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     private func readToken() throws -> String {
+        if newTokenFile != nil { return HandshakeProof.newToken() }
         if let tokenEnv {
             guard let raw = getenv(tokenEnv) else {
                 throw ValidationError("the environment variable \(tokenEnv) is not set; put the token in it")
@@ -158,6 +172,23 @@ struct Serve: AsyncParsableCommand {
         let token = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
         guard !token.isEmpty else { throw ValidationError("the token file \(path) is empty") }
         return token
+    }
+}
+
+/// Writes `bytes` to `path` readable by this user only, through a temporary file and a
+/// rename, so a reader sees the old file or the new one.
+func writePrivately(_ path: String, _ bytes: [UInt8]) throws {
+    let temporary = path + ".tmp"
+    unlink(temporary)
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw ValidationError("cannot write \(temporary): \(errorText(errno))") }
+    writeAll(fd, bytes)
+    fsync(fd)
+    close(fd)
+    guard rename(temporary, path) == 0 else {
+        let reason = errorText(errno)
+        unlink(temporary)
+        throw ValidationError("cannot write \(path): \(reason)")
     }
 }
 

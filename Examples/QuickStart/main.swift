@@ -28,7 +28,7 @@ do {
         let spec = try ClusterSpec.load(from: specPath)
         print("bringing up cluster \(spec.name) (\(spec.image ?? "no image"))")
         let cluster = try await Cluster.up(spec) { print("  \($0)") }
-        let connection = try cluster.connection()
+        let connection = try await cluster.connection()
         print("connected to \(connection.agent.name) \(connection.agent.version) in container \(cluster.state.nodes[0].container)")
 
         var start = now()

@@ -52,11 +52,21 @@ static inline ssize_t yonder_ssh_recv(libssh2_socket_t socket, void *buffer, siz
     return (ssize_t)n;
 }
 
-// Makes libssh2 read through `inbound` instead of the socket.
+// libssh2 writes with send(..., 0): to a peer that has gone, that raises SIGPIPE, which
+// ends the whole process. MSG_NOSIGNAL turns it into EPIPE, a lost connection.
+static inline ssize_t yonder_ssh_send(libssh2_socket_t socket, const void *buffer, size_t length,
+                                      int flags, void **abstract) {
+    (void)abstract;
+    ssize_t n = send(socket, buffer, length, flags | MSG_NOSIGNAL);
+    return n < 0 ? -errno : n;
+}
+
+// Makes libssh2 read through `inbound` instead of the socket, and write without SIGPIPE.
 static inline LIBSSH2_SESSION *yonder_ssh_session_new(yonder_ssh_inbound *inbound) {
     LIBSSH2_SESSION *session = libssh2_session_init_ex(NULL, NULL, NULL, inbound);
     if (session != NULL) {
         libssh2_session_callback_set(session, LIBSSH2_CALLBACK_RECV, (void *)yonder_ssh_recv);
+        libssh2_session_callback_set(session, LIBSSH2_CALLBACK_SEND, (void *)yonder_ssh_send);
     }
     return session;
 }

@@ -10,9 +10,13 @@ public struct AgentIdentity: Sendable, Hashable, CustomStringConvertible {
     public var protocolVersion: Int
     /// The largest frame payload it accepts; the client never sends a larger one.
     public var maximumFrameLength: Int
+    /// Names this start of the agent process: another value means the agent restarted, and
+    /// every object it held is gone.
+    public var instance: String?
 
     /// Makes an identity.
-    public init(name: String, version: String, build: String?, protocolVersion: Int, maximumFrameLength: Int) {
+    public init(name: String, version: String, build: String?, protocolVersion: Int, maximumFrameLength: Int, instance: String? = nil) {
+        self.instance = instance
         self.name = name
         self.version = version
         self.build = build

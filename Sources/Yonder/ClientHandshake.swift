@@ -1,8 +1,10 @@
 import YonderProtocol
 import Synchronization
 
-/// The client's side of `hello`: send ours with the token, read the agent's, and turn a
-/// refusal into an error a person can act on.
+/// The client's side of the handshake: send `hello` with a fresh nonce, check that the
+/// agent's `hello` proves it holds the token, then prove the same with `auth`. The token never
+/// crosses the wire, and nothing is sent to a peer that cannot prove it. A refusal becomes an
+/// error a person can act on.
 struct ClientHandshake {
     let stream: any ByteStream
     let endpoint: String
@@ -11,8 +13,9 @@ struct ClientHandshake {
     /// Returns what the agent said about itself, and the decoder holding any bytes that
     /// arrived after its `hello`.
     func run(token: String) async throws -> (AgentIdentity, FrameDecoder) {
+        let nonce = HandshakeProof.randomBytes()
         let hello = Message.hello(.init(
-            token: token, name: configuration.clientName, version: configuration.clientVersion,
+            nonce: nonce, name: configuration.clientName, version: configuration.clientVersion,
             maxFrame: configuration.maximumFrameLength))
         do {
             try await stream.write(JSONBytes.frame(hello.json))
@@ -34,7 +37,13 @@ struct ClientHandshake {
             while true {
                 if let payload = try decoder.next() {
                     let message = try Message.decode(JSONBytes.parse(payload))
-                    return (try accept(message), decoder)
+                    let (identity, proof) = try accept(message, token: token, nonce: nonce)
+                    do {
+                        try await stream.write(JSONBytes.frame(Message.auth(.init(proof: proof)).json))
+                    } catch {
+                        throw YonderError(.connectionFailed, "could not send auth to the agent at \(endpoint): \(error)")
+                    }
+                    return (identity, decoder)
                 }
                 guard let bytes = try await stream.read(maxLength: 64 << 10) else { break }
                 decoder.append(bytes)
@@ -58,7 +67,8 @@ struct ClientHandshake {
             "the agent at \(endpoint) closed the connection during the handshake without saying why; check the agent's log")
     }
 
-    private func accept(_ message: Message) throws(YonderError) -> AgentIdentity {
+    /// Checks the agent's `hello` and its proof; returns who it is and the client's proof.
+    private func accept(_ message: Message, token: String, nonce: [UInt8]) throws(YonderError) -> (AgentIdentity, [UInt8]) {
         switch message {
         case .hello(let hello):
             guard hello.protocolVersion == Message.protocolVersion else {
@@ -66,10 +76,19 @@ struct ClientHandshake {
                     .unsupportedVersion,
                     "the agent at \(endpoint) speaks protocol version \(hello.protocolVersion), this client \(Message.protocolVersion); use an agent and a client of the same Yonder release")
             }
-            return AgentIdentity(
+            guard let agentNonce = hello.nonce, let proof = hello.proof,
+                HandshakeProof.acceptedNonceLengths.contains(agentNonce.count),
+                HandshakeProof.matches(proof, HandshakeProof.agent(token: token, clientNonce: nonce, agentNonce: agentNonce))
+            else {
+                throw YonderError(
+                    .agentNotVerified,
+                    "what answers at \(endpoint) could not prove that it holds this client's token: it is not the agent this client is looking for (the agent may have restarted and something else took its old port), or the client has the wrong token. Nothing secret was sent to it")
+            }
+            let identity = AgentIdentity(
                 name: hello.name ?? "yonder-agent", version: hello.version ?? "unknown", build: hello.build,
                 protocolVersion: hello.protocolVersion,
-                maximumFrameLength: hello.maxFrame ?? Frame.defaultMaximumLength)
+                maximumFrameLength: hello.maxFrame ?? Frame.defaultMaximumLength, instance: hello.instance)
+            return (identity, HandshakeProof.client(token: token, clientNonce: nonce, agentNonce: agentNonce))
         case .error(let failure):
             throw YonderError(failure.error.code, refusal(failure.error), path: failure.error.path)
         default:
@@ -80,7 +99,7 @@ struct ClientHandshake {
     private func refusal(_ error: ProtocolError) -> String {
         switch error.code {
         case .unauthorized:
-            "the agent at \(endpoint) refused the token (\(error.message)); pass the token the agent was started with (its --token-file or --token-env)"
+            "the agent at \(endpoint) refused this client's proof of the token (\(error.message)); pass the token the agent was started with (its --token-file, --token-env or --new-token-file)"
         case .unsupportedVersion:
             "the agent at \(endpoint) does not speak this client's protocol (\(error.message)); use an agent and a client of the same Yonder release"
         default:

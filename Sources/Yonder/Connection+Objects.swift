@@ -29,6 +29,7 @@ extension Connection {
         let value = try await request(operation, timeout: nil) { id, _ in
             .create(.init(id: id, objectType: T.remoteName, arguments: encoded, name: name, reuse: reuse))
         }
+        remember(objectNamed: name)
         return try proxy(T.self, for: reference(value, operation: operation), operation: operation)
     }
 
@@ -46,6 +47,7 @@ extension Connection {
                 "the object named \"\(name)\" is a \(found.objectType), not a \(T.remoteName)",
                 operation: operation)
         }
+        remember(objectNamed: name)
         return try proxy(T.self, for: found, operation: operation)
     }
 

@@ -60,6 +60,7 @@ public final class Connection: Sendable {
     private let outbox = Mutex(Outbox())
     private let lastInbound = Mutex(ContinuousClock.now)
     private let tasks = Mutex<[Task<Void, Never>]>([])
+    private let names = Mutex<Set<String>>([])
     /// The largest frame payload the agent accepts.
     let outgoingLimit: Int
 
@@ -110,6 +111,14 @@ public final class Connection: Sendable {
             started.append(Task { await self.keepAlive(every: interval) })
         }
         tasks.withLock { $0 = started }
+    }
+
+    /// The names of the objects this connection created or looked up, sorted: what is lost
+    /// with them when the agent restarts.
+    public var objectNames: [String] { names.withLock { $0.sorted() } }
+
+    func remember(objectNamed name: String?) {
+        if let name { _ = names.withLock { $0.insert(name) } }
     }
 
     /// True once the connection was closed or lost; every new call then fails at once.
@@ -325,7 +334,7 @@ public final class Connection: Sendable {
             break
         case .goodbye(let goodbye):
             lost("it said goodbye (\(goodbye.reason ?? "no reason given")); it is shutting down or dropped this client")
-        case .hello, .call, .create, .lookup, .invoke, .release, .cancel:
+        case .hello, .auth, .call, .create, .lookup, .invoke, .release, .cancel:
             configuration.logger.warning("yonder: ignoring an unexpected \(message.type) message from the agent at \(endpoint)")
         }
     }

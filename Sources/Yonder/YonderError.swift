@@ -55,6 +55,11 @@ extension YonderError.Code {
     /// The client could not open a connection to the agent (refused, unreachable, or no
     /// answer to the handshake). Never sent by an agent.
     public static let connectionFailed = Self("connection_failed")
+
+    /// What answered could not prove that it holds the agent's token: not the agent this
+    /// client was looking for (a stale port another process took, or another agent). Nothing
+    /// secret was sent to it. Never sent by an agent.
+    public static let agentNotVerified = Self("agent_not_verified")
 }
 
 extension YonderError {

@@ -18,38 +18,40 @@ import Glibc
 /// try await again.down()
 /// ```
 public final class Cluster: Sendable {
-    /// What was recorded for the cluster.
+    /// What was recorded for the cluster when this process brought it up or attached.
     public let state: ClusterState
-    private let sessions: [SSHSession]
-    private let connections: [Connection]
+    private let links: [NodeLink]
 
-    private init(state: ClusterState, sessions: [SSHSession], connections: [Connection]) {
+    private init(state: ClusterState, links: [NodeLink]) {
         self.state = state
-        self.sessions = sessions
-        self.connections = connections
+        self.links = links
     }
 
     /// The cluster's name.
     public var name: String { state.spec.name }
     /// How many nodes it has.
-    public var nodeCount: Int { connections.count }
+    public var nodeCount: Int { links.count }
 
-    /// The connection to the agent on node `node`.
-    public func connection(node: Int = 0) throws -> Connection {
+    /// The connection to the agent on node `node`. When the last one was lost (the node's
+    /// network dropped, the agent restarted), this makes a new one first, with backoff, for
+    /// up to 30 seconds, then fails with an error that says what to check. Calls that were in
+    /// flight on the lost connection have already failed with `connectionLost`; they are never
+    /// repeated behind the caller's back. Objects are proxies of one connection: look a named
+    /// object up again on the new one.
+    public func connection(node: Int = 0) async throws -> Connection {
         _ = try state.node(node)
-        return connections[node]
+        return try await links[node].connection()
     }
 
     /// The SSH session to node `node` (to run commands on the node itself).
-    public func session(node: Int = 0) throws -> SSHSession {
-        _ = try connection(node: node)
-        return sessions[node]
+    public func session(node: Int = 0) async throws -> SSHSession {
+        _ = try state.node(node)
+        return await links[node].session
     }
 
     /// Closes the connections and sessions; the cluster keeps running.
     public func close() async {
-        for connection in connections { await connection.close() }
-        for session in sessions { await session.close() }
+        for link in links { await link.close() }
     }
 
     // MARK: Up
@@ -106,7 +108,10 @@ public final class Cluster: Sendable {
             let state = ClusterState(spec: spec, nodes: ups.map(\.node), updatedAt: Date())
             try state.save()
             progress(ClusterProgress(node: nil, step: "up", detail: "cluster \(spec.name) is up with \(ups.count) node(s)", elapsed: ContinuousClock.now - started))
-            return Cluster(state: state, sessions: ups.map(\.session), connections: ups.map(\.connection))
+            let links = ups.enumerated().map { index, up in
+                NodeLink(index: index, cluster: spec.name, node: up.node, session: up.session, connection: up.connection, progress: progress)
+            }
+            return Cluster(state: state, links: links)
         } catch {
             for up in ups { await up.undo(onHost: spec.image == nil) }
             for endpoint in endpoints where endpoint.isNew { await provider.release(endpoint) }
@@ -147,14 +152,22 @@ public final class Cluster: Sendable {
             outcome = try await bootstrap.bring()
             let outcome = outcome!
             let connectStart = ContinuousClock.now
-            let tunnel = try await session.openTunnel(host: "127.0.0.1", port: outcome.agentPort)
-            let connection = try await Connection.open(over: tunnel, token: outcome.token, endpoint: "the agent in \(bootstrap.container) on \(session.configuration.destination)")
-            progress(ClusterProgress(node: index, step: "connect", detail: "agent \(connection.agent) on port \(outcome.agentPort)", elapsed: ContinuousClock.now - connectStart))
-            let node = ClusterState.NodeState(
+            var node = ClusterState.NodeState(
                 host: endpoint.host, port: endpoint.port, user: endpoint.user, identityFile: endpoint.identityFile,
                 pinnedHostKey: endpoint.pinnedHostKey, acceptNewHostKeys: endpoint.acceptNewHostKeys,
-                container: bootstrap.container, agentPort: outcome.agentPort, agentBuild: build,
+                container: bootstrap.container, agentPort: outcome.endpoint.port, agentBuild: build,
                 sshdProcessID: endpoint.sshdProcessID, runsOnHost: spec.image == nil ? true : nil)
+            let connection: Connection
+            do {
+                let tunnel = try await session.openTunnel(host: "127.0.0.1", port: outcome.endpoint.port)
+                connection = try await Connection.open(over: tunnel, token: outcome.endpoint.token, endpoint: "the agent in \(bootstrap.container) on \(session.configuration.destination)")
+            } catch {
+                // What the probe read may be stale (the agent restarting): read it again.
+                connection = try await connectAgent(cluster: spec.name, index: index, node: node, over: session, progress: progress).0
+            }
+            node.agentPort = connection.agent.instance == outcome.endpoint.instance ? outcome.endpoint.port : node.agentPort
+            node.agentInstance = connection.agent.instance
+            progress(ClusterProgress(node: index, step: "connect", detail: "agent \(connection.agent) on port \(node.agentPort)", elapsed: ContinuousClock.now - connectStart))
             return NodeUp(endpoint: endpoint, session: session, connection: connection, node: node, createdContainer: outcome.createdContainer)
         } catch {
             if outcome?.createdContainer == true {
@@ -168,35 +181,41 @@ public final class Cluster: Sendable {
     // MARK: Attach and down
 
     /// Connects to a cluster another process brought up, by name.
-    public static func attach(_ name: String) async throws -> Cluster {
+    ///
+    /// Each node's agent is found where it listens now (its port and token are read from the
+    /// node, never from a cache); a container that was stopped is started again. When an
+    /// agent restarted since it was last seen, `progress` says so once: its objects are gone.
+    /// `agentTimeout` bounds the wait for each node's agent (a restart, a stopped container).
+    public static func attach(
+        _ name: String, agentTimeout: Duration = .seconds(15),
+        progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in }
+    ) async throws -> Cluster {
         let state = try ClusterState.load(name)
-        var sessions: [SSHSession] = []
-        var connections: [Connection] = []
+        var links: [NodeLink] = []
         do {
-            for node in state.nodes {
-                let session = try await NodeEndpoint(node).connect()
-                sessions.append(session)
-                connections.append(try await connectAgent(of: node, over: session))
+            for (index, node) in state.nodes.enumerated() {
+                let session: SSHSession
+                do {
+                    session = try await NodeEndpoint(node).connect()
+                } catch {
+                    throw ClusterError(.agentFailed, "cannot reach node \(index) of cluster \(name) (\(node.user)@\(node.host):\(node.port)): \(error). Check that the machine is up; run `yonder up \(name)` to bring it back")
+                }
+                do {
+                    let (connection, _) = try await connectAgent(
+                        cluster: name, index: index, node: node, over: session, deadline: agentTimeout, progress: progress)
+                    var seen = node
+                    seen.agentInstance = connection.agent.instance
+                    links.append(NodeLink(index: index, cluster: name, node: seen, session: session, connection: connection, progress: progress))
+                } catch {
+                    await session.close()
+                    throw error
+                }
             }
         } catch {
-            for connection in connections { await connection.close() }
-            for session in sessions { await session.close() }
+            for link in links { await link.close() }
             throw error
         }
-        return Cluster(state: state, sessions: sessions, connections: connections)
-    }
-
-    /// Connects to the agent in `node`'s container through a tunnel on `session`, reading the
-    /// token from the container (it never leaves the SSH channel).
-    static func connectAgent(of node: ClusterState.NodeState, over session: SSHSession) async throws -> Connection {
-        let token = try await session.run(NodeCommands.token(node.container, onHost: node.isOnHost))
-        guard token.status == .exited(0) else {
-            throw ClusterError(.agentFailed, "cannot read the agent's token from \(node.container) on \(session.configuration.destination): \(token.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)); run up again")
-        }
-        let tunnel = try await session.openTunnel(host: "127.0.0.1", port: node.agentPort)
-        return try await Connection.open(
-            over: tunnel, token: token.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines),
-            endpoint: "the agent in \(node.container) on \(session.configuration.destination)")
+        return Cluster(state: state, links: links)
     }
 
     /// An SSH session to a node of a recorded cluster, without connecting to its agent

@@ -17,6 +17,9 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
         public static let imageUnavailable = Code("imageUnavailable")
         /// The agent did not start, or did not answer.
         public static let agentFailed = Code("agentFailed")
+        /// What the cluster's node held (its container or agent folder) was removed outside
+        /// Yonder; `up` makes it again.
+        public static let agentGone = Code("agentGone")
         /// A node index outside the cluster.
         public static let unknownNode = Code("unknownNode")
         /// Reading or writing local state failed.

@@ -55,7 +55,7 @@ extension Cluster {
             do {
                 let session = try await NodeEndpoint(node).connect()
                 do {
-                    try await inspect(node, cluster: name, over: session, into: &entry)
+                    try await inspect(node, cluster: name, index: index, over: session, into: &entry)
                 } catch {
                     entry.problem = "the agent does not answer: \(error); run `yonder up \(name)` to start it again"
                 }
@@ -71,14 +71,16 @@ extension Cluster {
         return ClusterReport(name: name, provider: state.spec.provider, image: state.spec.image, nodes: nodes)
     }
 
-    private static func inspect(_ node: ClusterState.NodeState, cluster: String, over session: SSHSession, into entry: inout ClusterReport.NodeReport) async throws {
+    private static func inspect(
+        _ node: ClusterState.NodeState, cluster: String, index: Int, over session: SSHSession, into entry: inout ClusterReport.NodeReport
+    ) async throws {
         let inspected = try await session.run(NodeCommands.state(node.container, onHost: node.isOnHost))
         entry.containerState = inspected.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         guard entry.containerState == "running" else {
             entry.problem = "the \(node.isOnHost ? "agent" : "container") is \(entry.containerState); run `yonder up \(cluster)` to bring it back"
             return
         }
-        let connection = try await connectAgent(of: node, over: session)
+        let connection = try await connectAgent(cluster: cluster, index: index, node: node, over: session, deadline: .seconds(5)).0
         do {
             let info = try await connection.info()
             entry.agentVersion = info.version

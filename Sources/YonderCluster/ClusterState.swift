@@ -29,8 +29,12 @@ public struct ClusterState: Codable, Sendable, Equatable {
         public var acceptNewHostKeys: Bool
         /// The container's name.
         public var container: String
-        /// The agent's loopback port on the node.
+        /// The agent's loopback port on the node when it was last seen. Only informative: a
+        /// connect always reads the current port (and token) from the node.
         public var agentPort: Int
+        /// The agent's instance when it was last seen; another one at connect means that it
+        /// restarted and its objects are gone.
+        public var agentInstance: String?
         /// The agent build (a hash of its executable).
         public var agentBuild: String
         /// For local nodes: the pid of the private sshd.
@@ -100,6 +104,16 @@ public struct ClusterState: Codable, Sendable, Equatable {
         } catch {
             throw ClusterError(.stateFailed, "cannot write the state of cluster \(spec.name) to \(url.path): \(error)")
         }
+    }
+
+    /// Records what a connect found on node `index` (port and instance), if the cluster still
+    /// has that node; best effort.
+    static func recordAgent(cluster name: String, node index: Int, port: Int, instance: String?) {
+        guard var state = try? load(name), state.nodes.indices.contains(index) else { return }
+        guard state.nodes[index].agentPort != port || state.nodes[index].agentInstance != instance else { return }
+        state.nodes[index].agentPort = port
+        state.nodes[index].agentInstance = instance
+        try? state.save()
     }
 
     static func remove(_ name: String) {

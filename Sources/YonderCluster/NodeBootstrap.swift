@@ -50,8 +50,8 @@ struct NodeBootstrap {
 
     /// What `up` found or made on the node.
     struct Outcome {
-        var agentPort: Int
-        var token: String
+        /// Where the agent listens and its token, as it wrote them at its start.
+        var endpoint: AgentEndpoint
         /// Whether up made the container (or started the agent on the node): a later failure
         /// removes it.
         var createdContainer: Bool
@@ -64,8 +64,11 @@ struct NodeBootstrap {
         return value
     }
 
+    /// How long one command of `up` on a node may take (a pull streams and is not bound).
+    static let commandTimeout: Duration = .seconds(120)
+
     func run(_ command: String, input: [UInt8]? = nil) async throws -> SSHCommandResult {
-        try await session.run(command, input: input)
+        try await session.run(command, input: input, timeout: Self.commandTimeout)
     }
 
     func bring() async throws -> Outcome {
@@ -79,10 +82,9 @@ struct NodeBootstrap {
         try await timed("image", image) { try await ensureImage(image, credentials: credentials) }
         do {
             try await timed("container", "creating \(container)") { try await createContainer(image) }
-            let token = Self.newToken()
-            try await timed("agent", "installing the agent (build \(agentBuild))") { try await installAgent(token: token, home: probe.home) }
-            let port = try await timed("start", "starting the agent") { try await startAgent() }
-            return Outcome(agentPort: port, token: token, createdContainer: true)
+            try await timed("agent", "installing the agent (build \(agentBuild))") { try await installAgent(home: probe.home) }
+            let endpoint = try await timed("start", "starting the agent") { try await startAgent(after: nil) }
+            return Outcome(endpoint: endpoint, createdContainer: true)
         } catch {
             // Whatever stood under this name was to be replaced: remove it, even if the
             // connection was lost (a failed up leaves no container).
@@ -114,19 +116,18 @@ struct NodeBootstrap {
         var home = ""
         var state: String?
         var build: String?
-        var token: String?
-        var port: Int?
+        /// What the agent wrote at its last start, if it did.
+        var endpoint: AgentEndpoint?
     }
 
     func probeNode() async throws -> Probe {
-        let c = container
+        let c = shellQuote(container)
         let result = try await run("""
             docker version --format '{{.Server.Version}}' >/dev/null || exit $?
             echo "home $HOME"
             state=$(docker inspect --format '{{.State.Status}} {{index .Config.Labels "yonder.build"}}' \(c) 2>/dev/null) || exit 0
             echo "state $state"
-            echo "token $(docker cp \(c):/yonder/token - 2>/dev/null | tar -xO 2>/dev/null)"
-            docker logs \(c) 2>/dev/null | grep '"event":"listening"' | tail -n 1 | sed 's/^/listening /'
+            \(NodeCommands.endpoint(container, onHost: false))
             """)
         guard result.status == .exited(0) else {
             let reason = result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -138,9 +139,10 @@ struct NodeBootstrap {
         return Self.parseProbe(result.stdoutText)
     }
 
-    /// Reads the probe's lines: `home H`, `state STATE BUILD`, `token T`, `listening JSON`.
+    /// Reads the probe's lines: `home H`, `state STATE BUILD`, and the endpoint line.
     static func parseProbe(_ text: String) -> Probe {
         var probe = Probe()
+        probe.endpoint = AgentEndpoint.parse(text)
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { continue }
@@ -150,8 +152,6 @@ struct NodeBootstrap {
                 probe.state = fields.first
                 probe.build = fields.count > 1 ? fields[1] : nil
             case "home": probe.home = parts[1]
-            case "token": probe.token = parts[1].trimmingCharacters(in: .whitespaces)
-            case "listening": probe.port = AgentListening(line: parts[1])?.port
             default: break
             }
         }
@@ -159,46 +159,91 @@ struct NodeBootstrap {
     }
 
     func containerState() async throws -> String? {
-        let result = try await run("docker inspect --format '{{.State.Status}} {{index .Config.Labels \"yonder.build\"}}' \(container)")
+        let result = try await run("docker inspect --format '{{.State.Status}} {{index .Config.Labels \"yonder.build\"}}' \(shellQuote(container))")
         guard result.status == .exited(0) else { return nil }
         return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     func createContainer(_ image: String) async throws {
-        _ = try await run("docker rm -f \(container) >/dev/null 2>&1")
+        _ = try await run("docker rm -f \(shellQuote(container)) >/dev/null 2>&1")
+        // The agent is the container's main process; Docker starts it again when it dies, and
+        // after a reboot (a container stopped by hand is started again at the next connect).
         var arguments = [
             "docker", "create", "--name", container,
             "--label", "yonder.cluster=\(spec.name)", "--label", "yonder.node=\(index)", "--label", "yonder.build=\(agentBuild)",
-            "--network", "host", "--entrypoint", "/yonder/agent",
+            "--network", "host", "--entrypoint", "/yonder/agent", "--restart", "unless-stopped",
         ]
         if let shm = spec.resources.shmSize { arguments += ["--shm-size", shm] }
         if let cpus = spec.resources.cpus { arguments += ["--cpus", String(cpus)] }
         if let memory = spec.resources.memoryGB { arguments += ["--memory", "\(Int(memory * 1024))m"] }
         if let gpus = spec.resources.accelerators { arguments += ["--gpus", String(gpus.count)] }
         for variable in spec.agentEnvironment(rank: index) { arguments += ["--env", variable] }
-        arguments += [image, "serve", "--host", "127.0.0.1", "--port", "0", "--token-file", "/yonder/token", "--build", agentBuild]
+        arguments += [image, "serve", "--host", "127.0.0.1", "--port", "0", "--new-token-file", AgentEndpoint.containerFile, "--build", agentBuild]
         let result = try await run(arguments.map(shellQuote).joined(separator: " "))
         guard result.status == .exited(0) else {
             throw ClusterError(.agentFailed, "\(node): cannot create the container \(container): \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
     }
 
-    /// Uploads the agent once per build (by content hash), then copies it and a fresh token
-    /// into the container. The token travels over SFTP into a 0600 file that is removed at once.
-    func installAgent(token: String, home: String) async throws {
+    /// Uploads the agent once per build (by content hash), then copies it into the container
+    /// as `/yonder/agent`, with `/yonder/run` for the file it writes at each start, both owned
+    /// by the image's user so that an image with a non-root `USER` runs it as that user. The
+    /// token is made by the agent itself at each start: nothing secret is uploaded.
+    func installAgent(home: String) async throws {
         let sftp = try await session.sftp()
         defer { Task { await sftp.close() } }
         let stored = try await uploadAgent(sftp, home: home)
-        let staging = "\(home)/.yonder/staging/\(container)"
-        try await sftp.makeDirectory("\(staging)/yonder", mode: 0o700)
-        try await uploadToken(token, sftp, to: "\(staging)/yonder/token")
+        let owner = try await imageUser()
+        let staging = shellQuote("\(home)/.yonder/staging/\(container)")
         let copy = try await run("""
-            cp \(shellQuote(stored)) \(shellQuote(staging))/yonder/agent && \
-            docker cp \(shellQuote(staging))/yonder \(container):/ ; status=$?; rm -rf \(shellQuote(staging)); exit $status
+            rm -rf \(staging) && mkdir -p \(staging)/yonder/run && chmod 755 \(staging)/yonder && chmod 700 \(staging)/yonder/run && \
+            cp \(shellQuote(stored)) \(staging)/yonder/agent && chmod 755 \(staging)/yonder/agent && \
+            tar -C \(staging) -c --numeric-owner --owner=\(owner.uid) --group=\(owner.gid) yonder | docker cp -a - \(shellQuote(container)):/ ; \
+            status=$?; rm -rf \(staging); exit $status
             """)
         guard copy.status == .exited(0) else {
             throw ClusterError(.agentFailed, "\(node): cannot copy the agent into \(container): \(copy.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
+    }
+
+    /// The numeric user and group the container runs as: its image's `USER` (a name is looked
+    /// up in the image's /etc/passwd and /etc/group), root when it names none.
+    func imageUser() async throws -> (uid: Int, gid: Int) {
+        let c = shellQuote(container)
+        let result = try await run("""
+            printf '\\nyonder-user %s\\n' "$(docker inspect --format '{{.Config.User}}' \(c))"
+            docker cp \(c):/etc/passwd - 2>/dev/null | tar -xO 2>/dev/null | sed 's/^/yonder-passwd /'
+            docker cp \(c):/etc/group - 2>/dev/null | tar -xO 2>/dev/null | sed 's/^/yonder-group /'
+            """)
+        let user = AgentEndpoint.field("yonder-user", in: result.stdoutText) ?? ""
+        if let owner = Self.resolveUser(user, output: result.stdoutText) { return owner }
+        throw ClusterError(.agentFailed, "\(node): the image's USER \"\(user)\" is not in its /etc/passwd or /etc/group; give the image a numeric USER (for example USER 1000:1000)")
+    }
+
+    /// Resolves a Docker `USER` value (`name`, `uid`, `name:group`, `uid:gid`, or empty) with
+    /// the `yonder-passwd`/`yonder-group` lines of `output`.
+    static func resolveUser(_ user: String, output: String) -> (uid: Int, gid: Int)? {
+        func table(_ prefix: String) -> [[Substring]] {
+            output.split(separator: "\n").filter { $0.hasPrefix(prefix + " ") }
+                .map { $0.dropFirst(prefix.count + 1).split(separator: ":", omittingEmptySubsequences: false) }
+        }
+        let parts = user.split(separator: ":", maxSplits: 1).map(String.init)
+        let name = parts.first ?? ""
+        if name.isEmpty { return (0, 0) }
+        var uid = Int(name), gid: Int?
+        if uid == nil {
+            guard let entry = table("yonder-passwd").first(where: { $0.count > 3 && $0[0] == name }) else { return nil }
+            uid = Int(entry[2])
+            gid = Int(entry[3])
+        } else if let entry = table("yonder-passwd").first(where: { $0.count > 3 && Int($0[2]) == uid }) {
+            gid = Int(entry[3])
+        }
+        if parts.count == 2 {
+            gid = Int(parts[1]) ?? table("yonder-group").first(where: { $0.count > 2 && $0[0] == parts[1] }).flatMap { Int($0[2]) }
+            if gid == nil { return nil }
+        }
+        guard let uid else { return nil }
+        return (uid, gid ?? uid)
     }
 
     /// Uploads the agent to `~/.yonder/agents/BUILD` unless the node already holds that build;
@@ -223,65 +268,44 @@ struct NodeBootstrap {
         return stored
     }
 
-    /// Writes the token into a 0600 file on the node over SFTP: never in argv or a log.
-    func uploadToken(_ token: String, _ sftp: SFTPClient, to path: String) async throws {
-        let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-token-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: tokenFile.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
-        defer { try? FileManager.default.removeItem(at: tokenFile) }
-        try await sftp.upload(from: tokenFile.path, to: path, mode: 0o600)
-    }
-
-    /// Starts the container (the agent is its main process) and reads the port from the
-    /// agent's listening line.
-    func startAgent() async throws -> Int {
-        let before = try await listeningPorts().count
-        let started = try await run("docker start \(container)")
+    /// Starts the container (the agent is its main process) and waits for the file the
+    /// agent writes at its start; `previous` is the instance that was there before, if any.
+    func startAgent(after previous: String?) async throws -> AgentEndpoint {
+        let started = try await run("docker start \(shellQuote(container))")
         guard started.status == .exited(0) else {
             throw ClusterError(.agentFailed, "\(node): cannot start \(container): \(started.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
-        return try await readPort(after: before)
+        return try await waitForEndpoint(after: previous)
     }
 
-    /// The ports of the agent's listening lines in the container's log, oldest first (the
-    /// log keeps the lines of earlier starts).
-    func listeningPorts() async throws -> [Int] {
-        let logs = try await run("docker logs \(container) 2>/dev/null").stdoutText
-        return logs.split(separator: "\n").compactMap { AgentListening(line: $0)?.port }
-    }
-
-    /// Waits for a listening line beyond the first `after` ones.
-    func readPort(after: Int) async throws -> Int {
-        for _ in 0..<200 {
-            let ports = try await listeningPorts()
-            if ports.count > after, let port = ports.last { return port }
-            if let state = try await containerState(), !state.hasPrefix("running") { break }
-            try await Task.sleep(for: .milliseconds(50))
+    /// Waits (up to 10 s) until the agent has written an endpoint of an instance other than
+    /// `previous`.
+    func waitForEndpoint(after previous: String?) async throws -> AgentEndpoint {
+        for _ in 0..<100 {
+            let found = try await run(NodeCommands.discovery(container, onHost: false)).stdoutText
+            if let endpoint = AgentEndpoint.parse(found), endpoint.instance != previous { return endpoint }
+            let state = AgentEndpoint.field("yonder-state", in: found) ?? "missing"
+            if state != "running" && state != "restarting" && state != "created" { break }
+            try await Task.sleep(for: .milliseconds(100))
         }
-        let logs = try await run("docker logs --tail 40 \(container) 2>&1").stdoutText
-        throw ClusterError(.agentFailed, "\(node): the agent in \(container) did not start; its last output: \(logs)")
+        let logs = try await run("docker logs --tail 40 \(shellQuote(container)) 2>&1").stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        throw ClusterError(.agentFailed, "\(node): the agent in \(container) did not start; its last output: \(logs.isEmpty ? "(nothing)" : logs)")
     }
 
     /// A running container of this build with an agent that prints its port: reused. A
     /// stopped one of this build is started again.
     func reuse(_ probe: Probe) async throws -> Outcome? {
         guard let state = probe.state else { return nil }
-        guard probe.build == agentBuild, let token = probe.token, !token.isEmpty else {
+        guard probe.build == agentBuild, let existing = probe.endpoint else {
             report(ClusterProgress(node: index, step: "container", detail: "\(container) runs another agent build; replacing it"))
             return nil
         }
         if state != "running" {
             report(ClusterProgress(node: index, step: "container", detail: "\(container) is \(state); starting it"))
-            let port = try await startAgent()
-            return Outcome(agentPort: port, token: token, createdContainer: false)
+            return Outcome(endpoint: try await startAgent(after: existing.instance), createdContainer: false)
         }
-        guard let port = probe.port else { return nil }
         report(ClusterProgress(node: index, step: "container", detail: "reusing \(container)"))
-        return Outcome(agentPort: port, token: token, createdContainer: false)
-    }
-
-    static func newToken() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return Outcome(endpoint: existing, createdContainer: false)
     }
 
     func fileSize(_ path: String) -> UInt64 {

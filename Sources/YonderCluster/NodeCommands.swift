@@ -1,30 +1,42 @@
 /// The shell commands that reach a node's agent, in a container or (a spec without an image)
-/// running on the node itself with its files in `~/.yonder/run/NAME`: token, pid, build and
-/// `agent.log` (its output and log, as `docker logs` holds them for a container).
+/// running on the node itself with its files in `~/.yonder/run/NAME`: `agent.json` (port and
+/// token, written by the agent at each start), pid, build and `agent.log` (its output and log, as `docker logs` holds them for a container).
 enum NodeCommands {
     /// The agent's folder on the node, relative to the SSH user's home.
     static func hostFolder(_ name: String) -> String { ".yonder/run/\(name)" }
 
     /// Removes the container, or stops the agent's process and removes its folder. The
     /// recorded pid is signalled only when that process's command line names the folder's
-    /// token file (a pid reused by another program is left alone).
+    /// endpoint file (a pid reused by another program is left alone).
     static func removal(_ name: String, onHost: Bool) -> String {
-        guard onHost else { return "docker rm -f \(name)" }
+        guard onHost else { return "docker rm -f \(shellQuote(name))" }
         let folder = hostFolder(name)
         return """
             if [ -f \(folder)/pid ]; then pid=$(cat \(folder)/pid); \
-            if tr '\\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "/\(folder)/token "; then kill "$pid" 2>/dev/null; fi; fi; rm -rf \(folder)
+            if tr '\\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "/\(folder)/\(AgentEndpoint.hostFileName) "; then kill "$pid" 2>/dev/null; fi; fi; rm -rf \(folder)
             """
     }
 
-    /// Prints the agent's token.
-    static func token(_ name: String, onHost: Bool) -> String {
-        onHost ? "cat \(hostFolder(name))/token" : "docker cp \(name):/yonder/token - | tar -xO"
+    /// Prints the agent's endpoint file (port, token, instance) on a line of its own that
+    /// starts with `AgentEndpoint.marker`; an empty line after the marker when there is none.
+    static func endpoint(_ name: String, onHost: Bool) -> String {
+        let read = onHost
+            ? "cat \(hostFolder(name))/\(AgentEndpoint.hostFileName) 2>/dev/null"
+            : "docker cp \(shellQuote(name)):\(AgentEndpoint.containerFile) - 2>/dev/null | tar -xO 2>/dev/null"
+        return "printf '\\n\(AgentEndpoint.marker)'; \(read); echo"
+    }
+
+    /// Prints `yonder-state STATE` (as `state` does) and the endpoint line: what a connect needs.
+    static func discovery(_ name: String, onHost: Bool) -> String {
+        """
+        printf '\\nyonder-state %s\\n' "$(\(state(name, onHost: onHost)))"
+        \(endpoint(name, onHost: onHost))
+        """
     }
 
     /// Prints `running` or another word for the agent's state (`missing` when there is none).
     static func state(_ name: String, onHost: Bool) -> String {
-        guard onHost else { return "docker inspect --format '{{.State.Status}}' \(name) 2>/dev/null || echo missing" }
+        guard onHost else { return "docker inspect --format '{{.State.Status}}' \(shellQuote(name)) 2>/dev/null || echo missing" }
         let folder = hostFolder(name)
         return """
             if [ ! -f \(folder)/pid ]; then echo missing

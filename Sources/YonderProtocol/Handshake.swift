@@ -1,48 +1,68 @@
-/// The agent's side of the handshake: the first message must be a `hello` with a supported
-/// protocol version and the right token; nothing else is accepted before it.
+/// The agent's side of the handshake (PROTOCOL.md section 5): the client's `hello` with a
+/// supported version and a nonce, answered by the agent's `hello` with its own nonce and its
+/// proof; then the client's `auth` with its proof. Nothing else is accepted before that.
 public struct AgentHandshake: Sendable {
     /// Where the handshake stands.
     public enum State: Sendable, Hashable {
+        /// Nothing received yet: only `hello` is accepted.
         case awaitingHello
+        /// The agent has answered `hello`: only `auth` is accepted.
+        case awaitingAuth
+        /// The client proved it holds the token.
         case established
     }
 
     /// Where the handshake stands.
     public private(set) var state: State = .awaitingHello
-    private let expectedToken: [UInt8]
+    private let token: String
+    private let agentNonce: [UInt8]
+    private var clientNonce: [UInt8] = []
 
-    /// Makes a handshake that accepts `token`.
-    public init(token: String) {
-        self.expectedToken = Array(token.utf8)
+    /// Makes a handshake that accepts clients holding `token`; `agentNonce` is fresh random
+    /// bytes unless a test fixes it.
+    public init(token: String, agentNonce: [UInt8] = HandshakeProof.randomBytes()) {
+        self.token = token
+        self.agentNonce = agentNonce
     }
 
-    /// Checks a message received from the client. Throws the error the agent must send
-    /// (then close) for a message that is not allowed in the current state.
-    public mutating func receive(_ message: Message) throws(ProtocolError) {
+    /// Checks a message received from the client. For the client's `hello` it returns what
+    /// the agent's `hello` must carry (its nonce and proof); the caller adds its name,
+    /// version, build and frame limit. Throws the error the agent must send for a message
+    /// that is not allowed now; before `established` every such error is fatal.
+    @discardableResult
+    public mutating func receive(_ message: Message) throws(ProtocolError) -> Message.Hello? {
         switch (state, message) {
         case (.awaitingHello, .hello(let hello)):
             guard hello.protocolVersion == Message.protocolVersion else {
-                throw ProtocolError(.unsupportedVersion, "this agent speaks protocol version \(Message.protocolVersion), the client sent \(hello.protocolVersion)", path: ["protocol"])
+                throw ProtocolError(.unsupportedVersion, "this agent speaks protocol version \(Message.protocolVersion), the client sent \(hello.protocolVersion); use a client and an agent of the same Yonder release", path: ["protocol"])
             }
-            guard let token = hello.token, Self.constantTimeEqual(Array(token.utf8), expectedToken) else {
-                throw ProtocolError(.unauthorized, hello.token == nil ? "hello must carry the agent's token" : "the token in hello is not this agent's token", path: ["token"])
+            guard let nonce = hello.nonce else {
+                throw ProtocolError(.invalidMessage, "hello must carry a nonce of \(HandshakeProof.acceptedNonceLengths) random bytes in base64", path: ["nonce"])
             }
-            state = .established
+            guard HandshakeProof.acceptedNonceLengths.contains(nonce.count) else {
+                throw ProtocolError(.invalidMessage, "the nonce must be \(HandshakeProof.acceptedNonceLengths) bytes, not \(nonce.count)", path: ["nonce"])
+            }
+            clientNonce = nonce
+            state = .awaitingAuth
+            return Message.Hello(
+                nonce: agentNonce, proof: HandshakeProof.agent(token: token, clientNonce: nonce, agentNonce: agentNonce))
         case (.awaitingHello, _):
             throw ProtocolError(.helloRequired, "the first message must be hello, not \(message.type)")
-        case (.established, .hello):
-            throw ProtocolError(.unexpectedMessage, "hello was already exchanged on this connection")
+        case (.awaitingAuth, .auth(let auth)):
+            let expected = HandshakeProof.client(token: token, clientNonce: clientNonce, agentNonce: agentNonce)
+            guard HandshakeProof.matches(auth.proof, expected) else {
+                throw ProtocolError(.unauthorized, "the proof in auth does not match this agent's token", path: ["proof"])
+            }
+            state = .established
+            return nil
+        case (.awaitingAuth, _):
+            throw ProtocolError(.unauthorized, "the second message must be auth, proving the client holds the token, not \(message.type)")
+        case (.established, .hello), (.established, .auth):
+            throw ProtocolError(.unexpectedMessage, "the handshake is already done on this connection")
         case (.established, .result), (.established, .error), (.established, .log), (.established, .output):
             throw ProtocolError(.unexpectedMessage, "\(message.type) is sent by the agent, not to it")
         case (.established, _):
-            break
+            return nil
         }
-    }
-
-    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for i in a.indices { difference |= a[i] ^ b[i] }
-        return difference == 0
     }
 }

@@ -4,8 +4,11 @@
 /// it. Fields the receiver does not know are ignored, so peers can add optional fields
 /// without a version bump.
 public enum Message: Sendable, Hashable {
-    /// The first message each way: protocol version, software, and (client → agent) the token.
+    /// The first message each way: protocol version, software, and a fresh nonce; the agent's
+    /// also proves that it holds the token.
     case hello(Hello)
+    /// Client → agent, second message: proves that the client holds the token.
+    case auth(Auth)
     /// Client → agent: run a registered function.
     case call(Call)
     /// Client → agent: create a remote object, optionally under a name.
@@ -37,6 +40,7 @@ public enum Message: Sendable, Hashable {
     public var type: String {
         switch self {
         case .hello: "hello"
+        case .auth: "auth"
         case .call: "call"
         case .create: "create"
         case .lookup: "lookup"
@@ -66,44 +70,66 @@ public enum Message: Sendable, Hashable {
         case .error(let m): m.id
         case .log(let m): m.id
         case .output(let m): m.id
-        case .hello, .ping, .pong, .goodbye: nil
+        case .hello, .auth, .ping, .pong, .goodbye: nil
         }
     }
 
     /// Every message type this version knows.
     public static let knownTypes: Set<String> = [
-        "hello", "call", "create", "lookup", "invoke", "release", "cancel",
+        "hello", "auth", "call", "create", "lookup", "invoke", "release", "cancel",
         "result", "error", "log", "output", "ping", "pong", "goodbye",
     ]
 }
 
 extension Message {
     /// The current protocol version, sent in `hello`.
-    public static let protocolVersion = 1
+    public static let protocolVersion = 2
 
     /// `hello`: the first message in each direction.
+    ///
+    /// The client's carries its `nonce`; the agent's carries its own `nonce` and `proof`, an
+    /// HMAC of both nonces keyed by the token (see ``HandshakeProof``). The token itself never
+    /// crosses the wire.
     public struct Hello: Sendable, Hashable {
         /// Protocol version spoken by the sender (wire: `protocol`).
         public var protocolVersion: Int
-        /// Client → agent: the token the agent was started with.
-        public var token: String?
+        /// 16 to 64 fresh random bytes from the sender (wire: base64).
+        public var nonce: [UInt8]?
+        /// Agent → client: HMAC-SHA256 over both nonces keyed by the token (wire: base64).
+        public var proof: [UInt8]?
         /// The sender's software name, e.g. `yonder-agent`.
         public var name: String?
         /// The sender's software version, e.g. `0.1.0`.
         public var version: String?
         /// An identifier of the exact build (agent → client), e.g. a content hash.
         public var build: String?
+        /// Agent → client: an identifier of this start of the agent process; it changes
+        /// whenever the agent restarts, and with it every object the agent held is gone.
+        public var instance: String?
         /// The largest frame payload the sender accepts (wire: `maxFrame`).
         public var maxFrame: Int?
 
-        public init(protocolVersion: Int = Message.protocolVersion, token: String? = nil, name: String? = nil,
-                    version: String? = nil, build: String? = nil, maxFrame: Int? = nil) {
+        public init(protocolVersion: Int = Message.protocolVersion, nonce: [UInt8]? = nil, proof: [UInt8]? = nil,
+                    name: String? = nil, version: String? = nil, build: String? = nil, instance: String? = nil,
+                    maxFrame: Int? = nil) {
             self.protocolVersion = protocolVersion
-            self.token = token
+            self.nonce = nonce
+            self.proof = proof
             self.name = name
             self.version = version
             self.build = build
+            self.instance = instance
             self.maxFrame = maxFrame
+        }
+    }
+
+    /// `auth`: the client's second message, proving that it holds the token.
+    public struct Auth: Sendable, Hashable {
+        /// HMAC-SHA256 over both nonces keyed by the token (wire: base64).
+        public var proof: [UInt8]
+
+        public init(proof: [UInt8]) {
+            self.proof = proof
         }
     }
 

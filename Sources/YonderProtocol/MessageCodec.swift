@@ -36,11 +36,15 @@ extension Message {
         case "hello":
             return .hello(Hello(
                 protocolVersion: try fields.int("protocol"),
-                token: try fields.optionalString("token"),
+                nonce: try fields.optionalBase64("nonce"),
+                proof: try fields.optionalBase64("proof"),
                 name: try fields.optionalString("name"),
                 version: try fields.optionalString("version"),
                 build: try fields.optionalString("build"),
+                instance: try fields.optionalString("instance"),
                 maxFrame: try fields.optionalInt("maxFrame", minimum: 1)))
+        case "auth":
+            return .auth(Auth(proof: try fields.base64("proof")))
         case "call":
             return .call(Call(
                 id: try fields.id(),
@@ -118,11 +122,15 @@ extension Message {
         switch self {
         case .hello(let m):
             put("protocol", m.protocolVersion)
-            put("token", m.token)
+            put("nonce", m.nonce.map { Data($0).base64EncodedString() })
+            put("proof", m.proof.map { Data($0).base64EncodedString() })
             put("name", m.name)
             put("version", m.version)
             put("build", m.build)
+            put("instance", m.instance)
             put("maxFrame", m.maxFrame)
+        case .auth(let m):
+            put("proof", Data(m.proof).base64EncodedString())
         case .call(let m):
             put("id", m.id)
             put("function", m.function)
@@ -216,6 +224,19 @@ struct Fields {
         guard let value = members[key], value != .null else { return nil }
         guard case .string(let s) = value else { throw Self.wrongType(key, expected: "a string", got: value) }
         return s
+    }
+
+    func base64(_ key: String) throws(ProtocolError) -> [UInt8] {
+        let text = try string(key)
+        guard let data = Data(base64Encoded: text) else {
+            throw ProtocolError(.invalidMessage, "field \"\(key)\" must be base64", path: [key])
+        }
+        return [UInt8](data)
+    }
+
+    func optionalBase64(_ key: String) throws(ProtocolError) -> [UInt8]? {
+        guard let value = members[key], value != .null else { return nil }
+        return try base64(key)
     }
 
     func int(_ key: String, minimum: Int = Int.min) throws(ProtocolError) -> Int {

@@ -1,3 +1,4 @@
+import Synchronization
 internal import CLibSSH2
 
 /// A terminal to request for a command or shell.
@@ -151,15 +152,36 @@ extension SSHSession {
         try await startSession(command: nil, environment: environment, pty: pty)
     }
 
-    /// Runs `command` to its end, feeding it `input`, and collects its output.
-    public func run(_ command: String, input: [UInt8]? = nil, environment: [String: String] = [:], pty: PTYRequest? = nil) async throws -> SSHCommandResult {
+    /// Runs `command` to its end, feeding it `input`, and collects its output. With
+    /// `timeout`, a command still running after it is hung up (its channel closed) and
+    /// `SSHError.Code.timedOut` names it and the host.
+    public func run(
+        _ command: String, input: [UInt8]? = nil, environment: [String: String] = [:], pty: PTYRequest? = nil,
+        timeout: Duration? = nil
+    ) async throws -> SSHCommandResult {
         let running = try await execute(command, environment: environment, pty: pty)
-        async let out = running.stdout.collect()
-        async let err = running.stderr.collect()
-        if let input, !input.isEmpty { try await running.write(input) }
-        await running.closeInput()
-        let (stdout, stderr) = try await (out, err)
-        return SSHCommandResult(status: try await running.exitStatus(), stdout: stdout, stderr: stderr)
+        let expired = ExpiryFlag()
+        let watchdog = timeout.map { timeout in
+            Task {
+                do { try await Task.sleep(for: timeout) } catch { return }
+                expired.set()
+                await running.cancel()
+            }
+        }
+        defer { watchdog?.cancel() }
+        do {
+            async let out = running.stdout.collect()
+            async let err = running.stderr.collect()
+            if let input, !input.isEmpty { try await running.write(input) }
+            await running.closeInput()
+            let (stdout, stderr) = try await (out, err)
+            return SSHCommandResult(status: try await running.exitStatus(), stdout: stdout, stderr: stderr)
+        } catch {
+            if let timeout, expired.isSet {
+                throw SSHError(.timedOut, "the command '\(Self.abbreviate(command))' on \(configuration.destination) did not finish within \(timeout); it was hung up. Check the node (a slow login profile, a stuck Docker daemon)")
+            }
+            throw error
+        }
     }
 
     private func startSession(command: String?, environment: [String: String], pty: PTYRequest?) async throws -> SSHCommand {
@@ -211,4 +233,11 @@ extension SSHSession {
             self.onLoop { loop in core.close(reason: SSHError.cancelled(core.label), loop: loop) }
         }
     }
+}
+
+/// Set once by a command's watchdog when its time ran out.
+private final class ExpiryFlag: Sendable {
+    private let value = Atomic(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }

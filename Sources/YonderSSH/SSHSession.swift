@@ -63,10 +63,17 @@ public final class SSHSession: Sendable {
             let session = SSHSession(loop: loop, configuration: configuration, fingerprint: fingerprint, cipher: cipher, mac: mac)
             return session
         } catch {
+            // Wait for the loop's thread to leave libssh2: a process that exits on this error
+            // while the thread still runs a libssh2 call would race OpenSSL's clean-up at exit.
             loop.shutdown(reason: SSHError.closed("the SSH session to \(configuration.destination)"))
+            await loop.waitUntilEnded()
             throw error
         }
     }
+
+    /// How many sessions of this process still have a running loop thread (closed ones end
+    /// theirs): what tests check to find a session nobody closed.
+    package static var openCount: Int { SessionLoop.running }
 
     /// The version of libssh2 this process runs with.
     public static var libssh2Version: String {

@@ -1,4 +1,5 @@
 internal import CLibSSH2
+import Synchronization
 import Foundation
 
 #if canImport(Glibc)
@@ -139,16 +140,19 @@ final class SessionLoop: @unchecked Sendable {
     /// with the error instead: then the job must only resume its waiters and never touch
     /// libssh2 (it may run on the caller's thread).
     func submit(_ job: @escaping (SSHError?) -> Void) {
-        let wake: Bool? = withInbox { inbox in
-            if inbox.finished { return nil }
+        // The wake-up byte is written under the lock that `finish` closes the pipe under: a
+        // write after the close would go to a closed descriptor, or to whatever file or
+        // socket reused its number (a stray byte, or SIGPIPE for a socket whose peer left).
+        let accepted: Bool = withInbox { inbox in
+            if inbox.finished { return false }
             inbox.jobs.append(job)
-            return inbox.jobs.count == 1
+            if inbox.jobs.count == 1 {
+                var byte: UInt8 = 1
+                _ = write(wakeWrite, &byte, 1)
+            }
+            return true
         }
-        if wake == true {
-            var byte: UInt8 = 1
-            _ = write(wakeWrite, &byte, 1)
-        }
-        if wake == nil {
+        if !accepted {
             // The loop has ended and `failure` no longer changes.
             job(failure ?? SSHError.closed("the SSH session to \(destination)"))
         }
@@ -274,7 +278,14 @@ final class SessionLoop: @unchecked Sendable {
 
     // MARK: The loop
 
+    /// How many session loops run in this process (their threads), for tests that check
+    /// nothing is left behind.
+    package static var running: Int { runningCount.load(ordering: .relaxed) }
+    private static let runningCount = Atomic(0)
+
     private func run() {
+        Self.runningCount.add(1, ordering: .relaxed)
+        defer { Self.runningCount.subtract(1, ordering: .relaxed) }
         var pollSet = [pollfd(fd: socket, events: 0, revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
         var drain = [UInt8](repeating: 0, count: 256)
         while true {
@@ -398,21 +409,23 @@ final class SessionLoop: @unchecked Sendable {
     private func finish(_ error: SSHError) {
         for task in tasks { task.fail(error) }
         tasks = []
-        libssh2_session_free(raw)
-        close(socket)
-        close(wakeRead)
-        close(wakeWrite)
-        inbound.pointee.data.deallocate()
-        inbound.deallocate()
-        scratch.deallocate()
+        // No job is accepted once `finished` is set, and the write end of the wake-up pipe
+        // is closed under the same lock, so no other thread can write to it afterwards.
         let (pending, waiters) = withInbox { inbox in
             inbox.finished = true
+            close(wakeWrite)
             defer {
                 inbox.jobs = []
                 inbox.endWaiters = []
             }
             return (inbox.jobs, inbox.endWaiters)
         }
+        libssh2_session_free(raw)
+        close(socket)
+        close(wakeRead)
+        inbound.pointee.data.deallocate()
+        inbound.deallocate()
+        scratch.deallocate()
         for job in pending { job(error) }
         for waiter in waiters { waiter() }
     }

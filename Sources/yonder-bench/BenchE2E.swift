@@ -78,7 +78,7 @@ struct E2E: AsyncParsableCommand {
         }
 
         let cluster = try await Cluster.up(spec)
-        let connection = try cluster.connection()
+        let connection = try await cluster.connection()
         log("yonder.ping through the tunnel")
         let ping = try await Local.pingLatency(connection, iterations: iterations, warmup: warmup)
 

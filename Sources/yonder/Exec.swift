@@ -35,7 +35,7 @@ struct Exec: AsyncParsableCommand {
             let input = noInput || isatty(0) == 1 ? [] : [UInt8](FileHandle.standardInput.readDataToEndOfFile())
             status = try await withCluster(target.name) { cluster in
                 var status: Int32 = 0
-                for try await event in try cluster.connection(node: target.node).exec(command, standardInput: input) {
+                for try await event in try await cluster.connection(node: target.node).exec(command, standardInput: input) {
                     switch event {
                     case .standardOutput(let bytes): FileHandle.standardOutput.write(Data(bytes))
                     case .standardError(let bytes): FileHandle.standardError.write(Data(bytes))

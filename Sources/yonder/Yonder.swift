@@ -51,8 +51,11 @@ struct YonderCommand: AsyncParsableCommand {
 }
 
 /// Attaches to cluster `name`, runs `body` with it, and closes it whatever happens.
+/// What the agents' restarts and restarted containers say goes to standard error.
 func withCluster<T>(_ name: String, _ body: (Cluster) async throws -> T) async throws -> T {
-    let cluster = try await Cluster.attach(name)
+    let cluster = try await Cluster.attach(name) { event in
+        if ["restarted", "start", "reconnect"].contains(event.step) { printError("yonder: \(event.detail)") }
+    }
     do {
         let value = try await body(cluster)
         await cluster.close()

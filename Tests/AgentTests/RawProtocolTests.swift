@@ -19,6 +19,7 @@ import YonderProtocol
             throw RawFrameError("no hello from the agent")
         }
         #expect(hello.build == "raw-tests")
+        #expect(client.agentProved == true)
         return client
     }
 
@@ -31,7 +32,7 @@ import YonderProtocol
     @Test func theListeningLineDescribesTheAgent() {
         #expect(agent.listening["host"] as? String == "127.0.0.1")
         #expect(agent.listening["name"] as? String == "yonder-agent")
-        #expect(agent.listening["protocol"] as? Int == 1)
+        #expect(agent.listening["protocol"] as? Int == 2)
         #expect(agent.listening["pid"] as? Int == Int(agent.pid))
     }
 
@@ -110,6 +111,11 @@ import YonderProtocol
 
         let wrong = try RawFrameClient(port: agent.port)
         wrong.hello(token: "not-" + agent.token)
+        guard case .hello? = try wrong.receive() else {
+            Issue.record("expected the agent's hello")
+            return
+        }
+        #expect(wrong.agentProved == false)
         guard case .error(let unauthorized)? = try wrong.receive() else {
             Issue.record("expected unauthorized")
             return
@@ -119,7 +125,7 @@ import YonderProtocol
         #expect(try wrong.receive() == nil)
 
         let future = try RawFrameClient(port: agent.port)
-        future.send(.hello(Message.Hello(protocolVersion: 2, token: agent.token)))
+        future.send(.hello(Message.Hello(protocolVersion: 1, nonce: HandshakeProof.randomBytes())))
         guard case .error(let version)? = try future.receive() else {
             Issue.record("expected unsupported_version")
             return

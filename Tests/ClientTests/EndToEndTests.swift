@@ -236,7 +236,7 @@ import Yonder
         let error = await #expect(throws: YonderError.self) {
             try await Connection.connect(port: agent.port, token: "not-the-token-\(agent.port)")
         }
-        #expect(error?.code == .unauthorized)
+        #expect(error?.code == .agentNotVerified)
         #expect(error?.description.contains("token") == true)
         #expect(error?.description.contains("not-the-token") == false)
     }

@@ -51,7 +51,7 @@ struct SSHTunnelConnectionTests {
         let error = await #expect(throws: YonderError.self) {
             _ = try await Connection.open(over: tunnel, token: "wrong", endpoint: "agent via SSH")
         }
-        #expect(error?.code == .unauthorized)
+        #expect(error?.code == .agentNotVerified)
         await session.close()
     }
 }

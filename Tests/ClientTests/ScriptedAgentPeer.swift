@@ -72,19 +72,24 @@ final class ScriptedAgentPeer: Sendable {
         let send: Send = { [self] message in sendRaw(message.encodedFrame()) }
         var decoder = FrameDecoder()
         var buffer = [UInt8](repeating: 0, count: 65536)
-        var established = false
+        var handshake = AgentHandshake(token: "secret")
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
             decoder.append(buffer[0..<n])
             while let payload = try? decoder.next(), let message = try? Message.decode(payload: payload) {
                 received.withLock { $0.append(message) }
-                if !established, case .hello(let hello) = message {
-                    if hello.token == "secret" {
-                        established = true
-                        send(.hello(.init(name: "scripted-peer", version: "0.0.1", build: "test", maxFrame: 1 << 20)))
-                    } else {
-                        send(.error(.init(id: nil, error: ProtocolError(.unauthorized, "the token in hello is not this agent's token", path: ["token"]))))
+                if handshake.state != .established {
+                    do {
+                        if var hello = try handshake.receive(message) {
+                            hello.name = "scripted-peer"
+                            hello.version = "0.0.1"
+                            hello.build = "test"
+                            hello.maxFrame = 1 << 20
+                            send(.hello(hello))
+                        }
+                    } catch {
+                        send(.error(.init(id: nil, error: error)))
                         shutdown(fd, Int32(SHUT_RDWR))
                     }
                     continue

@@ -78,15 +78,21 @@ import YonderProtocol
         #expect(error?.message.contains("keep-alive") == true)
     }
 
-    @Test func aRefusedTokenIsAClearErrorWithoutTheToken() async throws {
+    @Test func aPeerThatCannotProveTheTokenGetsNothingSecret() async throws {
         let peer = try ScriptedAgentPeer { _, _ in }
         defer { peer.stop() }
         let error = await #expect(throws: YonderError.self) {
             try await Connection.connect(port: peer.port, token: "wrong-token-value", configuration: noKeepAlive)
         }
-        #expect(error?.code == .unauthorized)
-        #expect(error?.description.contains("token-file") == true)
+        #expect(error?.code == .agentNotVerified)
+        #expect(error?.description.contains("Nothing secret was sent") == true)
         #expect(error?.description.contains("wrong-token-value") == false)
+        // The peer saw the client's hello (a nonce) and nothing after it: no auth, no call.
+        try await Task.sleep(for: .milliseconds(100))
+        let received = peer.messages
+        #expect(received.map(\.type) == ["hello"])
+        let wire = received.map { String(decoding: $0.encodedPayload(), as: UTF8.self) }.joined()
+        #expect(!wire.contains("wrong-token-value"))
     }
 
     @Test func aDroppedStreamFailsEveryPendingCallAtOnce() async throws {

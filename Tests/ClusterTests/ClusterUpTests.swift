@@ -51,7 +51,7 @@ struct ClusterUpTests {
         let name = "t\(UInt16.random(in: 0...UInt16.max))"
         let steps = ProgressSteps()
         let cluster = try await Cluster.up(spec(name)) { steps.add($0) }
-        let connection = try cluster.connection()
+        let connection = try await cluster.connection()
         #expect(try await connection.ping() < .seconds(1))
         let marker = try await connection.exec(["sh", "-c", "echo $YONDER_TEST_MARK; cat /etc/debian_version; df -h /dev/shm | tail -1"]).collect()
         #expect(marker.outputText.hasPrefix("inside-\(name)\n"))
@@ -133,7 +133,7 @@ struct ClusterUpTests {
         }
         #expect(Set(cluster.state.nodes.map(\.port)).count == 2)
         #expect(try containers(name).sorted() == ["yonder-\(name)-0", "yonder-\(name)-1"])
-        let outOfRange = #expect(throws: ClusterError.self) { try cluster.connection(node: 2) }
+        let outOfRange = await #expect(throws: ClusterError.self) { try await cluster.connection(node: 2) }
         #expect(outOfRange?.code == .unknownNode)
         try await cluster.down()
         #expect(try containers(name).isEmpty)

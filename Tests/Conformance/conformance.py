@@ -8,6 +8,8 @@ shows how little a client in another language needs.
     python3 Tests/Conformance/conformance.py PATH/TO/yonder-test-agent
 """
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -55,15 +57,36 @@ class Agent:
             self.process.kill()
 
 
+def proof(label, token, client_nonce, agent_nonce):
+    """PROTOCOL.md section 5: HMAC-SHA256 keyed by the token's UTF-8 bytes over the label, a
+    zero byte, the client's nonce and the agent's nonce."""
+    return hmac.new(token.encode(), label.encode() + b"\0" + client_nonce + agent_nonce, hashlib.sha256).digest()
+
+
 class Client:
-    def __init__(self, agent, token=None, hello=True):
-        self.sock = socket.create_connection(("127.0.0.1", agent.listening["port"]), timeout=20)
+    def __init__(self, agent, token=None, hello=True, port=None):
+        self.sock = socket.create_connection(("127.0.0.1", port or agent.listening["port"]), timeout=20)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buffer = b""
         self.next_id = 0
+        self.agent_hello = None
+        self.agent_proved = None
         if hello:
-            self.send({"type": "hello", "protocol": 1, "token": token or agent.token,
-                       "name": "conformance-py", "version": "1"})
+            self.handshake(token or agent.token)
+
+    def handshake(self, token):
+        """hello with a nonce; check the agent's proof; answer with auth (even when the proof
+        did not match, so that tests can see the agent refuse a wrong token)."""
+        nonce = secrets.token_bytes(32)
+        self.send({"type": "hello", "protocol": 2, "nonce": base64.b64encode(nonce).decode(),
+                   "name": "conformance-py", "version": "1"})
+        self.agent_hello = self.receive()
+        assert self.agent_hello is not None and self.agent_hello["type"] == "hello", self.agent_hello
+        agent_nonce = base64.b64decode(self.agent_hello["nonce"], validate=True)
+        expected = proof("yonder-agent-proof", token, nonce, agent_nonce)
+        self.agent_proved = hmac.compare_digest(base64.b64decode(self.agent_hello["proof"], validate=True), expected)
+        client_proof = proof("yonder-client-proof", token, nonce, agent_nonce)
+        self.send({"type": "auth", "proof": base64.b64encode(client_proof).decode()})
 
     def send_raw(self, data):
         self.sock.sendall(data)
@@ -132,22 +155,72 @@ class Conformance(unittest.TestCase):
     def test_listening_line(self):
         line = self.agent.listening
         self.assertEqual(line["host"], "127.0.0.1")
-        self.assertEqual(line["protocol"], 1)
+        self.assertEqual(line["protocol"], 2)
         self.assertEqual(line["build"], "conformance")
         self.assertGreater(line["port"], 0)
 
     def test_handshake_and_ping_pipelined(self):
         client = self.connect()
-        request_id = client.request({"type": "call", "function": "yonder.ping", "arguments": {"a": [1, 2.5, None, "x"]}})
-        hello = client.receive()
-        self.assertEqual(hello["type"], "hello")
-        self.assertEqual(hello["protocol"], 1)
+        hello = client.agent_hello
+        self.assertEqual(hello["protocol"], 2)
         self.assertEqual(hello["build"], "conformance")
+        self.assertTrue(client.agent_proved, "the agent's proof does not match the token")
+        self.assertNotIn("token", hello)
+        self.assertIsInstance(hello.get("instance"), str)
+        # Requests may follow auth at once, without waiting for anything.
+        request_id = client.request({"type": "call", "function": "yonder.ping", "arguments": {"a": [1, 2.5, None, "x"]}})
         reply, _ = client.reply(request_id)
         self.assertEqual(reply, {"type": "result", "id": request_id, "value": {"a": [1, 2.5, None, "x"]}})
 
+    def test_agent_nonce_is_fresh_per_connection(self):
+        a, b = self.connect(), self.connect()
+        self.assertNotEqual(a.agent_hello["nonce"], b.agent_hello["nonce"])
+        self.assertEqual(a.agent_hello["instance"], b.agent_hello["instance"])
+
+    def test_protocol_1_hello_is_refused(self):
+        client = self.connect(hello=False)
+        client.send({"type": "hello", "protocol": 1, "token": self.agent.token})
+        message = client.receive()
+        self.assertEqual((message["type"], message["code"]), ("error", "unsupported_version"))
+        self.assertIsNone(client.receive())
+
+    def test_call_between_hello_and_auth_is_fatal(self):
+        client = self.connect(hello=False)
+        nonce = secrets.token_bytes(16)
+        client.send({"type": "hello", "protocol": 2, "nonce": base64.b64encode(nonce).decode()})
+        self.assertEqual(client.receive()["type"], "hello")
+        client.send({"type": "call", "id": 1, "function": "yonder.ping"})
+        message = client.receive()
+        self.assertEqual((message["type"], message["code"]), ("error", "unauthorized"))
+        self.assertIsNone(client.receive())
+
+    def test_new_token_file(self):
+        import tempfile
+        folder = tempfile.mkdtemp()
+        path = os.path.join(folder, "agent.json")
+        process = subprocess.Popen([AGENT, "serve", "--port", "0", "--new-token-file", path, "--build", "fresh"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            listening = json.loads(process.stdout.readline())
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+            with open(path) as f:
+                record = json.load(f)
+            self.assertEqual((record["port"], record["instance"]), (listening["port"], listening["instance"]))
+            self.assertNotIn("token", listening)
+            client = Client(None, token=record["token"], port=record["port"])
+            self.addCleanup(client.close)
+            self.assertTrue(client.agent_proved)
+            reply, _ = client.call("yonder.ping", 7)
+            self.assertEqual(reply["value"], 7)
+        finally:
+            process.terminate()
+            process.wait(10)
+            import shutil
+            shutil.rmtree(folder)
+
     def test_wrong_token_is_fatal(self):
         client = self.connect(token="not-the-token")
+        self.assertFalse(client.agent_proved)
         message = client.receive()
         self.assertEqual(message["type"], "error")
         self.assertEqual(message["code"], "unauthorized")
@@ -164,7 +237,7 @@ class Conformance(unittest.TestCase):
 
     def test_zero_length_frame_is_fatal(self):
         client = self.connect()
-        self.assertEqual(client.receive()["type"], "hello")
+        self.assertEqual(client.agent_hello["type"], "hello")
         client.send_raw(b"\x00\x00\x00\x00")
         message = client.receive()
         self.assertEqual((message["type"], message["code"]), ("error", "empty_frame"))
@@ -172,7 +245,7 @@ class Conformance(unittest.TestCase):
 
     def test_unknown_type_is_not_fatal(self):
         client = self.connect()
-        self.assertEqual(client.receive()["type"], "hello")
+        self.assertEqual(client.agent_hello["type"], "hello")
         client.send({"type": "teleport", "id": 77})
         message = client.receive()
         self.assertEqual((message["code"], message.get("id")), ("unknown_type", 77))
@@ -278,7 +351,7 @@ class Conformance(unittest.TestCase):
 
     def test_ping_pong_and_goodbye(self):
         client = self.connect()
-        self.assertEqual(client.receive()["type"], "hello")
+        self.assertEqual(client.agent_hello["type"], "hello")
         client.send({"type": "ping", "nonce": 42})
         self.assertEqual(client.receive(), {"type": "pong", "nonce": 42})
         client.send({"type": "goodbye"})

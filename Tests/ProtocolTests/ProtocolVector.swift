@@ -22,10 +22,16 @@ struct ProtocolVector: Sendable, CustomTestStringConvertible {
     var role: Role
     var state: AgentHandshake.State
     var token: String
+    /// The agent's nonce in the handshake (context.agentNonce, base64).
+    var agentNonce: [UInt8]
     var maxFrame: Int
     var expectations: [Expectation]
 
     var testDescription: String { "\(file): \(name)" }
+
+    /// The nonces the handshake vectors use unless their context says otherwise.
+    static let defaultClientNonce = [UInt8](0x01...0x20)
+    static let defaultAgentNonce = [UInt8](0x41...0x60)
 }
 
 /// A vector file or vector that does not follow the format.
@@ -91,9 +97,16 @@ enum VectorCatalog {
         var role = ProtocolVector.Role.agent
         var state = AgentHandshake.State.established
         var token = "s3cret"
+        var agentNonce = ProtocolVector.defaultAgentNonce
         var maxFrame = Frame.defaultMaximumLength
         if let context = fields["context"] {
-            let c = try object(context, allowed: ["role", "state", "token", "maxFrame"])
+            let c = try object(context, allowed: ["role", "state", "token", "agentNonce", "maxFrame"])
+            if let value = c["agentNonce"] {
+                guard let data = Data(base64Encoded: try string(value, "context.agentNonce")) else {
+                    throw VectorFormatError(description: "context.agentNonce must be base64")
+                }
+                agentNonce = [UInt8](data)
+            }
             if let value = c["role"] {
                 guard let r = ProtocolVector.Role(rawValue: try string(value, "context.role")) else {
                     throw VectorFormatError(description: "context.role must be agent or client")
@@ -142,7 +155,7 @@ enum VectorCatalog {
             }
         }
         return ProtocolVector(
-            file: file, name: name, bytes: bytes, role: role, state: state, token: token, maxFrame: maxFrame,
+            file: file, name: name, bytes: bytes, role: role, state: state, token: token, agentNonce: agentNonce, maxFrame: maxFrame,
             expectations: expectations)
     }
 

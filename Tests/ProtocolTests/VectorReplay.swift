@@ -29,9 +29,11 @@ struct VectorReplay {
     /// Replays the bytes delivered in pieces of at most `pieceSize` bytes (nil: all at once).
     func run(pieceSize: Int?) -> [ReceivedOutcome] {
         var decoder = FrameDecoder(maximumLength: vector.maxFrame)
-        var handshake = AgentHandshake(token: vector.token)
+        var handshake = AgentHandshake(token: vector.token, agentNonce: vector.agentNonce)
         if vector.state == .established {
-            try? handshake.receive(.hello(.init(token: vector.token)))
+            let nonce = ProtocolVector.defaultClientNonce
+            try? handshake.receive(.hello(.init(nonce: nonce)))
+            try? handshake.receive(.auth(.init(proof: HandshakeProof.client(token: vector.token, clientNonce: nonce, agentNonce: vector.agentNonce))))
         }
         var outcomes: [ReceivedOutcome] = []
         let size = pieceSize ?? max(vector.bytes.count, 1)
@@ -69,7 +71,7 @@ struct VectorReplay {
             return .message(message)
         } catch {
             let fatal = Self.framingCodes.contains(error.code)
-                || (vector.role == .agent && handshake.state == .awaitingHello)
+                || (vector.role == .agent && handshake.state != .established)
             return .error(error, fatal: fatal, id: fatal ? nil : Self.echoedID(payload))
         }
     }

@@ -47,14 +47,31 @@ public final class RawFrameClient {
     @discardableResult
     public func send(_ message: Message) -> Bool { send(message.encodedFrame()) }
 
-    /// Sends `hello` with `token`.
-    public func hello(token: String) { send(.hello(Message.Hello(token: token, name: "raw-test-client"))) }
+    /// Sends `hello` with a fresh nonce; when the agent's `hello` arrives, `receive()` answers
+    /// it with `auth`, proving `token` (whether or not the agent's own proof matched it).
+    public func hello(token: String) {
+        pendingAuth = (token, HandshakeProof.randomBytes())
+        send(.hello(Message.Hello(nonce: pendingAuth?.nonce, name: "raw-test-client")))
+    }
+
+    private var pendingAuth: (token: String, nonce: [UInt8])?
+    /// Whether the agent's `hello` proved that it holds the token given to `hello(token:)`.
+    public private(set) var agentProved: Bool?
 
     /// The next message, or nil when the peer closed (or the read timed out).
     public func receive() throws -> Message? {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            if let payload = try decoder.next() { return try Message.decode(payload: payload) }
+            if let payload = try decoder.next() {
+                let message = try Message.decode(payload: payload)
+                if case .hello(let hello) = message, let (token, nonce) = pendingAuth, let agentNonce = hello.nonce {
+                    pendingAuth = nil
+                    let expected = HandshakeProof.agent(token: token, clientNonce: nonce, agentNonce: agentNonce)
+                    agentProved = hello.proof.map { HandshakeProof.matches($0, expected) } ?? false
+                    send(.auth(Message.Auth(proof: HandshakeProof.client(token: token, clientNonce: nonce, agentNonce: agentNonce))))
+                }
+                return message
+            }
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count <= 0 { return nil }
             decoder.append(buffer[0..<count])

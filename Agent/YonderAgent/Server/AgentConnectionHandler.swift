@@ -95,15 +95,24 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             return
         }
         let message: Message
+        let answer: Message.Hello?
         do {
             message = try Message.decode(value)
-            try handshake.receive(message)
+            answer = try handshake.receive(message)
         } catch {
-            if handshake.state == .awaitingHello {
+            if handshake.state != .established {
+                if error.code == .unauthorized {
+                    Self.logger.notice("refused a connection: \(error.message)")
+                }
                 fatal(error, context: context)
             } else {
                 write(.error(Message.Failure(id: Message.echoedRequestID(in: value), error: error)), context: context)
             }
+            return
+        }
+        if case .hello(let hello) = message, let answer {
+            clientMaximumFrame = hello.maxFrame ?? Frame.defaultMaximumLength
+            write(agent.hello(answering: answer), context: context)
             return
         }
         dispatch(message, context: context)
@@ -113,9 +122,6 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         let agent = self.agent
         let objects = agent.objects
         switch message {
-        case .hello(let hello):
-            clientMaximumFrame = hello.maxFrame ?? Frame.defaultMaximumLength
-            write(agent.hello, context: context)
         case .call(let call):
             start(call.id, timeout: call.timeout, context: context) {
                 try await agent.function(call.function).run(call.arguments, agent)
@@ -159,8 +165,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             closing = true
             stopAll()
             context.close(promise: nil)
-        case .result, .error, .log, .output:
-            break  // refused by the handshake state machine before dispatch
+        case .hello, .auth, .result, .error, .log, .output:
+            break  // answered or refused by the handshake state machine before dispatch
         }
     }
 

@@ -18,15 +18,18 @@ public final class AgentServer: Sendable {
     public let host: String
     /// The build id it reports.
     public let build: String
+    /// Names this start of the server; reported in `hello` as `instance`.
+    public let instance: String
 
     private let listener: any Channel
     private let connections: OpenConnections
 
-    private init(listener: any Channel, host: String, port: Int, build: String, connections: OpenConnections) {
+    private init(listener: any Channel, host: String, port: Int, build: String, instance: String, connections: OpenConnections) {
         self.listener = listener
         self.host = host
         self.port = port
         self.build = build
+        self.instance = instance
         self.connections = connections
     }
 
@@ -77,7 +80,7 @@ public final class AgentServer: Sendable {
             throw AgentError("cannot listen on \(host):\(port): \(error)")
         }
         let bound = listener.localAddress?.port ?? port
-        return AgentServer(listener: listener, host: host, port: bound, build: build, connections: connections)
+        return AgentServer(listener: listener, host: host, port: bound, build: build, instance: agent.instance, connections: connections)
     }
 
     /// Says goodbye to every connected client, then stops listening and closes them.

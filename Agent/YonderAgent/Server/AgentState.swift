@@ -48,9 +48,19 @@ final class AgentState: Sendable {
         return entry
     }
 
-    var hello: Message {
-        .hello(Message.Hello(name: Self.name, version: Self.version, build: build, maxFrame: maximumFrameLength))
+    /// The agent's `hello`, with the nonce and proof of `answer` (from the handshake).
+    func hello(answering answer: Message.Hello) -> Message {
+        var hello = answer
+        hello.name = Self.name
+        hello.version = Self.version
+        hello.build = build
+        hello.instance = instance
+        hello.maxFrame = maximumFrameLength
+        return .hello(hello)
     }
+
+    /// Names this start of the agent process: random, so a restarted agent has another.
+    let instance = String(HandshakeProof.newToken().prefix(16))
 
     /// Seconds since the agent started.
     var uptime: Double {

@@ -7,6 +7,9 @@ their hex. Run it from anywhere: `python3 protocol/vectors/tools/generate.py`. W
 is installed, every expected message is also validated against protocol/schema.
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import pathlib
 import sys
@@ -59,8 +62,30 @@ def vector(file, name, description, wire, expect, context=None):
 
 
 CLIENT = {"role": "client"}
-FRESH = {"role": "agent", "state": "awaiting_hello", "token": TOKEN}
-HELLO = {"type": "hello", "protocol": 1, "token": TOKEN, "name": "yonder-swift", "version": "0.1.0"}
+CLIENT_NONCE = bytes(range(0x01, 0x21))   # 32 bytes 01 02 .. 20
+AGENT_NONCE = bytes(range(0x41, 0x61))    # 32 bytes 41 42 .. 60 (the default context.agentNonce)
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def proof(label, token, client_nonce, agent_nonce):
+    """HMAC-SHA256 keyed by the token's UTF-8 bytes over label, a zero byte and both nonces."""
+    return hmac.new(token.encode(), label.encode() + b"\0" + client_nonce + agent_nonce, hashlib.sha256).digest()
+
+
+def agent_proof(token=TOKEN, cn=CLIENT_NONCE, an=AGENT_NONCE):
+    return proof("yonder-agent-proof", token, cn, an)
+
+
+def client_proof(token=TOKEN, cn=CLIENT_NONCE, an=AGENT_NONCE):
+    return proof("yonder-client-proof", token, cn, an)
+
+
+FRESH = {"role": "agent", "state": "awaiting_hello", "token": TOKEN, "agentNonce": b64(AGENT_NONCE)}
+HELLO = {"type": "hello", "protocol": 2, "nonce": b64(CLIENT_NONCE), "name": "yonder-swift", "version": "0.1.0"}
+AUTH = {"type": "auth", "proof": b64(client_proof())}
 PING = {"type": "ping"}
 
 # ---------------------------------------------------------------- framing.json
@@ -202,10 +227,12 @@ vector(M, "pipelined-requests", "Three requests in one read; they may complete i
 
 # replies (the client receives them)
 ref = {"object": "o7", "objectType": "Counter", "name": "c1"}
-vector(M, "hello-from-agent", "The agent's hello, as a client receives it.",
-       frame({"type": "hello", "protocol": 1, "name": "yonder-agent", "version": "0.1.0", "build": "b5e1c2", "maxFrame": 67108864}),
-       [msg({"type": "hello", "protocol": 1, "name": "yonder-agent", "version": "0.1.0", "build": "b5e1c2", "maxFrame": 67108864})],
-       CLIENT)
+AGENT_HELLO = {"type": "hello", "protocol": 2, "nonce": b64(AGENT_NONCE), "proof": b64(agent_proof()),
+               "name": "yonder-agent", "version": "0.1.0", "build": "b5e1c2", "instance": "9f2c41d07be35a68",
+               "maxFrame": 67108864}
+vector(M, "hello-from-agent", "The agent's hello, as a client receives it: its nonce and its proof for the client's "
+       "nonce 0102..20 and the token s3cret.",
+       frame(AGENT_HELLO), [msg(AGENT_HELLO)], CLIENT)
 vector(M, "result-object-reference", "The result of create or lookup.", frame({"type": "result", "id": 11, "value": ref}),
        [msg({"type": "result", "id": 11, "value": ref})], CLIENT)
 vector(M, "result-without-value", "A result without value carries null (a method returning nothing, or release).",
@@ -316,42 +343,71 @@ vector(M, "second-hello", "hello is exchanged once; a second one is refused but 
 
 # ---------------------------------------------------------------- handshake.json
 H = "handshake.json"
-vector(H, "hello", "The client's hello with the right token.", frame(HELLO), [msg(HELLO)], FRESH)
+call = {"type": "call", "id": 1, "function": "yonder.ping", "arguments": "hi"}
+vector(H, "hello", "The client's hello: protocol 2 and a nonce. The agent answers with its own hello (nonce and "
+       "proof); the client's auth comes next.", frame(HELLO), [msg(HELLO)], FRESH)
+vector(H, "hello-then-auth", "hello, then auth with the client's proof for both nonces: the handshake is done.",
+       frames(HELLO, AUTH), [msg(HELLO), msg(AUTH)], FRESH)
 hello_max = dict(HELLO, maxFrame=1048576)
 vector(H, "hello-with-max-frame", "The client announces the largest frame it accepts.", frame(hello_max), [msg(hello_max)], FRESH)
-vector(H, "hello-minimal", "Only protocol and token are needed.", frame({"type": "hello", "protocol": 1, "token": TOKEN}),
-       [msg({"type": "hello", "protocol": 1, "token": TOKEN})], FRESH)
-vector(H, "hello-then-pipelined-call", "A client may send requests right after hello, without waiting for the agent's.",
-       frames(HELLO, {"type": "call", "id": 1, "function": "yonder.ping", "arguments": "hi"}),
-       [msg(HELLO), msg({"type": "call", "id": 1, "function": "yonder.ping", "arguments": "hi"})], FRESH)
+minimal = {"type": "hello", "protocol": 2, "nonce": b64(CLIENT_NONCE)}
+vector(H, "hello-minimal", "Only protocol and nonce are needed.", frame(minimal), [msg(minimal)], FRESH)
+vector(H, "auth-then-pipelined-call", "A client may send requests right after auth, without waiting for anything.",
+       frames(HELLO, AUTH, call), [msg(HELLO), msg(AUTH), msg(call)], FRESH)
+vector(H, "call-before-auth", "After hello only auth is accepted; anything else is refused and the connection closed.",
+       frames(HELLO, call), [msg(HELLO), err("unauthorized", fatal=True)], FRESH)
+vector(H, "ping-before-auth", "Not even ping is accepted between hello and auth.",
+       frames(HELLO, PING), [msg(HELLO), err("unauthorized", fatal=True)], FRESH)
+vector(H, "wrong-proof", "A proof made with another token is refused and the connection closed.",
+       frames(HELLO, {"type": "auth", "proof": b64(client_proof(token="guess"))}),
+       [msg(HELLO), err("unauthorized", ["proof"], fatal=True)], FRESH)
+vector(H, "agent-proof-reflected", "The agent's own proof sent back as the client's is refused (the labels differ).",
+       frames(HELLO, {"type": "auth", "proof": b64(agent_proof())}),
+       [msg(HELLO), err("unauthorized", ["proof"], fatal=True)], FRESH)
+vector(H, "proof-for-another-agent-nonce", "A proof for another agent nonce (a replayed auth) is refused.",
+       frames(HELLO, {"type": "auth", "proof": b64(client_proof(an=bytes(32)))}),
+       [msg(HELLO), err("unauthorized", ["proof"], fatal=True)], FRESH)
+vector(H, "proof-truncated", "A proof is the whole 32-byte HMAC; a prefix is wrong.",
+       frames(HELLO, {"type": "auth", "proof": b64(client_proof()[:16])}),
+       [msg(HELLO), err("unauthorized", ["proof"], fatal=True)], FRESH)
+vector(H, "auth-without-proof", "auth needs proof.", frames(HELLO, {"type": "auth"}),
+       [msg(HELLO), err("invalid_message", ["proof"], fatal=True)], FRESH)
+vector(H, "proof-not-base64", "proof is base64.", frames(HELLO, {"type": "auth", "proof": "not base64!"}),
+       [msg(HELLO), err("invalid_message", ["proof"], fatal=True)], FRESH)
+vector(H, "auth-before-hello", "auth cannot come first.", frame(AUTH), [err("hello_required", fatal=True)], FRESH)
 vector(H, "hello-then-second-hello", "After the handshake a second hello is unexpected_message, not fatal.",
-       frames(HELLO, HELLO, PING), [msg(HELLO), err("unexpected_message"), msg(PING)], FRESH)
+       frames(HELLO, AUTH, HELLO, PING), [msg(HELLO), msg(AUTH), err("unexpected_message"), msg(PING)], FRESH)
+vector(H, "second-auth", "After the handshake a second auth is unexpected_message, not fatal.",
+       frames(HELLO, AUTH, AUTH, PING), [msg(HELLO), msg(AUTH), err("unexpected_message"), msg(PING)], FRESH)
 vector(H, "call-before-hello", "Nothing but hello is accepted first; the frames after the error are never read.",
        frames({"type": "call", "id": 1, "function": "yonder.ping"}, HELLO), [err("hello_required", fatal=True)], FRESH)
 vector(H, "ping-before-hello", "Not even ping is accepted before hello.", frame(PING), [err("hello_required", fatal=True)], FRESH)
 vector(H, "goodbye-before-hello", "goodbye before hello is refused too.", frame({"type": "goodbye"}),
        [err("hello_required", fatal=True)], FRESH)
-vector(H, "wrong-token", "A wrong token is refused and the connection closed.", frame(dict(HELLO, token="guess")),
-       [err("unauthorized", ["token"], fatal=True)], FRESH)
-vector(H, "token-prefix", "A prefix of the token is wrong.", frame(dict(HELLO, token=TOKEN[:-1])),
-       [err("unauthorized", ["token"], fatal=True)], FRESH)
-vector(H, "token-case", "Tokens compare byte for byte.", frame(dict(HELLO, token=TOKEN.upper())),
-       [err("unauthorized", ["token"], fatal=True)], FRESH)
-vector(H, "missing-token", "A hello without a token.", frame({k: v for k, v in HELLO.items() if k != "token"}),
-       [err("unauthorized", ["token"], fatal=True)], FRESH)
-vector(H, "null-token", "A null token is a missing token.", frame(dict(HELLO, token=None)),
-       [err("unauthorized", ["token"], fatal=True)], FRESH)
-vector(H, "token-not-a-string", "A token that is not a string makes the hello malformed.", frame(dict(HELLO, token=123)),
-       [err("invalid_message", ["token"], fatal=True)], FRESH)
-vector(H, "unsupported-version", "Protocol 2 is not spoken by a version-1 agent.", frame(dict(HELLO, protocol=2)),
+vector(H, "missing-nonce", "A hello without a nonce.", frame({k: v for k, v in HELLO.items() if k != "nonce"}),
+       [err("invalid_message", ["nonce"], fatal=True)], FRESH)
+vector(H, "null-nonce", "A null nonce is a missing nonce.", frame(dict(HELLO, nonce=None)),
+       [err("invalid_message", ["nonce"], fatal=True)], FRESH)
+vector(H, "short-nonce", "A nonce has 16 to 64 bytes; 8 is too few.", frame(dict(HELLO, nonce=b64(bytes(8)))),
+       [err("invalid_message", ["nonce"], fatal=True)], FRESH)
+vector(H, "long-nonce", "A nonce has 16 to 64 bytes; 65 is too many.", frame(dict(HELLO, nonce=b64(bytes(65)))),
+       [err("invalid_message", ["nonce"], fatal=True)], FRESH)
+vector(H, "nonce-not-base64", "A nonce is base64.", frame(dict(HELLO, nonce="***")),
+       [err("invalid_message", ["nonce"], fatal=True)], FRESH)
+vector(H, "nonce-not-a-string", "A nonce that is not a string makes the hello malformed.", frame(dict(HELLO, nonce=123)),
+       [err("invalid_message", ["nonce"], fatal=True)], FRESH)
+vector(H, "protocol-1-client", "A client of protocol 1 (which sent its token in hello) is refused before anything else.",
+       frame({"type": "hello", "protocol": 1, "token": TOKEN, "name": "yonder-swift", "version": "0.1.0"}),
+       [err("unsupported_version", ["protocol"], fatal=True)], FRESH)
+vector(H, "unsupported-version", "Protocol 3 is not spoken by a version-2 agent.", frame(dict(HELLO, protocol=3)),
        [err("unsupported_version", ["protocol"], fatal=True)], FRESH)
 vector(H, "version-zero", "Protocol 0 does not exist.", frame(dict(HELLO, protocol=0)),
        [err("unsupported_version", ["protocol"], fatal=True)], FRESH)
-vector(H, "version-checked-before-token", "With a bad version and a bad token, the version is reported.",
-       frame(dict(HELLO, protocol=2, token="guess")), [err("unsupported_version", ["protocol"], fatal=True)], FRESH)
+vector(H, "version-checked-before-nonce", "With a bad version and no nonce, the version is reported.",
+       frame({"type": "hello", "protocol": 1}), [err("unsupported_version", ["protocol"], fatal=True)], FRESH)
 vector(H, "version-missing", "hello needs protocol.", frame({k: v for k, v in HELLO.items() if k != "protocol"}),
        [err("invalid_message", ["protocol"], fatal=True)], FRESH)
-vector(H, "version-as-string", "protocol is a number, not \"1\".", frame(dict(HELLO, protocol="1")),
+vector(H, "version-as-string", "protocol is a number, not \"2\".", frame(dict(HELLO, protocol="2")),
        [err("invalid_message", ["protocol"], fatal=True)], FRESH)
 vector(H, "max-frame-zero", "maxFrame is at least 1.", frame(dict(HELLO, maxFrame=0)),
        [err("invalid_message", ["maxFrame"], fatal=True)], FRESH)
@@ -363,6 +419,17 @@ vector(H, "not-an-object-before-hello", "A payload that is not an object, first.
        [err("not_an_object", fatal=True)], FRESH)
 vector(H, "result-before-hello", "A reply type before hello.", frame({"type": "result", "id": 1}),
        [err("hello_required", fatal=True)], FRESH)
+
+# ---------------------------------------------------------------- proofs (proofs/proofs.json)
+PROOFS = []
+for token, cn, an, note in [
+    (TOKEN, CLIENT_NONCE, AGENT_NONCE, "the nonces of the handshake vectors"),
+    ("3f9a0c1d2e4b5a6978877665544332211ffeeddccbbaa99887766554433221100", bytes(16), bytes([0xff]) * 64,
+     "a 64-hex-digit token as clusters make them; the shortest and the longest nonce"),
+    ("p\u00e4ssw\u00f6rd", b"client-nonce-0123456789", b"agent-nonce-abcdefghij", "a token with non-ASCII characters: its UTF-8 bytes are the key"),
+]:
+    PROOFS.append({"description": note, "token": token, "clientNonce": b64(cn), "agentNonce": b64(an),
+                   "agentProof": b64(agent_proof(token, cn, an)), "clientProof": b64(client_proof(token, cn, an))})
 
 
 # ---------------------------------------------------------------- output
@@ -411,6 +478,14 @@ def main():
                 stale.append(file)
         else:
             path.write_text(text)
+    proofs_text = json.dumps({"proofs": PROOFS}, indent=2, ensure_ascii=False) + "\n"
+    proofs_path = VECTORS / "proofs" / "proofs.json"
+    if check:
+        if not proofs_path.exists() or proofs_path.read_text() != proofs_text:
+            stale.append("proofs/proofs.json")
+    else:
+        proofs_path.parent.mkdir(exist_ok=True)
+        proofs_path.write_text(proofs_text)
     if stale:
         sys.exit(f"out of date: {', '.join(stale)}")
     print(f"{sum(len(v) for v in FILES.values())} vectors in {len(FILES)} files")

@@ -65,6 +65,8 @@ public final class Cluster: Sendable {
         progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in }
     ) async throws -> Cluster {
         let started = ContinuousClock.now
+        let lock = try ClusterLock.acquire(spec.name, for: "brought up")
+        defer { lock.release() }
         let agentPath = try AgentExecutable.locate(spec: spec, environment: environment)
         let build = try AgentExecutable.build(of: agentPath)
         let credentials = try RegistryCredentials.fromEnvironment(environment)
@@ -101,6 +103,8 @@ public final class Cluster: Sendable {
             if let failure = results.first(where: { (try? $0.get()) == nil }) {
                 _ = try failure.get()
             }
+            // Interrupted once every node was up: undone all the same.
+            try Task.checkCancellation()
             let state = ClusterState(spec: spec, nodes: ups.map(\.node), updatedAt: Date())
             try state.save()
             progress(ClusterProgress(node: nil, step: "up", detail: "cluster \(spec.name) is up with \(ups.count) node(s)", elapsed: ContinuousClock.now - started))
@@ -220,48 +224,21 @@ public final class Cluster: Sendable {
         try await NodeEndpoint(node).connect()
     }
 
-    /// Tears this cluster down: see ``down(_:progress:)``.
-    public func down(progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in }) async throws {
+    /// Tears this cluster down: see ``down(_:forget:progress:)``.
+    @discardableResult
+    public func down(forget: Bool = false, progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in }) async throws -> [String] {
         await close()
-        try await Self.down(name, progress: progress)
+        return try await Self.down(name, forget: forget, progress: progress)
     }
 
-    /// Removes the cluster's containers, stops its local sshd processes and forgets it.
-    public static func down(_ name: String, progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in }) async throws {
-        let state = try ClusterState.load(name)
-        var failures: [String] = []
-        for (index, node) in state.nodes.enumerated() {
-            let start = ContinuousClock.now
-            do {
-                let session = try await NodeEndpoint(node).connect()
-                // One command: remove the container (or stop the agent), then the cluster's
-                // ssh-config lines; its status is the removal's.
-                let removed = try await session.run("""
-                    { \(NodeCommands.removal(node.container, onHost: node.isOnHost)); }; status=$?
-                    \(SSHConfigEntry.removalCommand(cluster: name, provider: state.spec.provider)) >/dev/null 2>&1
-                    exit $status
-                    """)
-                if removed.status != .exited(0) && !removed.stderrText.contains("No such container") {
-                    failures.append("node \(index): \(removed.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
-                }
-                await session.close()
-            } catch {
-                failures.append("node \(index): \(error)")
-            }
-            await Providers.provider(for: state.spec.provider).release(NodeEndpoint(node))
-            progress(ClusterProgress(node: index, step: "down", detail: node.isOnHost ? "stopped the agent" : "removed \(node.container)", elapsed: ContinuousClock.now - start))
-        }
-        ClusterState.remove(name)
-        // What `sshConfig` made: the keys, the pinned host keys, the block in ~/.ssh/config.
-        for index in state.nodes.indices {
-            let key = SSHConfigEntry.keyPath(cluster: name, node: index)
-            try? FileManager.default.removeItem(atPath: key)
-            try? FileManager.default.removeItem(atPath: key + ".pub")
-        }
-        try? FileManager.default.removeItem(atPath: SSHConfigEntry.knownHostsPath(cluster: name))
-        _ = try? SSHConfigFile.remove(cluster: name)
-        if !failures.isEmpty {
-            throw ClusterError(.agentFailed, "cluster \(name) is forgotten, but some nodes may still run its container: \(failures.joined(separator: "; "))")
-        }
+    /// Removes the cluster's containers (or agents), stops its local sshd processes and
+    /// forgets it, once it verified that nothing of it is left. A node that cannot be reached
+    /// stays recorded, and the error says so: run `down` again once it answers. With `forget`
+    /// such nodes are forgotten too; the returned sentences say what may still run where
+    /// (empty when everything was verified gone). One `up` or `down` of a cluster at a time:
+    /// another one in progress is a `busy` error.
+    @discardableResult
+    public static func down(_ name: String, forget: Bool = false, progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in }) async throws -> [String] {
+        try await takeDown(name, forget: forget, progress: progress)
     }
 }

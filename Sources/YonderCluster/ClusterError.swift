@@ -24,6 +24,10 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
         public static let unknownNode = Code("unknownNode")
         /// Reading or writing local state failed.
         public static let stateFailed = Code("stateFailed")
+        /// Another process is bringing the cluster up or taking it down.
+        public static let busy = Code("busy")
+        /// A node could not be reached, so what runs there could not be removed or checked.
+        public static let nodeUnreachable = Code("nodeUnreachable")
     }
 
     /// What kind of failure this is.

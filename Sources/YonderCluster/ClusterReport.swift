@@ -57,11 +57,14 @@ extension Cluster {
                 do {
                     try await inspect(node, cluster: name, index: index, over: session, into: &entry)
                 } catch {
-                    entry.problem = "\(error)"
+                    entry.problem = "the agent does not answer: \(error); run `yonder up \(name)` to start it again"
                 }
                 await session.close()
             } catch {
-                entry.problem = "\(error)"
+                entry.problem = "the node cannot be reached: \(error); "
+                    + (state.spec.provider == .local
+                        ? "run `yonder up \(name)` to start its sshd again"
+                        : "check the machine and its sshd, then run `yonder status \(name)` again (`yonder down \(name) --forget` forgets it)")
             }
             nodes.append(entry)
         }
@@ -74,7 +77,7 @@ extension Cluster {
         let inspected = try await session.run(NodeCommands.state(node.container, onHost: node.isOnHost))
         entry.containerState = inspected.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         guard entry.containerState == "running" else {
-            entry.problem = "the \(node.isOnHost ? "agent" : "container") is \(entry.containerState); yonder up brings it back"
+            entry.problem = "the \(node.isOnHost ? "agent" : "container") is \(entry.containerState); run `yonder up \(cluster)` to bring it back"
             return
         }
         let connection = try await connectAgent(cluster: cluster, index: index, node: node, over: session, deadline: .seconds(5)).0

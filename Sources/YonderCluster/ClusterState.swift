@@ -43,6 +43,10 @@ public struct ClusterState: Codable, Sendable, Equatable {
         /// process of the SSH user; `container` then names its folder `~/.yonder/run/NAME`.
         public var runsOnHost: Bool?
 
+        /// The node's index in the cluster, recorded when a `down` that could not reach every
+        /// node keeps only some of them; nil means its position in ``nodes``.
+        public var index: Int?
+
         /// Whether the agent runs on the node itself rather than in a container.
         public var isOnHost: Bool { runsOnHost == true }
     }

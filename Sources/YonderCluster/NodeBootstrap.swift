@@ -78,20 +78,8 @@ struct NodeBootstrap {
         let probe = try await timed("docker", "checking Docker and \(container) on \(node)") { try await probeNode() }
         if let existing = try await reuse(probe) { return existing }
 
-        if let credentials {
-            let server = credentials.server ?? RegistryCredentials.registry(of: image) ?? ""
-            try await timed("login", "logging in to \(server.isEmpty ? "Docker Hub" : server)") { try await login(credentials, image: image) }
-            // Log out once the image is here, so no credential stays on the node.
-            do {
-                try await timed("image", image) { try await ensureImage(image) }
-            } catch {
-                _ = try? await run("docker logout \(shellQuote(server))")
-                throw error
-            }
-            _ = try? await run("docker logout \(shellQuote(server))")
-        } else {
-            try await timed("image", image) { try await ensureImage(image) }
-        }
+        // With credentials, the login lives in a private folder for the pull only (ImagePull.swift).
+        try await timed("image", image) { try await ensureImage(image, credentials: credentials) }
         do {
             try await timed("container", "creating \(container)") { try await createContainer(image) }
             try await timed("agent", "installing the agent (build \(agentBuild))") { try await installAgent(home: probe.home) }
@@ -106,8 +94,12 @@ struct NodeBootstrap {
     }
 
     /// Runs `removal` (see `NodeCommands.removal`) on the node, over a new session when
-    /// `session` is gone.
-    static func remove(_ removal: String, over session: SSHSession, reconnect: () async throws -> SSHSession) async {
+    /// `session` is gone; also when the task was cancelled (an interrupted `up` cleans up).
+    static func remove(_ removal: String, over session: SSHSession, reconnect: @escaping @Sendable () async throws -> SSHSession) async {
+        await uncancelled { await removeNow(removal, over: session, reconnect: reconnect) }
+    }
+
+    private static func removeNow(_ removal: String, over session: SSHSession, reconnect: () async throws -> SSHSession) async {
         if let result = try? await session.run(removal), result.status == .exited(0) || result.stderrText.contains("No such container") {
             return
         }
@@ -164,49 +156,6 @@ struct NodeBootstrap {
             }
         }
         return probe
-    }
-
-    func login(_ credentials: RegistryCredentials, image: String) async throws {
-        let server = credentials.server ?? RegistryCredentials.registry(of: image) ?? ""
-        // The password goes on standard input only: never in argv, a log or an error.
-        let result = try await run("docker login --username \(shellQuote(credentials.username)) --password-stdin \(shellQuote(server))", input: Array(credentials.password.utf8))
-        guard result.status == .exited(0) else {
-            let reason = result.stderrText.replacingOccurrences(of: credentials.password, with: "***").trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ClusterError(.imageUnavailable, "\(node): docker login to \(server.isEmpty ? "Docker Hub" : server) as \(credentials.username) failed: \(reason); check YONDER_DOCKER_USERNAME and YONDER_DOCKER_PASSWORD")
-        }
-    }
-
-    func ensureImage(_ image: String) async throws {
-        if try await run("docker image inspect --format '{{.Id}}' \(shellQuote(image))").status == .exited(0) { return }
-        report(ClusterProgress(node: index, step: "pull", detail: "pulling \(image)"))
-        let start = ContinuousClock.now
-        let pull = try await session.execute("docker pull \(shellQuote(image))")
-        async let errors = pull.stderr.collect()
-        // Without a terminal docker prints a line per layer and state ("abc123: Pulling fs
-        // layer", "abc123: Pull complete"): count layers for the bar, pass other lines on.
-        var layers = Set<Substring>(), finished = Set<Substring>(), pending = ""
-        for try await chunk in pull.stdout {
-            pending += String(decoding: chunk, as: UTF8.self)
-            while let newline = pending.firstIndex(of: "\n") {
-                let line = pending[..<newline]
-                defer { pending = String(pending[pending.index(after: newline)...]) }
-                let parts = line.split(separator: ":", maxSplits: 1)
-                if parts.count == 2, parts[0].allSatisfy(\.isHexDigit) {
-                    let state = parts[1].trimmingCharacters(in: .whitespaces)
-                    layers.insert(parts[0])
-                    if state == "Pull complete" || state == "Already exists" { finished.insert(parts[0]) }
-                    report(ClusterProgress(node: index, step: "pull", detail: "\(image): \(finished.count)/\(layers.count) layers",
-                                           fraction: (Int64(finished.count), Int64(layers.count))))
-                } else if !line.isEmpty {
-                    report(ClusterProgress(node: index, step: "pull", detail: String(line)))
-                }
-            }
-        }
-        let errorText = String(decoding: try await errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard try await pull.exitStatus() == .exited(0) else {
-            throw ClusterError(.imageUnavailable, "\(node): cannot pull \(image): \(errorText); check the name, and the registry credentials if it is private")
-        }
-        report(ClusterProgress(node: index, step: "pull", detail: "pulled \(image)", elapsed: ContinuousClock.now - start))
     }
 
     func containerState() async throws -> String? {

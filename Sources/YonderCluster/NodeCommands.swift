@@ -1,15 +1,20 @@
 /// The shell commands that reach a node's agent, in a container or (a spec without an image)
-/// running on the node itself with its files in `~/.yonder/run/NAME`: token, pid, build and
-/// `agent.log` (its output and log, as `docker logs` holds them for a container).
+/// running on the node itself with its files in `~/.yonder/run/NAME`: `agent.json` (port and
+/// token, written by the agent at each start), pid, build and `agent.log` (its output and log, as `docker logs` holds them for a container).
 enum NodeCommands {
     /// The agent's folder on the node, relative to the SSH user's home.
     static func hostFolder(_ name: String) -> String { ".yonder/run/\(name)" }
 
-    /// Removes the container, or stops the agent's process and removes its folder.
+    /// Removes the container, or stops the agent's process and removes its folder. The
+    /// recorded pid is signalled only when that process's command line names the folder's
+    /// endpoint file (a pid reused by another program is left alone).
     static func removal(_ name: String, onHost: Bool) -> String {
-        guard onHost else { return "docker rm -f \(name)" }
+        guard onHost else { return "docker rm -f \(shellQuote(name))" }
         let folder = hostFolder(name)
-        return "if [ -f \(folder)/pid ]; then kill \"$(cat \(folder)/pid)\" 2>/dev/null; fi; rm -rf \(folder)"
+        return """
+            if [ -f \(folder)/pid ]; then pid=$(cat \(folder)/pid); \
+            if tr '\\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "/\(folder)/\(AgentEndpoint.hostFileName) "; then kill "$pid" 2>/dev/null; fi; fi; rm -rf \(folder)
+            """
     }
 
     /// Prints the agent's endpoint file (port, token, instance) on a line of its own that

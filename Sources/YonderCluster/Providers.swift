@@ -18,6 +18,8 @@ struct NodeEndpoint: Sendable {
     var sshdProcessID: Int32?
     /// Made by this `up` (released again if it fails).
     var isNew = false
+    /// For local nodes: the folder of the node's private sshd (`~/.yonder/local/NAME-I`).
+    var localFolder: URL?
 
     init(host: String, port: Int, user: String, identityFile: String?, pinnedHostKey: String?, acceptNewHostKeys: Bool, sshdProcessID: Int32?) {
         self.host = host
@@ -82,6 +84,49 @@ struct SSHHostsProvider: Provider {
 /// Yonder's own under `~/.yonder/local`. A node whose sshd still runs is reused.
 struct LocalProvider: Provider {
     func provision(_ spec: ClusterSpec, previous: ClusterState?, progress: @escaping @Sendable (ClusterProgress) -> Void) async throws -> [NodeEndpoint] {
+        let (hostKey, clientKey, authorized, hostPublicKey) = try Self.keys()
+        var endpoints: [NodeEndpoint] = []
+        do {
+            for index in 0..<spec.numNodes {
+                if let old = previous?.nodes.indices.contains(index) == true ? previous?.nodes[index] : nil,
+                    let pid = old.sshdProcessID, LocalSSHServer.isRunning(processID: pid, folder: Self.folder(cluster: spec.name, node: index)),
+                    LocalSSHServer.canConnect(port: old.port)
+                {
+                    var endpoint = NodeEndpoint(old)
+                    endpoint.localFolder = Self.folder(cluster: spec.name, node: index)
+                    endpoints.append(endpoint)
+                    continue
+                }
+                let start = ContinuousClock.now
+                let server = try LocalSSHServer(
+                    folder: Self.folder(cluster: spec.name, node: index), hostKey: hostKey, authorizedKeys: authorized)
+                // It outlives this process; `release` stops it by pid.
+                server.detach()
+                progress(ClusterProgress(node: index, step: "sshd", detail: "private sshd on 127.0.0.1:\(server.port)", elapsed: ContinuousClock.now - start))
+                var endpoint = NodeEndpoint(
+                    host: server.host, port: server.port, user: server.user, identityFile: clientKey,
+                    pinnedHostKey: hostPublicKey, acceptNewHostKeys: false, sshdProcessID: server.processID)
+                endpoint.isNew = true
+                endpoint.localFolder = server.folder
+                endpoints.append(endpoint)
+            }
+        } catch {
+            for endpoint in endpoints where endpoint.isNew { await release(endpoint) }
+            throw error
+        }
+        return endpoints
+    }
+
+    /// Stops the node's sshd, when the recorded pid is verified to be it, and removes its folder.
+    func release(_ node: NodeEndpoint) async {
+        guard let folder = node.localFolder else { return }
+        if let pid = node.sshdProcessID, !LocalSSHServer.stop(processID: pid, folder: folder) { return }
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    /// Yonder's keys for local nodes, made on first use: the host key, the client key, the
+    /// authorized_keys file, and the host public key line.
+    static func keys() throws -> (hostKey: String, clientKey: String, authorized: String, hostPublicKey: String) {
         guard LocalSSHServer.toolsInstalled else {
             throw ClusterError(.dockerUnavailable, "the local provider needs OpenSSH's sshd and ssh-keygen; install openssh-server")
         }
@@ -97,36 +142,24 @@ struct LocalProvider: Provider {
             try FileManager.default.copyItem(atPath: clientKey + ".pub", toPath: authorized)
         }
         let hostPublicKey = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        var endpoints: [NodeEndpoint] = []
-        do {
-            for index in 0..<spec.numNodes {
-                if let old = previous?.nodes.indices.contains(index) == true ? previous?.nodes[index] : nil,
-                    let pid = old.sshdProcessID, kill(pid, 0) == 0, LocalSSHServer.canConnect(port: old.port)
-                {
-                    endpoints.append(NodeEndpoint(old))
-                    continue
-                }
-                let start = ContinuousClock.now
-                let server = try LocalSSHServer(
-                    folder: folder.appendingPathComponent("\(spec.name)-\(index)"), hostKey: hostKey, authorizedKeys: authorized)
-                // It outlives this process; `release` stops it by pid.
-                server.detach()
-                progress(ClusterProgress(node: index, step: "sshd", detail: "private sshd on 127.0.0.1:\(server.port)", elapsed: ContinuousClock.now - start))
-                var endpoint = NodeEndpoint(
-                    host: server.host, port: server.port, user: server.user, identityFile: clientKey,
-                    pinnedHostKey: hostPublicKey, acceptNewHostKeys: false, sshdProcessID: server.processID)
-                endpoint.isNew = true
-                endpoints.append(endpoint)
-            }
-        } catch {
-            for endpoint in endpoints where endpoint.isNew { await release(endpoint) }
-            throw error
-        }
-        return endpoints
+        return (hostKey, clientKey, authorized, hostPublicKey)
     }
 
-    func release(_ node: NodeEndpoint) async {
-        if let pid = node.sshdProcessID { LocalSSHServer.stop(processID: pid) }
+    /// A private sshd in `folder` for one task (`down` of a node whose sshd died), stopped with
+    /// the returned server, and how to reach it.
+    static func temporaryServer(folder: URL) throws -> (LocalSSHServer, NodeEndpoint) {
+        let (hostKey, clientKey, authorized, hostPublicKey) = try keys()
+        let server = try LocalSSHServer(folder: folder, hostKey: hostKey, authorizedKeys: authorized)
+        var endpoint = NodeEndpoint(
+            host: server.host, port: server.port, user: server.user, identityFile: clientKey,
+            pinnedHostKey: hostPublicKey, acceptNewHostKeys: false, sshdProcessID: server.processID)
+        endpoint.localFolder = folder
+        return (server, endpoint)
+    }
+
+    /// The folder of node `node`'s private sshd: `~/.yonder/local/NAME-I`.
+    static func folder(cluster: String, node: Int) -> URL {
+        ClusterState.home.appendingPathComponent("local").appendingPathComponent("\(cluster)-\(node)")
     }
 }
 

@@ -77,10 +77,13 @@ public final class LocalSSHServer: @unchecked Sendable {
 
                 """
             try config.write(toFile: path("sshd_config"), atomically: true, encoding: .utf8)
-            let pid = try ChildProcess.spawn(Self.sshdPath, ["-D", "-e", "-f", path("sshd_config")], output: path("sshd.log"))
+            // sshd gets a minimal environment: nothing of this process's (which may hold a
+            // registry password) shows in /proc/PID/environ or reaches its sessions.
+            let pid = try ChildProcess.spawn(Self.sshdPath, ["-D", "-e", "-f", path("sshd_config")], environment: Self.minimalEnvironment, output: path("sshd.log"))
             if Self.waitForListener(port: port, pid: pid) {
                 self.port = port
                 self.pid = pid
+                try SSHDRecord.write(processID: pid, folder: folder)
                 knownHosts = path("known_hosts")
                 try "[127.0.0.1]:\(port) \(hostPublicKey)\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
                 return
@@ -97,19 +100,42 @@ public final class LocalSSHServer: @unchecked Sendable {
     }
 
     /// Leaves sshd running after this object (and this process) is gone: a `local` cluster's
-    /// node outlives the `up` that started it. Stop it later with ``stop(processID:)``.
+    /// node outlives the `up` that started it. Stop it later with ``stop(processID:folder:)``.
     public func detach() { lock.withLock { detached = true } }
 
-    /// Kills a detached sshd started earlier (by pid) and the processes below it.
-    public static func stop(processID: pid_t) {
-        guard processID > 0 else { return }
+    /// Kills a detached sshd started earlier in `folder` (by pid) and the processes below it,
+    /// only when the process is verified to be that sshd (see ``isRunning(processID:folder:)``):
+    /// a pid reused by another program is left alone. Returns whether nothing of it runs now.
+    @discardableResult
+    public static func stop(processID: pid_t, folder: URL) -> Bool {
+        guard processID > 0 else { return true }
+        guard isRunning(processID: processID, folder: folder), let started = ProcessInfo.startTime(of: processID) else { return true }
         for target in [processID] + ChildProcess.descendants(of: processID) { kill(target, SIGKILL) }
-        // Reap it when it is this process's child (else waitpid fails at once with ECHILD).
-        for _ in 0..<200 {
-            let reaped = waitpid(processID, nil, WNOHANG)
-            if reaped != 0 { break }
+        // Wait until it is gone or a zombie (a dying process loses its command line before
+        // that); reap it when it is this process's child (else waitpid fails with ECHILD).
+        for _ in 0..<400 {
+            _ = waitpid(processID, nil, WNOHANG)
+            if ProcessInfo.startTime(of: processID) != started { return true }
             usleep(5_000)
         }
+        return false
+    }
+
+    /// Whether `processID` is the sshd started in `folder`: a live process of the sshd
+    /// executable whose command line names `folder`'s sshd_config, and whose start time is
+    /// the one recorded when it started. A pid the system gave to another program since is not.
+    public static func isRunning(processID: pid_t, folder: URL) -> Bool {
+        SSHDRecord.verify(processID: processID, folder: folder, configFile: folder.appendingPathComponent("sshd_config").path)
+    }
+
+    /// The environment sshd starts with: a search path, the home folder and the locale.
+    static var minimalEnvironment: [String: String] {
+        let current = ProcessInfo.processInfo.environment
+        return [
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": current["HOME"] ?? NSHomeDirectory(),
+            "LANG": current["LANG"] ?? "C.UTF-8",
+        ]
     }
 
     /// The listener's process id.

@@ -50,7 +50,7 @@ struct E2E: AsyncParsableCommand {
         do {
             try await measure(spec, home: home)
         } catch {
-            try? await Cluster.down(spec.name)
+            _ = try? await Cluster.down(spec.name)
             throw error
         }
     }

@@ -4,15 +4,31 @@ import YonderCluster
 struct Down: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove a cluster's containers, stop its local sshd processes and forget it.",
-        discussion: "Example: yonder down demo")
+        discussion: """
+            Says the cluster is down only once it checked that nothing of it is left. A node \
+            that cannot be reached stays recorded (the others are removed): run down again once \
+            it answers, or add --forget to forget it anyway, leaving what runs there.
+
+            Examples:
+              yonder down demo
+              yonder down demo --forget
+            """)
 
     @Argument(help: "The cluster's name.")
     var name: String
 
+    @Flag(help: "Forget nodes that cannot be reached, leaving whatever still runs there.")
+    var forget = false
+
     func run() async throws {
         try await reportingErrors {
-            try await Cluster.down(name) { print($0) }
-            print("cluster \(name) is down")
+            let left = try await Cluster.down(name, forget: forget) { print($0) }
+            if left.isEmpty {
+                print("cluster \(name) is down")
+            } else {
+                print("cluster \(name) is forgotten, but not verified down")
+                for problem in left { printError("yonder: \(problem)") }
+            }
         }
     }
 }

@@ -39,6 +39,16 @@ struct SSH: AsyncParsableCommand {
                 let environment = state.spec.agentEnvironment(rank: target.node).map(shellQuote).joined(separator: " ")
                 remote = "env \(environment) " + (command.isEmpty ? "\"${SHELL:-/bin/sh}\" -l" : quoted)
             } else if command.isEmpty {
+                // An image without a shell: say so in one line rather than Docker's OCI error.
+                let probe = try await session.run("docker exec \(shellQuote(node.container)) sh -c true", timeout: .seconds(30))
+                if probe.status != .exited(0) {
+                    let reason = probe.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)
+                    await session.close()
+                    if reason.contains("executable file not found") || reason.contains("no such file") {
+                        throw ValidationError("the image of \(node.container) has no shell (/bin/sh); run a program of the image instead: yonder ssh \(target.name) -- PROGRAM")
+                    }
+                    throw ValidationError("cannot run a shell in \(node.container): \(reason.split(separator: "\n").last.map(String.init) ?? "\(probe.status)"); see yonder status \(target.name)")
+                }
                 // docker sizes the exec's terminal only after it started, so a shell could see
                 // 0x0 for a moment; set the size first (later resizes come through docker).
                 let fit = SSHSession.terminalSize(of: 0).map { "stty rows \($0.rows) cols \($0.columns) 2>/dev/null; " } ?? ""

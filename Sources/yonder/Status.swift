@@ -9,7 +9,8 @@ struct Status: AsyncParsableCommand {
         discussion: """
             Without a name, lists the recorded clusters (no network). With one, visits each \
             node: its address, the container's state, the agent's build and uptime, and the \
-            named objects.
+            named objects; exits with status 1 when a node cannot be reached or its container \
+            or agent is not running, saying what to run.
 
             Examples:
               yonder status
@@ -39,8 +40,10 @@ struct Status: AsyncParsableCommand {
                 return
             }
             let report = try await Cluster.report(name)
+            let troubled = report.nodes.filter { $0.problem != nil }
             if json {
                 try printJSON(report)
+                if !troubled.isEmpty { throw ExitCode(1) }
                 return
             }
             print("cluster \(report.name): \(report.provider.rawValue), \(report.nodes.count) node(s), image \(report.image ?? "-")")
@@ -54,9 +57,10 @@ struct Status: AsyncParsableCommand {
                     node.agentUptime.map(Self.duration) ?? "-", objects.isEmpty ? "-" : objects,
                 ]
             })
-            for node in report.nodes {
-                if let problem = node.problem { printError("node \(node.index): \(problem)") }
+            for node in troubled {
+                printError("yonder: node \(node.index): \(node.problem ?? "")")
             }
+            if !troubled.isEmpty { throw ExitCode(1) }
         }
     }
 

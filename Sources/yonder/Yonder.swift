@@ -26,6 +26,28 @@ struct YonderCommand: AsyncParsableCommand {
               yonder down demo                 remove the containers and forget the cluster
             """,
         subcommands: [Up.self, Status.self, SSH.self, Exec.self, Call.self, Objects.self, Logs.self, SSHConfig.self, Down.self])
+
+    /// Runs the command. A usage error (an unknown option, a missing argument) is one line on
+    /// standard error with where to read more, and exit status 1, like every other error.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            guard code == .validationFailure else { exit(withError: error) }
+            let line = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+            let names = Self.configuration.subcommands.map { $0._commandName }
+            let arguments = CommandLine.arguments.dropFirst()
+            let help = arguments.first.flatMap { names.contains($0) ? "yonder \($0) --help" : nil } ?? "yonder --help"
+            printError("yonder: \(line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line) (see \(help))")
+            exit(withError: ExitCode(1))
+        }
+    }
 }
 
 /// Attaches to cluster `name`, runs `body` with it, and closes it whatever happens.

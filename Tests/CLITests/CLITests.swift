@@ -273,3 +273,164 @@ struct CLITests {
         #expect(help.exitCode == 0 && help.output.contains("yonder up cluster.yaml"))
     }
 }
+
+/// The CLI when things break: concurrent ups, Ctrl-C, status of a broken node, exec's input,
+/// usage errors.
+@Suite(.serialized, .enabled(if: CLITestEnvironment.shouldRun))
+struct CLIFaultTests {
+    let home: URL
+    init() throws {
+        home = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-cli-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+    }
+
+    var environment: [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["YONDER_HOME"] = home.path
+        environment["YONDER_AGENT"] = environment["YONDER_STATIC_AGENT"]
+        return environment
+    }
+
+    func yonder(_ arguments: String...) throws -> (exitCode: Int32, output: String) {
+        try ChildProcess.runCapturing(RepositoryPaths.executable("yonder").path, arguments, environment: environment)
+    }
+
+    /// Starts `yonder ARGS` in the background with its output in `log`.
+    func start(_ arguments: [String], log: String, extra: [String: String] = [:]) throws -> pid_t {
+        try ChildProcess.spawn(RepositoryPaths.executable("yonder").path, arguments, environment: environment.merging(extra) { $1 }, output: log)
+    }
+
+    func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+
+    /// Waits until `log` holds `marker` (or `pid` ended); returns whether it does.
+    func wait(for marker: String, in log: String, pid: pid_t) async throws -> Bool {
+        // Generous: other work on the machine can slow an up down a lot.
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            if read(log).contains(marker) { return true }
+            if waitpid(pid, nil, WNOHANG) == pid { return read(log).contains(marker) }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
+    func exitCode(_ status: Int32) -> Int32 { status & 0x7f != 0 ? 128 + (status & 0x7f) : (status >> 8) & 0xff }
+
+    func containers(_ name: String) throws -> [String] {
+        try ChildProcess.run("/usr/bin/env", ["docker", "ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"])
+            .split(separator: "\n").map(String.init).sorted()
+    }
+
+    func sshdProcesses(_ name: String, _ node: Int) -> [pid_t] {
+        let text = (try? ChildProcess.run("/usr/bin/pgrep", ["-f", home.appendingPathComponent("local/\(name)-\(node)/sshd_config").path])) ?? ""
+        return text.split(separator: "\n").compactMap { pid_t($0) }
+    }
+
+    func writeSpec(_ name: String, nodes: Int = 1) throws -> String {
+        let spec = home.appendingPathComponent("\(name).yaml").path
+        try "name: \(name)\nnum_nodes: \(nodes)\nimage_id: docker:yonder/debian:bookworm\n".write(toFile: spec, atomically: true, encoding: .utf8)
+        return spec
+    }
+
+    /// Two `yonder up` of one spec at once: the second fails at once naming the first (a mature
+    /// tool does not queue behind a long operation silently); one sshd per node and one
+    /// container per node are left, and sshd has none of yonder's environment.
+    @Test func twoConcurrentUpsLeaveOneOfEach() async throws {
+        let name = "cf\(UInt16.random(in: 0...UInt16.max))"
+        let spec = try writeSpec(name, nodes: 2)
+        defer { _ = try? yonder("down", name) }
+        let firstLog = home.appendingPathComponent("first.log").path, secondLog = home.appendingPathComponent("second.log").path
+        let secret = ["YONDER_TEST_SECRET": "must-not-reach-sshd"]
+        let first = try start(["up", spec], log: firstLog, extra: secret)
+        #expect(try await wait(for: "sshd: private sshd", in: firstLog, pid: first))
+        let second = try start(["up", spec], log: secondLog, extra: secret)
+        let secondStatus = exitCode(ChildProcess.wait(second))
+        let firstStatus = exitCode(ChildProcess.wait(first))
+        #expect(firstStatus == 0, "first up: \(read(firstLog))")
+        #expect(secondStatus == 1)
+        let refused = read(secondLog)
+        #expect(refused.contains("yonder: cluster \(name) is being brought up by pid \(first) (started ") && refused.contains("wait for it or stop it"), "second up: \(refused)")
+        #expect(refused.split(separator: "\n").count == 1, "second up: \(refused)")
+        #expect(try containers(name) == ["yonder-\(name)-0", "yonder-\(name)-1"])
+        for node in 0..<2 {
+            let listeners = sshdProcesses(name, node)
+            #expect(listeners.count == 1, "node \(node): sshd processes \(listeners)")
+            // Its environment is a minimal one, without the secret yonder had in its own.
+            #expect(listeners.first.flatMap { processMemory(of: $0, contains: "PATH=/usr/local/sbin:") } == true)
+            #expect(listeners.first.flatMap { processMemory(of: $0, contains: "must-not-reach-sshd") } == false)
+        }
+        let down = try yonder("down", name)
+        #expect(down.exitCode == 0 && down.output.contains("cluster \(name) is down"), "\(down.output)")
+        #expect(try containers(name).isEmpty)
+        #expect((0..<2).allSatisfy { sshdProcesses(name, $0).isEmpty })
+        #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("local/\(name)-0").path))
+    }
+
+    /// Ctrl-C during `up`, once the container was made: what it made is removed and the
+    /// status is 130.
+    @Test func interruptingUpUndoesIt() async throws {
+        let name = "cf\(UInt16.random(in: 0...UInt16.max))"
+        let spec = try writeSpec(name)
+        let log = home.appendingPathComponent("up.log").path
+        let up = try start(["up", spec], log: log)
+        #expect(try await wait(for: "container: creating yonder-\(name)-0", in: log, pid: up))
+        kill(up, SIGINT)
+        let status = exitCode(ChildProcess.wait(up))
+        let output = read(log)
+        #expect(status == 130, "up: \(output)")
+        #expect(output.contains("was interrupted; what it made was removed"), "up: \(output)")
+        #expect(try containers(name).isEmpty)
+        #expect(sshdProcesses(name, 0).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("clusters/\(name).json").path))
+        #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("local/\(name)-0").path))
+    }
+
+    /// `status NAME` exits 1 for a stopped container and says to run `yonder up NAME`, which
+    /// (given a known cluster's name) brings it back; `exec` gives the command its input.
+    @Test func statusOfABrokenNodeAndExecInput() throws {
+        let name = "cf\(UInt16.random(in: 0...UInt16.max))"
+        let spec = try writeSpec(name)
+        #expect(try yonder("up", spec).exitCode == 0)
+        defer { _ = try? yonder("down", name) }
+        #expect(try yonder("status", name).exitCode == 0)
+
+        let file = home.appendingPathComponent("input.txt").path
+        let text = (0..<2000).map { "line \($0) of the input\n" }.joined()
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        var environment = environment
+        environment["YONDER"] = RepositoryPaths.executable("yonder").path
+        let cat = try ChildProcess.runCapturing("/bin/sh", ["-c", "\"$YONDER\" exec \(name) -- cat < \(file)"], environment: environment)
+        #expect(cat.exitCode == 0 && cat.output == text, "exec printed \(cat.output.count) bytes: \(cat.output.prefix(200))")
+        let none = try ChildProcess.runCapturing("/bin/sh", ["-c", "\"$YONDER\" exec -n \(name) -- wc -c < \(file)"], environment: environment)
+        #expect(none.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(none.output)")
+
+        try ChildProcess.run("/usr/bin/env", ["docker", "stop", "-t", "1", "yonder-\(name)-0"])
+        let broken = try yonder("status", name)
+        #expect(broken.exitCode == 1)
+        #expect(broken.output.contains("yonder: node 0: the container is exited; run `yonder up \(name)`"), "status: \(broken.output)")
+        let json = try yonder("status", name, "--json")
+        #expect(json.exitCode == 1 && json.output.contains("\"containerState\" : \"exited\""), "\(json.output)")
+        let again = try yonder("up", name)
+        #expect(again.exitCode == 0, "\(again.output)")
+        #expect(try yonder("status", name).exitCode == 0)
+
+        // Its sshd is gone: unreachable, exit 1, and what to run.
+        setenv("YONDER_HOME", home.path, 1)
+        let sshd = try #require(try ClusterState.load(name).nodes[0].sshdProcessID)
+        kill(sshd, SIGKILL)
+        for _ in 0..<100 where kill(sshd, 0) == 0 { usleep(20_000) }
+        let unreachable = try yonder("status", name)
+        #expect(unreachable.exitCode == 1 && unreachable.output.contains("cannot be reached") && unreachable.output.contains("run `yonder up \(name)`"), "\(unreachable.output)")
+    }
+
+    /// A usage error is one line with where to read more, and exit status 1, as the README says.
+    @Test func usageErrorsAreOneLine() throws {
+        for arguments in [["up"], ["down", "x", "--bogus"], ["frobnicate"], ["exec", "x", "--node", "one", "--", "true"]] {
+            let result = try ChildProcess.runCapturing(RepositoryPaths.executable("yonder").path, arguments, environment: environment)
+            let lines = result.output.split(separator: "\n")
+            #expect(result.exitCode == 1, "\(arguments): \(result.exitCode) \(result.output)")
+            #expect(lines.count == 1 && lines[0].hasPrefix("yonder: ") && lines[0].contains("--help)"), "\(arguments): \(result.output)")
+        }
+        #expect(try yonder("up").output.contains("(see yonder up --help)"))
+    }
+}

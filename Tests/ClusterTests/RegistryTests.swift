@@ -91,4 +91,83 @@ struct RegistryTests {
         try await cluster.down()
         _ = try? docker(["rmi", image])
     }
+
+    /// The private folders `up` makes for a registry login on the node (this machine).
+    func loginFolders() -> Set<String> {
+        var found: Set<String> = []
+        let runtime = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"]
+        for base in [runtime, "/dev/shm", ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"].compactMap({ $0 }) {
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] where entry.hasPrefix("yonder-docker.") {
+                found.insert("\(base)/\(entry)")
+            }
+        }
+        return found
+    }
+
+    /// Ctrl-C (SIGINT to `yonder up`) during the pull from the private registry, and again
+    /// once the container was made: no credential file or folder is left on the node, the
+    /// user's own docker login is untouched, and no container, sshd or state is left.
+    @Test func interruptingUpLeavesNoCredentialNorAnythingElse() async throws {
+        defer {
+            kill(registry, SIGKILL)
+            ChildProcess.wait(registry)
+        }
+        let image = "127.0.0.1:\(port)/yonder/interrupted:test"
+        var environment = ProcessInfo.processInfo.environment
+        environment["YONDER_TEST_PW"] = password
+        try ChildProcess.run("/bin/sh", ["-c", "printf %s \"$YONDER_TEST_PW\" | docker login -u \(user) --password-stdin 127.0.0.1:\(port)"], environment: environment)
+        try ChildProcess.run("/bin/sh", ["-c", "printf 'FROM %s\\nRUN echo private > /private-marker\\n' \(ClusterTestEnvironment.image) | docker build -q -t \(image) -"])
+        try docker(["push", image])
+        try docker(["rmi", image])
+        // The user stays logged in to the registry: up must leave that login alone.
+        defer { _ = try? docker(["logout", "127.0.0.1:\(port)"]) }
+        let dockerConfig = NSHomeDirectory() + "/.docker/config.json"
+        #expect(try String(contentsOfFile: dockerConfig, encoding: .utf8).contains("127.0.0.1:\(port)"))
+        let before = loginFolders()
+
+        let name = "r\(UInt16.random(in: 0...UInt16.max))"
+        let home = folder.appendingPathComponent("cli-home")
+        let spec = folder.appendingPathComponent("spec.yaml").path
+        try "name: \(name)\nimage_id: docker:\(image)\n".write(toFile: spec, atomically: true, encoding: .utf8)
+        var cli = ProcessInfo.processInfo.environment
+        cli["YONDER_HOME"] = home.path
+        cli["YONDER_AGENT"] = cli["YONDER_STATIC_AGENT"]
+        cli["YONDER_DOCKER_USERNAME"] = user
+        cli["YONDER_DOCKER_PASSWORD"] = password
+        func exitCode(_ status: Int32) -> Int32 { status & 0x7f != 0 ? 128 + (status & 0x7f) : (status >> 8) & 0xff }
+
+        for (round, marker) in ["login: logged in to 127.0.0.1:\(port)", "container: creating yonder-\(name)-0"].enumerated() {
+            _ = try? docker(["rmi", image])
+            let log = folder.appendingPathComponent("up-\(round).log").path
+            let up = try ChildProcess.spawn(RepositoryPaths.executable("yonder").path, ["up", spec], environment: cli, output: log)
+            var seen = ""
+            // Generous: other work on the machine can slow a pull down a lot.
+            let deadline = ContinuousClock.now + .seconds(180)
+            while !seen.contains(marker), ContinuousClock.now < deadline {
+                if waitpid(up, nil, WNOHANG) == up { break }
+                try await Task.sleep(for: .milliseconds(10))
+                seen = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            }
+            #expect(seen.contains(marker), "up printed: \(seen)")
+            if round == 0 {
+                // Mid-pull: the login is in a private folder in memory, not in the user's file.
+                let made = loginFolders().subtracting(before)
+                #expect(made.count == 1 && made.allSatisfy { !$0.hasPrefix("/tmp/") }, "login folders: \(made)")
+                let mode = made.first.flatMap { try? FileManager.default.attributesOfItem(atPath: $0)[.posixPermissions] as? Int }
+                #expect(mode == 0o700)
+            }
+            kill(up, SIGINT)
+            let status = exitCode(ChildProcess.wait(up))
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(status == 130, "round \(round): \(output)")
+            #expect(output.contains("was interrupted; what it made was removed"), "round \(round): \(output)")
+            #expect(!output.contains(password))
+            #expect(loginFolders().subtracting(before).isEmpty, "round \(round): login folders left: \(loginFolders().subtracting(before))")
+            #expect(try String(contentsOfFile: dockerConfig, encoding: .utf8).contains("127.0.0.1:\(port)"), "the user's own login was removed")
+            #expect(try docker(["ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"]).isEmpty)
+            #expect((try? ChildProcess.run("/usr/bin/pgrep", ["-f", home.appendingPathComponent("local/\(name)-").path])) == nil)
+            #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("clusters/\(name).json").path))
+        }
+        _ = try? docker(["rmi", image])
+    }
 }

@@ -1,0 +1,100 @@
+import Foundation
+import YonderSSH
+
+/// Getting the image onto a node. Registry credentials never touch the node's persistent
+/// disk: `docker login` and `docker pull` run with `docker --config DIR`, DIR being a private
+/// (0700) folder made by `mktemp -d` under `$XDG_RUNTIME_DIR` or `/dev/shm` (memory) when
+/// there is one, and removed when the pull ends however it ends: by a `trap` in the same
+/// remote shell (even when the SSH session is killed), and by the client afterwards. The
+/// user's own `~/.docker/config.json`, and any login in it, is left alone.
+extension NodeBootstrap {
+    /// The folder name prefix, for finding leftovers.
+    static let loginFolderPrefix = "yonder-docker."
+
+    func ensureImage(_ image: String, credentials: RegistryCredentials? = nil) async throws {
+        if try await run("docker image inspect --format '{{.Id}}' \(shellQuote(image))").status == .exited(0) { return }
+        report(ClusterProgress(node: index, step: "pull", detail: "pulling \(image)"))
+        let start = ContinuousClock.now
+        let server = credentials.map { $0.server ?? RegistryCredentials.registry(of: image) ?? "" }
+        let pull = try await session.execute(Self.pullCommand(image, username: credentials?.username, server: server))
+        var loginFolder: String?
+        var loggedIn = false
+        do {
+            async let errors = pull.stderr.collect()
+            if let credentials {
+                // The password goes on standard input only: never in argv, a log or an error.
+                try await pull.write(Array(credentials.password.utf8))
+            }
+            await pull.closeInput()
+            // Without a terminal docker prints a line per layer and state ("abc123: Pulling fs
+            // layer", "abc123: Pull complete"): count layers for the bar, pass other lines on.
+            var layers = Set<Substring>(), finished = Set<Substring>(), pending = ""
+            for try await chunk in pull.stdout {
+                pending += String(decoding: chunk, as: UTF8.self)
+                while let newline = pending.firstIndex(of: "\n") {
+                    let line = pending[..<newline]
+                    defer { pending = String(pending[pending.index(after: newline)...]) }
+                    let parts = line.split(separator: ":", maxSplits: 1)
+                    if line.hasPrefix("yonder-config ") {
+                        loginFolder = String(line.dropFirst("yonder-config ".count))
+                    } else if line == "yonder-logged-in" {
+                        loggedIn = true
+                        report(ClusterProgress(node: index, step: "login", detail: "logged in to \(server?.isEmpty == false ? server! : "Docker Hub") for this pull only"))
+                    } else if parts.count == 2, parts[0].allSatisfy(\.isHexDigit) {
+                        let state = parts[1].trimmingCharacters(in: .whitespaces)
+                        layers.insert(parts[0])
+                        if state == "Pull complete" || state == "Already exists" { finished.insert(parts[0]) }
+                        report(ClusterProgress(node: index, step: "pull", detail: "\(image): \(finished.count)/\(layers.count) layers",
+                                               fraction: (Int64(finished.count), Int64(layers.count))))
+                    } else if !line.isEmpty {
+                        report(ClusterProgress(node: index, step: "pull", detail: String(line)))
+                    }
+                }
+            }
+            var errorText = String(decoding: try await errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let status = try await pull.exitStatus()
+            await removeLoginFolder(loginFolder)
+            loginFolder = nil
+            guard status == .exited(0) else {
+                if let credentials, !loggedIn {
+                    errorText = errorText.replacingOccurrences(of: credentials.password, with: "***")
+                    let registry = server?.isEmpty == false ? server! : "Docker Hub"
+                    throw ClusterError(.imageUnavailable, "\(node): docker login to \(registry) as \(credentials.username) failed: \(errorText); check YONDER_DOCKER_USERNAME and YONDER_DOCKER_PASSWORD")
+                }
+                throw ClusterError(.imageUnavailable, "\(node): cannot pull \(image): \(errorText); check the name, and the registry credentials if it is private")
+            }
+        } catch {
+            // Lost, failed or interrupted: the folder goes (the remote trap removes it too).
+            await pull.cancel()
+            await removeLoginFolder(loginFolder)
+            throw error
+        }
+        report(ClusterProgress(node: index, step: "pull", detail: "pulled \(image)", elapsed: ContinuousClock.now - start))
+    }
+
+    /// Removes the private docker config folder on the node, even when the task was cancelled.
+    func removeLoginFolder(_ folder: String?) async {
+        guard let folder, folder.contains("/\(Self.loginFolderPrefix)") else { return }
+        await Self.remove("rm -rf \(shellQuote(folder))", over: session, reconnect: reconnect)
+    }
+
+    /// One shell command: with a user name, make the private folder, arrange its removal on
+    /// every exit, log in with the password from standard input, and pull with it; without
+    /// one, a plain pull. Prints `yonder-config DIR` and `yonder-logged-in` for the client.
+    static func pullCommand(_ image: String, username: String?, server: String?) -> String {
+        guard let username else { return "docker pull \(shellQuote(image))" }
+        return """
+            umask 077; dir=
+            for base in "${XDG_RUNTIME_DIR:-}" /dev/shm "${TMPDIR:-/tmp}"; do
+              if [ -n "$base" ] && [ -d "$base" ] && [ -w "$base" ]; then dir=$(mktemp -d "$base/\(loginFolderPrefix)XXXXXXXX") && break; fi
+            done
+            [ -n "$dir" ] || { echo "cannot make a private folder for the registry login (mktemp -d)" >&2; exit 1; }
+            trap 'rm -rf "$dir"' EXIT
+            trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
+            echo "yonder-config $dir"
+            docker --config "$dir" login --username \(shellQuote(username)) --password-stdin \(shellQuote(server ?? "")) >/dev/null || exit $?
+            echo yonder-logged-in
+            docker --config "$dir" pull \(shellQuote(image)) < /dev/null
+            """
+    }
+}

@@ -53,100 +53,118 @@ struct ClusterFaultTests {
         let name = "f\(UInt16.random(in: 0...UInt16.max))"
         let steps = ProgressSteps()
         let cluster = try await Cluster.up(spec(name)) { steps.add($0) }
-        defer { Task { try? await Cluster.down(name) } }
-        let first = try await cluster.connection()
-        let before = try #require(first.agent.instance)
-        let counter = try await first.create(Counter.self, .init(start: 1), name: "c1")
-        #expect(try await counter.increment(by: 1) == 2)
+        do {
+            let first = try await cluster.connection()
+            let before = try #require(first.agent.instance)
+            let counter = try await first.create(Counter.self, .init(start: 1), name: "c1")
+            #expect(try await counter.increment(by: 1) == 2)
 
-        _ = try docker("restart", "-t", "2", "yonder-\(name)-0")
-        // No `up`: the next connection finds the agent's new port and token by itself.
-        let (again, took) = try await within(.seconds(5)) { () async throws -> Connection in
-            let connection = try await cluster.connection()
-            _ = try await connection.ping()
-            return connection
+            _ = try docker("restart", "-t", "2", "yonder-\(name)-0")
+            // No `up`: the next connection finds the agent's new port and token by itself.
+            let (again, took) = try await within(.seconds(5)) { () async throws -> Connection in
+                let connection = try await cluster.connection()
+                _ = try await connection.ping()
+                return connection
+            }
+            #expect(took < .seconds(5))
+            #expect(again.agent.instance != before)
+            let restarted = steps.all.filter { $0.step == "restarted" }
+            #expect(restarted.count == 1)
+            #expect(restarted.first?.detail.contains("c1") == true)
+            // The object is gone, and says so.
+            let gone = await #expect(throws: YonderError.self) { _ = try await again.lookup(Counter.self, named: "c1") }
+            #expect(gone?.code == .unknownObject)
+
+            // Another process attaches without `up`, and is not told twice.
+            let attachedSteps = ProgressSteps()
+            let attached = try await Cluster.attach(name) { attachedSteps.add($0) }
+            #expect(try await attached.connection().ping() < .seconds(1))
+            #expect(!attachedSteps.all.contains { $0.step == "restarted" })
+            await attached.close()
+            await cluster.close()
+            try await Cluster.down(name)
+        } catch {
+            // A test that throws still removes what it made.
+            await cluster.close()
+            try? await Cluster.down(name)
+            throw error
         }
-        #expect(took < .seconds(5))
-        #expect(again.agent.instance != before)
-        let restarted = steps.all.filter { $0.step == "restarted" }
-        #expect(restarted.count == 1)
-        #expect(restarted.first?.detail.contains("c1") == true)
-        // The object is gone, and says so.
-        let gone = await #expect(throws: YonderError.self) { _ = try await again.lookup(Counter.self, named: "c1") }
-        #expect(gone?.code == .unknownObject)
-
-        // Another process attaches without `up`, and is not told twice.
-        let attachedSteps = ProgressSteps()
-        let attached = try await Cluster.attach(name) { attachedSteps.add($0) }
-        #expect(try await attached.connection().ping() < .seconds(1))
-        #expect(!attachedSteps.all.contains { $0.step == "restarted" })
-        await attached.close()
-        await cluster.close()
-        try await Cluster.down(name)
     }
 
     @Test func aKilledContainerOrAgentComesBack() async throws {
         let name = "f\(UInt16.random(in: 0...UInt16.max))"
         let cluster = try await Cluster.up(spec(name))
         let container = "yonder-\(name)-0"
-        defer { Task { try? await Cluster.down(name) } }
+        do {
 
-        // `docker kill`: Docker does not restart a container stopped by hand; the next
-        // connect starts it again.
-        _ = try docker("kill", container)
-        let steps = ProgressSteps()
-        let (attached, tookKill) = try await within(.seconds(5)) { try await Cluster.attach(name) { steps.add($0) } }
-        #expect(tookKill < .seconds(5))
-        #expect(steps.all.contains { $0.step == "start" && $0.detail.contains("started it again") })
-        #expect(steps.all.contains { $0.step == "restarted" })
-        #expect(try await attached.connection().ping() < .seconds(1))
+            // `docker kill`: Docker does not restart a container stopped by hand; the next
+            // connect starts it again.
+            _ = try docker("kill", container)
+            let steps = ProgressSteps()
+            let (attached, tookKill) = try await within(.seconds(5)) { try await Cluster.attach(name) { steps.add($0) } }
+            #expect(tookKill < .seconds(5))
+            #expect(steps.all.contains { $0.step == "start" && $0.detail.contains("started it again") })
+            #expect(steps.all.contains { $0.step == "restarted" })
+            #expect(try await attached.connection().ping() < .seconds(1))
 
-        // The agent process killed: Docker's restart policy brings it back.
-        let pid = try #require(pid_t(try docker("inspect", "--format", "{{.State.Pid}}", container)))
-        #expect(kill(pid, SIGKILL) == 0)
-        let (_, tookCrash) = try await within(.seconds(5)) { try await attached.connection().ping() }
-        #expect(tookCrash < .seconds(5))
-        await attached.close()
-        await cluster.close()
-        try await Cluster.down(name)
+            // The agent process killed: Docker's restart policy brings it back.
+            let pid = try #require(pid_t(try docker("inspect", "--format", "{{.State.Pid}}", container)))
+            #expect(kill(pid, SIGKILL) == 0)
+            let (_, tookCrash) = try await within(.seconds(5)) { try await attached.connection().ping() }
+            #expect(tookCrash < .seconds(5))
+            await attached.close()
+            await cluster.close()
+            try await Cluster.down(name)
+        } catch {
+            // A test that throws still removes what it made.
+            await cluster.close()
+            try? await Cluster.down(name)
+            throw error
+        }
     }
 
     @Test func aProcessOnAStalePortGetsNothingSecret() async throws {
         let name = "f\(UInt16.random(in: 0...UInt16.max))"
         let cluster = try await Cluster.up(spec(name))
         await cluster.close()
-        defer { Task { try? await Cluster.down(name) } }
-        let container = "yonder-\(name)-0"
-        let endpoint = try docker("exec", container, "cat", "/yonder/run/agent.json")
-        let record = try #require(try JSONSerialization.jsonObject(with: Data(endpoint.utf8)) as? [String: Any])
-        let token = try #require(record["token"] as? String)
+        do {
+            let container = "yonder-\(name)-0"
+            let endpoint = try docker("exec", container, "cat", "/yonder/run/agent.json")
+            let record = try #require(try JSONSerialization.jsonObject(with: Data(endpoint.utf8)) as? [String: Any])
+            let token = try #require(record["token"] as? String)
 
-        // Another process listens on a port and the agent's file points there, as a stale
-        // file would after a restart whose agent has not written its new one yet.
-        let impostor = try Impostor()
-        defer { impostor.stop() }
-        var stale = record
-        stale["port"] = impostor.port
-        let file = home.appendingPathComponent("stale.json")
-        try JSONSerialization.data(withJSONObject: stale).write(to: file)
-        _ = try docker("cp", file.path, "\(container):/yonder/run/agent.json")
+            // Another process listens on a port and the agent's file points there, as a stale
+            // file would after a restart whose agent has not written its new one yet.
+            let impostor = try Impostor()
+            defer { impostor.stop() }
+            var stale = record
+            stale["port"] = impostor.port
+            let file = home.appendingPathComponent("stale.json")
+            try JSONSerialization.data(withJSONObject: stale).write(to: file)
+            _ = try docker("cp", file.path, "\(container):/yonder/run/agent.json")
 
-        let refused = await #expect(throws: ClusterError.self) { _ = try await Cluster.attach(name, agentTimeout: .seconds(2)) }
-        #expect(refused?.message.contains("is not the agent") == true)
-        #expect(refused?.message.contains("yonder up") == true)
-        #expect(refused?.message.contains(token) == false)
-        let heard = impostor.received
-        #expect(!heard.isEmpty, "the client did connect to the impostor")
-        #expect(!String(decoding: heard, as: UTF8.self).contains(token))
-        #expect(!String(decoding: heard, as: UTF8.self).contains("\"auth\""))
+            let refused = await #expect(throws: ClusterError.self) { _ = try await Cluster.attach(name, agentTimeout: .seconds(2)) }
+            #expect(refused?.message.contains("is not the agent") == true)
+            #expect(refused?.message.contains("yonder up") == true)
+            #expect(refused?.message.contains(token) == false)
+            let heard = impostor.received
+            #expect(!heard.isEmpty, "the client did connect to the impostor")
+            #expect(!String(decoding: heard, as: UTF8.self).contains(token))
+            #expect(!String(decoding: heard, as: UTF8.self).contains("\"auth\""))
 
-        // A restart writes a fresh token: the old one is worth nothing.
-        _ = try docker("restart", "-t", "1", container)
-        let (again, _) = try await within(.seconds(5)) { try await Cluster.attach(name) }
-        let fresh = try docker("exec", container, "cat", "/yonder/run/agent.json")
-        #expect(!fresh.contains(token))
-        await again.close()
-        try await Cluster.down(name)
+            // A restart writes a fresh token: the old one is worth nothing.
+            _ = try docker("restart", "-t", "1", container)
+            let (again, _) = try await within(.seconds(5)) { try await Cluster.attach(name) }
+            let fresh = try docker("exec", container, "cat", "/yonder/run/agent.json")
+            #expect(!fresh.contains(token))
+            await again.close()
+            try await Cluster.down(name)
+        } catch {
+            // A test that throws still removes what it made.
+            await cluster.close()
+            try? await Cluster.down(name)
+            throw error
+        }
     }
 
     @Test func aNonRootImageWithAFailingEntrypointWorks() async throws {
@@ -178,58 +196,64 @@ struct ClusterFaultTests {
         try #require(Self.hasCounter, "needs YONDER_QUICKSTART_AGENT (scripts/test.sh sets it)")
         let name = "f\(UInt16.random(in: 0...UInt16.max))"
         let cluster = try await Cluster.up(spec(name))
-        defer { Task { try? await Cluster.down(name) } }
-        _ = try await cluster.connection().create(Counter.self, .init(start: 0), name: "total")
-        let tally = Tally()
-        let end = ContinuousClock.now + .seconds(60)
-        let home = self.home
-        let cutter = Task {
-            var cuts = 0
-            while ContinuousClock.now < end {
-                try? await Task.sleep(for: .seconds(2))
-                Self.dropConnections(of: name, home: home)
-                cuts += 1
+        do {
+            _ = try await cluster.connection().create(Counter.self, .init(start: 0), name: "total")
+            let tally = Tally()
+            let end = ContinuousClock.now + .seconds(60)
+            let home = self.home
+            let cutter = Task {
+                var cuts = 0
+                while ContinuousClock.now < end {
+                    try? await Task.sleep(for: .seconds(2))
+                    Self.dropConnections(of: name, home: home)
+                    cuts += 1
+                }
+                return cuts
             }
-            return cuts
-        }
-        await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<8 {
-                group.addTask {
-                                var failedBefore = false
-                    while ContinuousClock.now < end {
-                        do {
-                            let counter = try await cluster.connection().lookup(Counter.self, named: "total")
-                            _ = try await counter.increment(by: 1)
-                            tally.acknowledged.add(1, ordering: .relaxed)
-                            if failedBefore { tally.recovered.add(1, ordering: .relaxed) }
-                            failedBefore = false
-                        } catch let error as YonderError where error.code == .connectionLost {
-                            if error.operation?.hasPrefix("invoke") == true || error.message.contains("may or may not") { tally.lost.add(1, ordering: .relaxed) }
-                            failedBefore = true
-                        } catch {
-                            tally.other.withLock { $0.append("\(error)") }
-                            failedBefore = true
-                            try? await Task.sleep(for: .milliseconds(200))
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                                    var failedBefore = false
+                        while ContinuousClock.now < end {
+                            do {
+                                let counter = try await cluster.connection().lookup(Counter.self, named: "total")
+                                _ = try await counter.increment(by: 1)
+                                tally.acknowledged.add(1, ordering: .relaxed)
+                                if failedBefore { tally.recovered.add(1, ordering: .relaxed) }
+                                failedBefore = false
+                            } catch let error as YonderError where error.code == .connectionLost {
+                                if error.operation?.hasPrefix("invoke") == true || error.message.contains("may or may not") { tally.lost.add(1, ordering: .relaxed) }
+                                failedBefore = true
+                            } catch {
+                                tally.other.withLock { $0.append("\(error)") }
+                                failedBefore = true
+                                try? await Task.sleep(for: .milliseconds(200))
+                            }
                         }
                     }
                 }
             }
+            let cuts = await cutter.value
+            // The last cut may not be noticed yet: the first call after it can still fail.
+            let (total, _) = try await within(.seconds(10)) {
+                try await cluster.connection().lookup(Counter.self, named: "total").increment(by: 0)
+            }
+            let acked = tally.acknowledged.load(ordering: .relaxed)
+            #expect(cuts >= 20)
+            #expect(acked > 100)
+            #expect(total >= acked && total <= acked + tally.lost.load(ordering: .relaxed), "counter \(total), acknowledged \(acked), lost \(tally.lost.load(ordering: .relaxed))")
+            #expect(tally.recovered.load(ordering: .relaxed) >= 8, "the client recovered after a cut")
+            #expect(tally.other.withLock { $0 }.isEmpty, "errors other than connection-lost: \(tally.other.withLock { $0.prefix(3) })")
+            await cluster.close()
+            try await Cluster.down(name)
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(SSHSession.openCount == 0, "every SSH session was closed")
+        } catch {
+            // A test that throws still removes what it made.
+            await cluster.close()
+            try? await Cluster.down(name)
+            throw error
         }
-        let cuts = await cutter.value
-        // The last cut may not be noticed yet: the first call after it can still fail.
-        let (total, _) = try await within(.seconds(10)) {
-            try await cluster.connection().lookup(Counter.self, named: "total").increment(by: 0)
-        }
-        let acked = tally.acknowledged.load(ordering: .relaxed)
-        #expect(cuts >= 20)
-        #expect(acked > 100)
-        #expect(total >= acked && total <= acked + tally.lost.load(ordering: .relaxed), "counter \(total), acknowledged \(acked), lost \(tally.lost.load(ordering: .relaxed))")
-        #expect(tally.recovered.load(ordering: .relaxed) >= 8, "the client recovered after a cut")
-        #expect(tally.other.withLock { $0 }.isEmpty, "errors other than connection-lost: \(tally.other.withLock { $0.prefix(3) })")
-        await cluster.close()
-        try await Cluster.down(name)
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(SSHSession.openCount == 0, "every SSH session was closed")
     }
 
     static func dropConnections(of cluster: String, node: Int = 0, home: URL) {

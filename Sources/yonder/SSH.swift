@@ -42,9 +42,12 @@ struct SSH: AsyncParsableCommand {
                 // An image without a shell: say so in one line rather than Docker's OCI error.
                 let probe = try await session.run("docker exec \(shellQuote(node.container)) sh -c true", timeout: .seconds(30))
                 if probe.status != .exited(0) {
-                    let reason = probe.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)
+                    let reason = (probe.stderrText + probe.stdoutText).trimmingCharacters(in: .whitespacesAndNewlines)
                     await session.close()
-                    if reason.contains("executable file not found") || reason.contains("no such file") {
+                    // Docker says so on either stream, and exits 126 or 127 (cannot run / not found).
+                    if reason.contains("executable file not found") || reason.contains("no such file")
+                        || probe.status == .exited(126) || probe.status == .exited(127)
+                    {
                         throw ValidationError("the image of \(node.container) has no shell (/bin/sh); run a program of the image instead: yonder ssh \(target.name) -- PROGRAM")
                     }
                     throw ValidationError("cannot run a shell in \(node.container): \(reason.split(separator: "\n").last.map(String.init) ?? "\(probe.status)"); see yonder status \(target.name)")

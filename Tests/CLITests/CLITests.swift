@@ -272,6 +272,36 @@ struct CLITests {
         let help = try yonder("--help")
         #expect(help.exitCode == 0 && help.output.contains("yonder up cluster.yaml"))
     }
+
+    @Test func aRestartedAgentAndAnImageWithoutAShellSayWhatHappened() throws {
+        // An image holding one static program and nothing else: no shell.
+        let root = home.appendingPathComponent("rootfs")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("app"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"]!, toPath: root.appendingPathComponent("app/program").path)
+        let image = "yonder-test/cli-no-shell:1"
+        try ChildProcess.run("/bin/sh", ["-c", "tar -C \(root.path) -c . | docker import - \(image)"])
+        defer { _ = try? ChildProcess.run("/usr/bin/env", ["docker", "rmi", "-f", image]) }
+        let name = "cli\(UInt16.random(in: 0...UInt16.max))"
+        let spec = home.appendingPathComponent("bare.yaml").path
+        try "name: \(name)\nimage_id: docker:\(image)\n".write(toFile: spec, atomically: true, encoding: .utf8)
+        let up = try yonder("up", spec)
+        #expect(up.exitCode == 0, "\(up.output)")
+        defer { _ = try? yonder("down", name) }
+
+        let ssh = try yonder("ssh", name)
+        #expect(ssh.exitCode == 1)
+        #expect(ssh.output == "yonder: the image of yonder-\(name)-0 has no shell (/bin/sh); run a program of the image instead: yonder ssh \(name) -- PROGRAM\n", "yonder ssh printed: \(ssh.output)")
+
+        // The agent restarted (a new port and token): the next command finds it, and says so.
+        _ = try ChildProcess.run("/usr/bin/env", ["docker", "restart", "-t", "1", "yonder-\(name)-0"])
+        let objects = try yonder("objects", name)
+        #expect(objects.exitCode == 0, "\(objects.output)")
+        #expect(objects.output.contains("restarted since it was last seen; every object it held is gone"), "\(objects.output)")
+        let again = try yonder("objects", name)
+        #expect(again.exitCode == 0 && !again.output.contains("restarted"), "told once: \(again.output)")
+        let down = try yonder("down", name)
+        #expect(down.exitCode == 0, "\(down.output)")
+    }
 }
 
 /// The CLI when things break: concurrent ups, Ctrl-C, status of a broken node, exec's input,

@@ -189,6 +189,39 @@ struct ClusterFaultTests {
         #expect(try docker("ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}").isEmpty)
     }
 
+    /// A network blip: the node's SSH server serving the connection freezes for 3 s in the
+    /// middle of a command that streams output; the command goes on and ends well.
+    @Test func aShortBlipDoesNotFailARunningCommand() async throws {
+        let name = "f\(UInt16.random(in: 0...UInt16.max))"
+        let cluster = try await Cluster.up(spec(name))
+        do {
+            let connection = try await cluster.connection()
+            let config = home.appendingPathComponent("local/\(name)-0/sshd_config").path
+            let listener = try #require(pid_t(try ChildProcess.run("/usr/bin/pgrep", ["-f", "-o", config]).trimmingCharacters(in: .whitespacesAndNewlines)))
+            let freezer = Task {
+                try await Task.sleep(for: .seconds(1))
+                let serving = ChildProcess.descendants(of: listener)
+                for pid in serving { kill(pid, SIGSTOP) }
+                try await Task.sleep(for: .seconds(3))
+                for pid in serving { kill(pid, SIGCONT) }
+                return serving.count
+            }
+            let started = ContinuousClock.now
+            let result = try await connection.exec(["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do echo $i; sleep 0.5; done"]).collect()
+            let frozen = try await freezer.value
+            #expect(frozen > 0)
+            #expect(result.outputText == (1...10).map { "\($0)\n" }.joined())
+            #expect(ContinuousClock.now - started >= .seconds(5))
+            #expect(try await cluster.connection() === connection, "the same connection, never dropped")
+            await cluster.close()
+            try await Cluster.down(name)
+        } catch {
+            await cluster.close()
+            try? await Cluster.down(name)
+            throw error
+        }
+    }
+
     /// The SSH connection cut every 2 s for 60 s under 8 calling tasks: every call ends with
     /// its answer or a connection-lost error, the counter holds every acknowledged increment
     /// (plus at most the ones whose answer was lost), and the client recovers each time.

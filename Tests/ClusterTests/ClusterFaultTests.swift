@@ -173,6 +173,8 @@ struct ClusterFaultTests {
         try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
         try """
             FROM \(ClusterTestEnvironment.image)
+            RUN echo 'echo noisy /etc/profile' >> /etc/profile && echo 'echo noisy bash.bashrc' >> /etc/bash.bashrc \\
+                && echo 'echo noisy root bashrc' >> /root/.bashrc
             USER nobody
             WORKDIR /srv/missing-from-the-image
             ENTRYPOINT ["sh", "-c", "echo 'Welcome to the banner image'; exit 1"]
@@ -184,6 +186,14 @@ struct ClusterFaultTests {
         let who = try await connection.exec(["sh", "-c", "id -un; pwd; ls -ld /yonder/run | cut -d' ' -f3"]).collect()
         #expect(who.outputText == "nobody\n/srv/missing-from-the-image\nnobody\n")
         #expect(try await connection.info().pid == 1)
+        // The CLI: a command and a shell inside run as the image's user; nothing of the
+        // profile files gets into a command's output.
+        var environment = ProcessInfo.processInfo.environment
+        environment["YONDER_HOME"] = home.path
+        let id = try ChildProcess.runCapturing(RepositoryPaths.executable("yonder").path, ["ssh", name, "--", "id", "-un"], environment: environment)
+        #expect(id.exitCode == 0 && id.output == "nobody\n", "yonder ssh -- id printed: \(id.output)")
+        let exec = try ChildProcess.runCapturing(RepositoryPaths.executable("yonder").path, ["exec", name, "-n", "--", "id", "-u"], environment: environment)
+        #expect(exec.exitCode == 0 && exec.output == "65534\n", "yonder exec printed: \(exec.output)")
         await cluster.close()
         try await Cluster.down(name)
         #expect(try docker("ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}").isEmpty)

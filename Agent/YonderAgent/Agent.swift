@@ -80,6 +80,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-unauthenticated"), help: "How many connections may be in the handshake at once.")
     var maxUnauthenticated = 64
 
+    @Option(name: .customLong("max-in-flight"), help: "How many requests of one connection may run at once.")
+    var maxInFlight = 1024
+
     @Option(help: "The build id reported to clients.")
     var build = "dev"
 
@@ -116,6 +119,7 @@ struct Serve: AsyncParsableCommand {
             var limits = AgentLimits()
             limits.handshakeTimeout = .milliseconds(Int64(handshakeTimeout * 1000))
             limits.maximumUnauthenticated = maxUnauthenticated
+            limits.maximumInFlight = max(1, maxInFlight)
             server = try await AgentServer.start(registry: registry, token: token, host: host, port: port, build: build, limits: limits)
         } catch {
             throw ValidationError("\(error)")

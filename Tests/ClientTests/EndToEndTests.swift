@@ -134,6 +134,12 @@ import Yonder
         // A stopped agent cannot answer: the client's own deadline fires.
         agent.signal(SIGSTOP)
         defer { agent.signal(SIGCONT) }
+        // A busy machine may take a moment to stop every thread of the agent.
+        for _ in 0..<100 {
+            let status = (try? String(contentsOfFile: "/proc/\(agent.pid)/status", encoding: .utf8)) ?? ""
+            if status.contains("State:\tT") { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
         start = ContinuousClock.now
         let byClient = await #expect(throws: YonderError.self) { try await connection.run(Add.self, [1], timeout: .milliseconds(300)) }
         #expect(byClient?.code == .timedOut)

@@ -257,6 +257,47 @@ class Conformance(unittest.TestCase):
         reply, _ = client.call("yonder.ping", 3)
         self.assertEqual(reply["value"], 3)
 
+    def test_a_client_that_stops_reading_slows_only_itself(self):
+        import threading
+        agent = Agent(AGENT, "--max-in-flight", "64")
+        self.addCleanup(agent.stop)
+
+        def rss_mib():
+            with open(f"/proc/{agent.process.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+            return 0
+
+        client = Client(agent)
+        self.addCleanup(client.close)
+        before = rss_mib()
+        count = 100000
+        payload = "x" * 200
+        frames = b"".join(
+            (lambda body: struct.pack(">I", len(body)) + body)(
+                json.dumps({"type": "call", "id": i, "function": "yonder.ping", "arguments": payload}).encode())
+            for i in range(1, count + 1))
+        sender = threading.Thread(target=client.send_raw, args=(frames,))
+        sender.start()
+        time.sleep(3)  # the client reads nothing meanwhile
+        peak = rss_mib()
+        # Another client is served at once all the same.
+        other = Client(agent)
+        self.addCleanup(other.close)
+        reply, _ = other.call("yonder.ping", 1)
+        self.assertEqual(reply["value"], 1)
+        # Now the first client reads: every request is answered, none is lost.
+        answered = 0
+        while answered < count:
+            message = client.receive()
+            self.assertIsNotNone(message)
+            if message["type"] == "result":
+                answered += 1
+        sender.join()
+        print(f"\n  agent RSS {before:.0f} MiB -> {peak:.0f} MiB with {count} unread requests", file=sys.stderr)
+        self.assertLess(peak - before, 48, f"the agent grew from {before:.0f} to {peak:.0f} MiB for a client that read nothing")
+
     def test_wrong_token_is_fatal(self):
         client = self.connect(token="not-the-token")
         self.assertFalse(client.agent_proved)

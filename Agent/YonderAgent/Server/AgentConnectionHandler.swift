@@ -24,8 +24,9 @@ final class StopReason: Sendable {
 ///
 /// The handler's own state is touched only on its event loop; request tasks reach it through
 /// `NIOLoopBound` and write through the channel, which keeps each task's writes in order.
-final class AgentConnectionHandler: ChannelInboundHandler {
+final class AgentConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private struct Running {
@@ -84,11 +85,61 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    // MARK: Backpressure
+    //
+    // A client that stops reading slows only itself: with `maximumInFlight` requests running,
+    // or replies piling up past the channel's high water mark, the agent stops taking frames
+    // out of its buffer and stops reading the socket; TCP (and the SSH channel's window) then
+    // stop the client's writes. It reads again once requests finish and replies drain.
+
+    /// Whether the agent stopped taking requests from this connection for now.
+    private var paused: Bool { running.count >= agent.limits.maximumInFlight || !writable }
+    private var writable = true
+    /// NIO asked for a read while paused; it is done on resume.
+    private var readPending = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if paused {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        writable = context.channel.isWritable
+        resume(context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Takes the frames waiting in the buffer and reads again, unless still paused.
+    private func resume(_ context: ChannelHandlerContext) {
+        guard !closing, !paused else { return }
+        processFrames(context: context)
+        if readPending, !paused, !closing {
+            readPending = false
+            context.read()
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         guard !closing else { return }
         decoder.append(buffer.readableBytesView)
-        while !closing {
+        processFrames(context: context)
+    }
+
+    private func processFrames(context: ChannelHandlerContext) {
+        while !closing && !paused {
             let payload: [UInt8]?
             do {
                 payload = try decoder.next()
@@ -248,6 +299,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
 
     private func finished(_ id: Int) {
         running.removeValue(forKey: id)?.timer?.cancel()
+        if let context { resume(context) }
     }
 
     private func write(_ message: Message, context: ChannelHandlerContext) {

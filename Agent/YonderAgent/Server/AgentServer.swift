@@ -63,6 +63,7 @@ public final class AgentServer: Sendable {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: limits.replyBufferLimit / 4, high: limits.replyBufferLimit))
             .childChannelInitializer { channel in
                 let key = ObjectIdentifier(channel)
                 connections.channels.withLock { $0[key] = channel }

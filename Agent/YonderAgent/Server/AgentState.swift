@@ -87,8 +87,8 @@ final class AgentState: Sendable {
     }
 }
 
-/// Bounds on connections that have not authenticated (PROTOCOL.md section 12): they cost
-/// almost nothing and live a few seconds.
+/// Bounds on what a connection may cost (PROTOCOL.md section 12): before it authenticates,
+/// almost nothing for a few seconds; after, a bounded number of requests and replies.
 public struct AgentLimits: Sendable {
     /// How long a connection has to complete the handshake (hello and auth).
     public var handshakeTimeout: Duration = .seconds(5)
@@ -96,6 +96,12 @@ public struct AgentLimits: Sendable {
     public var handshakeFrameLimit = 4096
     /// How many connections may be in the handshake at once; more are closed at once.
     public var maximumUnauthenticated = 64
+    /// How many requests of one connection may run at once; beyond it the agent stops
+    /// reading that connection until some finish.
+    public var maximumInFlight = 1024
+    /// Bytes of replies waiting for a slow client beyond which the agent stops reading its
+    /// requests (the channel's high water mark; it reads again below a quarter of it).
+    public var replyBufferLimit = 1 << 20
 
     public init() {}
 }

@@ -112,6 +112,7 @@ struct Serve: AsyncParsableCommand {
         }
         AgentLogHandler.bootstrapOnce()
         signal(SIGPIPE, SIG_IGN)
+        raiseDescriptorLimit()
 
         let registry = try (pendingRegistry.withLock { $0 } ?? Registry(functions: [], objects: []))
         let server: AgentServer
@@ -189,6 +190,14 @@ struct Serve: AsyncParsableCommand {
         guard !token.isEmpty else { throw ValidationError("the token file \(path) is empty") }
         return token
     }
+}
+
+/// Raises the soft limit on open descriptors to the hard one: each connection holds one.
+func raiseDescriptorLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 /// Writes `bytes` to `path` readable by this user only, through a temporary file and a

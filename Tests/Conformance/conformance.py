@@ -26,12 +26,18 @@ AGENT = None  # set from argv
 class Agent:
     """A running agent process, started the way a bootstrapper starts one."""
 
-    def __init__(self, executable, *extra):
+    def __init__(self, executable, *extra, descriptors=None):
         self.token = secrets.token_hex(16)
         env = dict(os.environ, CONFORMANCE_TOKEN=self.token)
+
+        def limit():
+            if descriptors:
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (descriptors, descriptors))
+
         self.process = subprocess.Popen(
             [executable, "serve", "--port", "0", "--token-env", "CONFORMANCE_TOKEN", "--build", "conformance", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, preexec_fn=limit)
         deadline = time.time() + 30
         self.listening = None
         while time.time() < deadline:
@@ -297,6 +303,41 @@ class Conformance(unittest.TestCase):
         sender.join()
         print(f"\n  agent RSS {before:.0f} MiB -> {peak:.0f} MiB with {count} unread requests", file=sys.stderr)
         self.assertLess(peak - before, 48, f"the agent grew from {before:.0f} to {peak:.0f} MiB for a client that read nothing")
+
+    def test_out_of_descriptors_the_agent_backs_off_and_serves_its_clients(self):
+        agent = Agent(AGENT, "--max-unauthenticated", "1000", "--handshake-timeout", "3", descriptors=64)
+        self.addCleanup(agent.stop)
+        client = Client(agent)
+        self.addCleanup(client.close)
+        reply, _ = client.call("yonder.ping", 1)
+
+        def cpu_seconds():
+            with open(f"/proc/{agent.process.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        # Idle connections until the agent has no descriptor left (the kernel still queues more).
+        idle = []
+        for _ in range(90):
+            idle.append(socket.create_connection(("127.0.0.1", agent.listening["port"]), timeout=5))
+        self.addCleanup(lambda: [c.close() for c in idle])
+        time.sleep(0.5)
+        before = cpu_seconds()
+        time.sleep(2)
+        used = cpu_seconds() - before
+        self.assertLess(used, 0.5, f"the agent used {used:.2f} s of CPU in 2 s while out of descriptors")
+        # Its authenticated client is served all along.
+        reply, _ = client.call("yonder.ping", 2)
+        self.assertEqual(reply["value"], 2)
+        # Once the idle connections go (the handshake deadline), new clients get in again.
+        for c in idle:
+            c.close()
+        time.sleep(1.5)
+        again = Client(agent)
+        self.addCleanup(again.close)
+        reply, _ = again.call("yonder.ping", 3)
+        self.assertEqual(reply["value"], 3)
+        self.assertIsNone(agent.process.poll(), "the agent is still running")
 
     def test_wrong_token_is_fatal(self):
         client = self.connect(token="not-the-token")

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -62,6 +63,13 @@ public final class AgentServer: Sendable {
         let connections = OpenConnections()
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Out of descriptors (EMFILE, ENFILE, ENOBUFS): stop accepting for a moment instead
+            // of retrying accept in a busy loop; open connections are served all along.
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPause())
+                }
+            }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: limits.replyBufferLimit / 4, high: limits.replyBufferLimit))
             .childChannelInitializer { channel in
@@ -104,4 +112,34 @@ public final class AgentServer: Sendable {
 /// The server's open connections, so that shutting down can say goodbye to each.
 final class OpenConnections: Sendable {
     let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+}
+
+/// On the listening channel: when accept fails for want of descriptors or memory (EMFILE,
+/// ENFILE, ENOBUFS, ENOMEM), stops accepting for a moment (autoRead off, so the event loop
+/// stops watching the socket) rather than retrying in a busy loop, and says so once a pause.
+final class AcceptPause: ChannelInboundHandler {
+    typealias InboundIn = any Channel
+    private var paused = false
+    private static let logger = Logger(label: "yonder.agent.accept")
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let error = error as? IOError, [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.errnoCode) else {
+            context.fireErrorCaught(error)
+            return
+        }
+        guard !paused else { return }
+        paused = true
+        Self.logger.warning("cannot accept connections (\(error)); pausing for a second")
+        let channel = context.channel
+        channel.setOption(.autoRead, value: false).whenComplete { _ in
+            channel.eventLoop.scheduleTask(in: .seconds(1)) {
+                self.paused = false
+                channel.setOption(.autoRead, value: true).whenComplete { _ in channel.read() }
+            }
+        }
+    }
 }

@@ -204,6 +204,7 @@ public final class Cluster: Sendable {
                     let (connection, _) = try await connectAgent(
                         cluster: name, index: index, node: node, over: session, deadline: agentTimeout, progress: progress)
                     var seen = node
+                    if seen.agentInstance != connection.agent.instance { seen.namedObjects = nil }
                     seen.agentInstance = connection.agent.instance
                     links.append(NodeLink(index: index, cluster: name, node: seen, session: session, connection: connection, progress: progress))
                 } catch {

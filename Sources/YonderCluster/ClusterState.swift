@@ -35,6 +35,9 @@ public struct ClusterState: Codable, Sendable, Equatable {
         /// The agent's instance when it was last seen; another one at connect means that it
         /// restarted and its objects are gone.
         public var agentInstance: String?
+        /// Names of the objects this machine's processes created or looked up on that agent
+        /// instance: what to report as gone when it restarts.
+        public var namedObjects: [String]?
         /// The agent build (a hash of its executable).
         public var agentBuild: String
         /// For local nodes: the pid of the private sshd.
@@ -111,8 +114,21 @@ public struct ClusterState: Codable, Sendable, Equatable {
     static func recordAgent(cluster name: String, node index: Int, port: Int, instance: String?) {
         guard var state = try? load(name), state.nodes.indices.contains(index) else { return }
         guard state.nodes[index].agentPort != port || state.nodes[index].agentInstance != instance else { return }
+        if state.nodes[index].agentInstance != instance { state.nodes[index].namedObjects = nil }
         state.nodes[index].agentPort = port
         state.nodes[index].agentInstance = instance
+        try? state.save()
+    }
+
+    /// Adds `names` to what node `index`'s agent instance `instance` is known to hold; best
+    /// effort, and only while that instance is the one recorded.
+    static func recordObjects(cluster name: String, node index: Int, instance: String?, names: [String]) {
+        guard !names.isEmpty, var state = try? load(name), state.nodes.indices.contains(index),
+            state.nodes[index].agentInstance == instance
+        else { return }
+        let all = Set(state.nodes[index].namedObjects ?? []).union(names).sorted()
+        guard all != state.nodes[index].namedObjects else { return }
+        state.nodes[index].namedObjects = all
         try? state.save()
     }
 

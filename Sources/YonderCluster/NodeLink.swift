@@ -47,13 +47,15 @@ actor NodeLink {
 
     func close() async {
         if let reconnecting { _ = try? await reconnecting.value }
+        ClusterState.recordObjects(cluster: cluster, node: index, instance: current.agent.instance, names: current.objectNames)
         await current.close()
         await session.close()
     }
 
     private func reconnect() async throws {
         let start = ContinuousClock.now
-        let lostNames = current.objectNames
+        let lostNames = Array(Set(current.objectNames).union(node.namedObjects ?? [])).sorted()
+        ClusterState.recordObjects(cluster: cluster, node: index, instance: current.agent.instance, names: current.objectNames)
         progress(ClusterProgress(node: index, step: "reconnect", detail: "the connection to the agent on node \(index) was lost; reconnecting"))
         await session.close()
         var delay: Duration = .milliseconds(100)
@@ -68,6 +70,7 @@ actor NodeLink {
                         cluster: cluster, index: index, node: node, over: fresh, progress: progress, lostNames: lostNames)
                     session = fresh
                     current = connection
+                    if node.agentInstance != connection.agent.instance { node.namedObjects = nil }
                     node.agentInstance = connection.agent.instance
                     let restartNote = restarted ? " (the agent had restarted)" : ""
                     progress(ClusterProgress(node: index, step: "reconnect", detail: "reconnected to the agent on node \(index) after \(attempts) attempt(s)\(restartNote)", elapsed: ContinuousClock.now - start))
@@ -109,8 +112,9 @@ extension Cluster {
     static func connectAgent(
         cluster: String, index: Int, node: ClusterState.NodeState, over session: SSHSession,
         deadline: Duration = .seconds(15), progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in },
-        lostNames: [String] = []
+        lostNames: [String]? = nil
     ) async throws -> (Connection, restarted: Bool) {
+        let lostNames = lostNames ?? node.namedObjects ?? []
         let start = ContinuousClock.now
         let place = "node \(index) of cluster \(cluster) (\(session.configuration.destination))"
         let what = node.isOnHost ? "the agent" : "the agent in \(node.container)"

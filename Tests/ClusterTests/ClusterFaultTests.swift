@@ -80,7 +80,17 @@ struct ClusterFaultTests {
             let attached = try await Cluster.attach(name) { attachedSteps.add($0) }
             #expect(try await attached.connection().ping() < .seconds(1))
             #expect(!attachedSteps.all.contains { $0.step == "restarted" })
+
+            // Another process learns which objects are gone too: the names a closed cluster
+            // had used are kept with the agent's instance.
+            _ = try await attached.connection().create(Counter.self, .init(start: 0), name: "c2")
             await attached.close()
+            _ = try docker("restart", "-t", "1", "yonder-\(name)-0")
+            let laterSteps = ProgressSteps()
+            let later = try await Cluster.attach(name) { laterSteps.add($0) }
+            let reported = laterSteps.all.filter { $0.step == "restarted" }
+            #expect(reported.count == 1 && reported.first?.detail.contains("c2") == true, "\(reported)")
+            await later.close()
             await cluster.close()
             try await Cluster.down(name)
         } catch {

@@ -170,6 +170,9 @@ struct Serve: AsyncParsableCommand {
                 throw ValidationError("the environment variable \(tokenEnv) is not set; put the token in it")
             }
             let token = String(cString: raw)
+            // Overwrite the value where it lies (the process's environment block, which
+            // /proc/PID/environ shows), then drop the variable: no trace of the token is left.
+            memset(raw, 0, strlen(raw))
             unsetenv(tokenEnv)
             guard !token.isEmpty else { throw ValidationError("the environment variable \(tokenEnv) is empty") }
             return token

@@ -325,6 +325,33 @@ package enum JSONBytes {
             utf8.append(contentsOf: UTF8.encode(scalar)!)
         }
 
+        /// Whether `text` is a number by RFC 8259's grammar:
+        /// `[-] (0 | [1-9][0-9]*) [. [0-9]+] [(e|E) [+|-] [0-9]+]`.
+        static func isNumber(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+            var i = 0
+            let n = text.count
+            func isDigit(_ at: Int) -> Bool { at < n && text[at] >= UInt8(ascii: "0") && text[at] <= UInt8(ascii: "9") }
+            if i < n && text[i] == UInt8(ascii: "-") { i += 1 }
+            guard isDigit(i) else { return false }
+            if text[i] == UInt8(ascii: "0") {
+                i += 1
+            } else {
+                while isDigit(i) { i += 1 }
+            }
+            if i < n && text[i] == UInt8(ascii: ".") {
+                i += 1
+                guard isDigit(i) else { return false }
+                while isDigit(i) { i += 1 }
+            }
+            if i < n && (text[i] == UInt8(ascii: "e") || text[i] == UInt8(ascii: "E")) {
+                i += 1
+                if i < n && (text[i] == UInt8(ascii: "+") || text[i] == UInt8(ascii: "-")) { i += 1 }
+                guard isDigit(i) else { return false }
+                while isDigit(i) { i += 1 }
+            }
+            return i == n
+        }
+
         mutating func number() throws(ProtocolError) -> JSONValue {
             let start = index
             var isInteger = true
@@ -344,6 +371,7 @@ package enum JSONBytes {
 
         func finishNumber(start: Int, isInteger: Bool) throws(ProtocolError) -> JSONValue {
             let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
+            guard Self.isNumber(slice) else { throw syntaxError("invalid number (RFC 8259: no leading zeros, digits after '.' and after an exponent)") }
             if isInteger {
                 var negative = false
                 var digits = slice[...]

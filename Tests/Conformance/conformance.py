@@ -339,6 +339,19 @@ class Conformance(unittest.TestCase):
         self.assertEqual(reply["value"], 3)
         self.assertIsNone(agent.process.poll(), "the agent is still running")
 
+    def test_a_stream_ending_inside_a_frame_gets_truncated_frame(self):
+        client = self.connect()
+        client.send_raw(struct.pack(">I", 50) + b'{"type":"call"')
+        client.sock.shutdown(socket.SHUT_WR)
+        message = client.receive()
+        self.assertEqual((message["type"], message["code"]), ("error", "truncated_frame"))
+        self.assertIsNone(client.receive())
+
+    def test_the_token_is_not_left_in_the_agents_environment(self):
+        with open(f"/proc/{self.agent.process.pid}/environ", "rb") as f:
+            environment = f.read()
+        self.assertNotIn(self.agent.token.encode(), environment)
+
     def test_wrong_token_is_fatal(self):
         client = self.connect(token="not-the-token")
         self.assertFalse(client.agent_proved)

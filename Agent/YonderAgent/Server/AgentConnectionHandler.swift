@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Distributed
 import Logging
 import NIOCore
@@ -131,6 +134,28 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// The client's side of the stream ended (a drop, or a half-close): the connection ends
+    /// as a dropped one does (section 6), but when the stream ended inside a frame the agent
+    /// first says `truncated_frame` (section 11).
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case ChannelEvent.inputClosed = event else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        guard !closing else { return }
+        do {
+            // Whole frames not yet taken (while paused) go with the connection.
+            while try decoder.next() != nil {}
+            try decoder.finish()
+            closing = true
+            stopAll()
+            context.close(promise: nil)
+        } catch {
+            stopAll()
+            fatal(error, context: context)
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         guard !closing else { return }
@@ -161,7 +186,13 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        Self.logger.warning("closing a connection after an error: \(error)")
+        // A peer that resets or leaves is ordinary (a killed client, a dropped tunnel): not
+        // worth a warning each time.
+        if let error = error as? IOError, [ECONNRESET, EPIPE, ETIMEDOUT].contains(error.errnoCode) {
+            Self.logger.debug("closing a connection the peer dropped: \(error)")
+        } else {
+            Self.logger.warning("closing a connection after an error: \(error)")
+        }
         context.close(promise: nil)
     }
 

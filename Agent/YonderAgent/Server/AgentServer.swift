@@ -71,6 +71,8 @@ public final class AgentServer: Sendable {
                 }
             }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // A client that closes its side still gets its answers (and truncated_frame).
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: limits.replyBufferLimit / 4, high: limits.replyBufferLimit))
             .childChannelInitializer { channel in
                 let key = ObjectIdentifier(channel)

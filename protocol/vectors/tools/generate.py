@@ -143,6 +143,13 @@ vector(P, "invalid-json-unclosed-object", "An object missing its closing brace."
        [err("invalid_json", fatal=True)])
 vector(P, "invalid-json-single-quotes", "Single-quoted strings are not JSON.", frame(b"{'type':'ping'}"),
        [err("invalid_json", fatal=True)])
+for label, text in [("leading-zero", "01"), ("trailing-dot", "1."), ("leading-dot", ".5"), ("bare-minus", "-"),
+                    ("exponent-without-digits", "1e"), ("plus-sign", "+1"), ("minus-leading-zero", "-01")]:
+    vector(P, f"invalid-number-{label}", f"RFC 8259 does not allow the number {text}.",
+           frame(b'{"type":"ping","nonce":' + text.encode() + b'}'), [err("invalid_json", fatal=True)])
+vector(P, "numbers-rfc-8259-allows", "Zero, minus zero, fractions and exponents as RFC 8259 writes them.",
+       frame(b'{"type":"result","id":0,"value":[0,-0,0.5,-1.25e-3,2.5E-1,10]}'),
+       [msg({"type": "result", "id": 0, "value": [0, 0, 0.5, -0.00125, 0.25, 10]})], CLIENT)
 vector(P, "invalid-json-trailing-text", "Text after the object.", frame(b'{"type":"ping"} x'), [err("invalid_json", fatal=True)])
 vector(P, "invalid-json-two-objects", "Two objects in one frame.", frame(b'{"type":"ping"}{"type":"ping"}'),
        [err("invalid_json", fatal=True)])

@@ -65,6 +65,9 @@ public final class Cluster: Sendable {
         progress: @escaping @Sendable (ClusterProgress) -> Void = { _ in }
     ) async throws -> Cluster {
         let started = ContinuousClock.now
+        // A spec built in Swift is checked as a YAML one is: its name becomes file and
+        // container names, its hosts and envs reach the nodes.
+        try spec.validate()
         let lock = try ClusterLock.acquire(spec.name, for: "brought up")
         defer { lock.release() }
         let agentPath = try AgentExecutable.locate(spec: spec, environment: environment)

@@ -21,6 +21,7 @@ final class ClusterLock: Sendable {
     /// Takes the lock of cluster `name` for `operation` ("brought up", "taken down"), or
     /// throws `busy` at once, naming the process that holds it.
     static func acquire(_ name: String, for operation: String) throws -> ClusterLock {
+        try ClusterSpec.checkName(name)
         let url = file(for: name)
         do {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

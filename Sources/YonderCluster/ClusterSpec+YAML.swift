@@ -231,6 +231,9 @@ struct SSHHost: Equatable, Sendable {
             rest = String(rest[..<colon])
         }
         host = rest.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        if user.isEmpty || host.isEmpty { return nil }
+        // Names only: nothing a shell, an ssh_config or a known_hosts line could read as more.
+        guard user.range(of: #"^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$"#, options: .regularExpression) != nil,
+            host.range(of: #"^[A-Za-z0-9._:-]{1,253}$"#, options: .regularExpression) != nil
+        else { return nil }
     }
 }

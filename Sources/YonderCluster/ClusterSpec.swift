@@ -1,3 +1,4 @@
+import Foundation
 /// What a cluster is: its nodes, the image they run, and what each node needs.
 ///
 /// Written in YAML with the field names SkyPilot and dstack users already know:
@@ -101,6 +102,46 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
         self.identityFile = identityFile
         self.acceptNewHostKeys = acceptNewHostKeys
         self.agent = agent
+    }
+
+    /// Checks what a spec built in Swift could get wrong (YAML specs are checked as they are
+    /// read): the name, which becomes file and container names, the hosts, the node count,
+    /// the environment's names. `Cluster.up` calls it first.
+    public func validate() throws {
+        try Self.checkName(name)
+        guard (1...64).contains(numNodes) else {
+            throw ClusterError(.invalidSpec, "cluster \(name): numNodes is \(numNodes); allowed: 1 to 64")
+        }
+        if let image, image.isEmpty || image.contains(where: { $0.isWhitespace }) {
+            throw ClusterError(.invalidSpec, "cluster \(name): the image \"\(image)\" is not an image name (REGISTRY/IMAGE:TAG)")
+        }
+        switch provider {
+        case .ssh:
+            guard !hosts.isEmpty else {
+                throw ClusterError(.invalidSpec, "cluster \(name): the ssh provider needs hosts (user@host or user@host:port)")
+            }
+            for host in hosts where SSHHost(host) == nil {
+                throw ClusterError(.invalidSpec, "cluster \(name): \"\(host)\" is not user@host or user@host:port")
+            }
+            guard hosts.count == numNodes else {
+                throw ClusterError(.invalidSpec, "cluster \(name): \(numNodes) nodes but \(hosts.count) hosts; give one host per node")
+            }
+        case .local:
+            guard hosts.isEmpty else {
+                throw ClusterError(.invalidSpec, "cluster \(name): only the ssh provider takes hosts")
+            }
+        }
+        for key in envs.keys where key.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) == nil {
+            throw ClusterError(.invalidSpec, "cluster \(name): \"\(key)\" is not an environment variable name (letters, digits and _)")
+        }
+    }
+
+    /// Checks a cluster name: letters, digits, - and _, up to 63, starting with a letter or
+    /// digit (it names files under ~/.yonder and containers on the nodes).
+    public static func checkName(_ name: String) throws {
+        guard name.range(of: #"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"#, options: .regularExpression) != nil else {
+            throw ClusterError(.invalidSpec, "\"\(name)\" is not a cluster name; use letters, digits, - and _ (up to 63, starting with a letter or digit)")
+        }
     }
 
     /// The environment of the agent on node `rank`, as `NAME=VALUE`: `YONDER_CLUSTER`,

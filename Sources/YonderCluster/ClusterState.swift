@@ -81,6 +81,7 @@ public struct ClusterState: Codable, Sendable, Equatable {
 
     /// Reads the state of `name`; a missing one says which clusters exist.
     public static func load(_ name: String) throws -> ClusterState {
+        try ClusterSpec.checkName(name)
         let url = file(for: name)
         guard let data = FileManager.default.contents(atPath: url.path) else {
             let known = knownNames()

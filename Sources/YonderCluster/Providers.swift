@@ -70,8 +70,10 @@ enum Providers {
 /// Existing machines, given as `user@host[:port]` in the spec.
 struct SSHHostsProvider: Provider {
     func provision(_ spec: ClusterSpec, previous: ClusterState?, progress: @escaping @Sendable (ClusterProgress) -> Void) async throws -> [NodeEndpoint] {
-        spec.hosts.map { text in
-            let host = SSHHost(text)!  // checked when the spec was read
+        try spec.hosts.map { text in
+            guard let host = SSHHost(text) else {
+                throw ClusterError(.invalidSpec, "cluster \(spec.name): \"\(text)\" is not user@host or user@host:port")
+            }
             return NodeEndpoint(host: host.host, port: host.port, user: host.user, identityFile: spec.identityFile,
                                 pinnedHostKey: nil, acceptNewHostKeys: spec.acceptNewHostKeys, sshdProcessID: nil)
         }

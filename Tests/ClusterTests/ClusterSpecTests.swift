@@ -120,4 +120,24 @@ struct ClusterSpecTests {
         #expect(RegistryCredentials.registry(of: "library/ubuntu") == nil)
         #expect(RegistryCredentials.registry(of: "ubuntu:22.04") == nil)
     }
+
+    @Test func aSpecBuiltInSwiftIsCheckedBeforeAnythingIsMade() async throws {
+        let injection = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(ClusterSpec(name: "x; rm -rf ~")) }
+        #expect(injection?.code == .invalidSpec)
+        #expect(injection?.message.contains("is not a cluster name") == true)
+        let hosts = await #expect(throws: ClusterError.self) {
+            _ = try await Cluster.up(ClusterSpec(name: "ok", provider: .ssh, hosts: ["root@host;id"]))
+        }
+        #expect(hosts?.message.contains("is not user@host") == true)
+        let count = await #expect(throws: ClusterError.self) {
+            _ = try await Cluster.up(ClusterSpec(name: "ok", provider: .ssh, numNodes: 2, hosts: ["root@a"]))
+        }
+        #expect(count?.message.contains("one host per node") == true)
+        let env = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(ClusterSpec(name: "ok", envs: ["A B": "1"])) }
+        #expect(env?.message.contains("not an environment variable name") == true)
+        // A name from elsewhere (the CLI, attach, down) never becomes a path outside ~/.yonder.
+        #expect(throws: ClusterError.self) { try ClusterState.load("../../etc/passwd") }
+        let down = await #expect(throws: ClusterError.self) { _ = try await Cluster.down("../x") }
+        #expect(down?.code == .invalidSpec)
+    }
 }

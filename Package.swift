@@ -11,7 +11,14 @@ let package = Package(
     name: "Yonder",
     platforms: [.macOS(.v15)],
     products: [
+        // The module a user shares between app and agent (remote functions, remote objects,
+        // the actor system): no SSH, no server.
+        .library(name: "YonderCore", targets: ["YonderCore"]),
+        // The client: connections, typed calls and objects.
         .library(name: "Yonder", targets: ["Yonder"]),
+        // Clusters: specs, providers, bootstrap, `Cluster.up`/`attach`/`down`.
+        .library(name: "YonderCluster", targets: ["YonderCluster"]),
+        // A custom agent: `Agent.serve(functions:objects:)`.
         .library(name: "YonderAgent", targets: ["YonderAgent"]),
         .executable(name: "yonder-agent", targets: ["yonder-agent"]),
         .executable(name: "yonder", targets: ["yonder"]),

@@ -30,6 +30,9 @@ swift test --skip-build --skip SSHTests --skip SSHTunnelConnectionTests --skip C
 log "running SSH and cluster tests (one suite at a time)"
 swift test --skip-build --no-parallel --filter SSHTests --filter SSHTunnelConnectionTests --filter ClusterUpTests --filter RegistryTests --filter CLITests --filter TeardownTests --filter CLIFaultTests --filter ClusterFaultTests
 
+log "a package outside the repository that depends on Yonder as a user's would"
+bash scripts/outside-package.sh
+
 # AddressSanitizer over the SSH layer's failure and teardown paths. The session loop frees
 # libssh2 sessions on its own thread while callers await or exit; a use-after-free, double
 # free or leak there (and, through the probe process, a crash on exit after a failed connect)

@@ -1,0 +1,17 @@
+import Foundation
+import Shared
+import Yonder
+import YonderCluster
+
+let spec = ClusterSpec(name: "outside", image: "yonder/debian:bookworm", agent: CommandLine.arguments.dropFirst().first)
+let cluster = try await Cluster.up(spec) { print($0) }
+let sum = try await cluster.connection().run(Add.self, [1, 2, 3])
+let counter = try await cluster.connection().create(Counter.self, .init(start: 10), name: "c1")
+let value = try await counter.increment(by: 5)
+let attached = try await Cluster.attach("outside")
+let again = try await attached.connection().lookup(Counter.self, named: "c1")
+let after = try await again.increment(by: 1)
+await attached.close()
+print("sum \(sum) counter \(value) then \(after)")
+await cluster.close()
+_ = try await Cluster.down("outside")

@@ -352,6 +352,42 @@ class Conformance(unittest.TestCase):
             environment = f.read()
         self.assertNotIn(self.agent.token.encode(), environment)
 
+    def test_exec_output_to_a_client_that_stops_reading_pauses_the_command(self):
+        agent = Agent(AGENT)
+        self.addCleanup(agent.stop)
+
+        def rss_mib():
+            with open(f"/proc/{agent.process.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+            return 0
+
+        client = Client(agent)
+        self.addCleanup(client.close)
+        before = rss_mib()
+        total = 200 * 1024 * 1024
+        request_id = client.request({"type": "call", "function": "yonder.exec",
+                                     "arguments": {"command": ["head", "-c", str(total), "/dev/zero"]}})
+        time.sleep(3)  # the client reads nothing meanwhile
+        peak = rss_mib()
+        received = 0
+        while True:
+            message = client.receive()
+            self.assertIsNotNone(message)
+            if message.get("id") != request_id:
+                continue
+            if message["type"] == "output":
+                received += len(base64.b64decode(message["data"]))
+            elif message["type"] == "result":
+                self.assertEqual(message["value"]["exitCode"], 0)
+                break
+            else:
+                self.fail(f"unexpected {message}")
+        self.assertEqual(received, total)
+        print(f"\n  agent RSS {before:.0f} MiB -> {peak:.0f} MiB while exec wrote {total >> 20} MiB to a client that read nothing", file=sys.stderr)
+        self.assertLess(peak - before, 48, f"the agent grew from {before:.0f} to {peak:.0f} MiB")
+
     def test_wrong_token_is_fatal(self):
         client = self.connect(token="not-the-token")
         self.assertFalse(client.agent_proved)

@@ -59,9 +59,13 @@ enum Exec {
         for (key, value) in arguments.env ?? [:] { environment[key] = value }
 
         let emit = RequestContext.current?.emit
+        let holdBack = RequestContext.current?.holdBack
         let id = RequestContext.current?.id ?? 0
         let child = try ChildProcess.spawn(arguments.command, environment: environment, cwd: arguments.cwd, input: input) { stream, bytes in
             emit?(.output(Message.Output(id: id, stream: stream, data: bytes)))
+            // A client that reads slowly pauses this reader, so the command's pipes fill and
+            // the command waits, rather than its output piling up in the agent.
+            holdBack?()
         }
         let status = await withTaskCancellationHandler {
             await child.waitForExit()

@@ -311,8 +311,11 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
             guard stop.value != StopReason.disconnected else { return }
             channel.writeAndFlush(ByteBuffer(bytes: message.encodedFrame()), promise: nil)
         }
+        let holdBack: @Sendable () -> Void = {
+            while !channel.isWritable, channel.isActive, stop.value == nil { usleep(2000) }
+        }
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
-        let task = RequestRunner.launch(id: id, work: work, stop: stop, clientMaximum: clientMaximum, emit: emit) {
+        let task = RequestRunner.launch(id: id, work: work, stop: stop, clientMaximum: clientMaximum, emit: emit, holdBack: holdBack) {
             eventLoop.execute {
                 handler.value.finished(id)
             }
@@ -352,10 +355,11 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
 enum RequestRunner {
     static func launch(
         id: Int, work: @escaping @Sendable () async throws -> JSONValue, stop: StopReason, clientMaximum: Int,
-        emit: @escaping @Sendable (Message) -> Void, finished: @escaping @Sendable () -> Void
+        emit: @escaping @Sendable (Message) -> Void, holdBack: @escaping @Sendable () -> Void = {},
+        finished: @escaping @Sendable () -> Void
     ) -> Task<Void, Never> {
         Task {
-            let reply = await perform(id: id, work: work, stop: stop, clientMaximum: clientMaximum, emit: emit)
+            let reply = await perform(id: id, work: work, stop: stop, clientMaximum: clientMaximum, emit: emit, holdBack: holdBack)
             emit(reply)
             finished()
         }
@@ -363,10 +367,10 @@ enum RequestRunner {
 
     static func perform(
         id: Int, work: @Sendable () async throws -> JSONValue, stop: StopReason, clientMaximum: Int,
-        emit: @escaping @Sendable (Message) -> Void
+        emit: @escaping @Sendable (Message) -> Void, holdBack: @escaping @Sendable () -> Void = {}
     ) async -> Message {
         do {
-            let value = try await RequestContext.$current.withValue(RequestContext(id: id, emit: emit)) {
+            let value = try await RequestContext.$current.withValue(RequestContext(id: id, emit: emit, holdBack: holdBack)) {
                 try await work()
             }
             return fitting(value, within: clientMaximum, id: id)

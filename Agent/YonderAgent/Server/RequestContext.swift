@@ -7,6 +7,10 @@ struct RequestContext: Sendable {
     var id: Int
     /// Sends a message on the request's connection, in order with its reply.
     var emit: @Sendable (Message) -> Void
+    /// Blocks the calling thread while the connection's replies wait for a slow client (above
+    /// its high water mark), so a producer of output (exec's pipe reader) stops reading its
+    /// pipes and the command itself waits. Only for threads of the agent's own, never a task.
+    var holdBack: @Sendable () -> Void = {}
 
     @TaskLocal static var current: RequestContext?
 }

@@ -169,7 +169,7 @@ public final class Cluster: Sendable {
                 connection = try await connectAgent(cluster: spec.name, index: index, node: node, over: session, progress: progress).0
             }
             node.agentPort = connection.agent.instance == outcome.endpoint.instance ? outcome.endpoint.port : node.agentPort
-            node.agentInstance = connection.agent.instance
+            node.saw(instance: connection.agent.instance)
             progress(ClusterProgress(node: index, step: "connect", detail: "agent \(connection.agent) on port \(node.agentPort)", elapsed: ContinuousClock.now - connectStart))
             return NodeUp(endpoint: endpoint, session: session, connection: connection, node: node, createdContainer: outcome.createdContainer)
         } catch {
@@ -207,8 +207,7 @@ public final class Cluster: Sendable {
                     let (connection, _) = try await connectAgent(
                         cluster: name, index: index, node: node, over: session, deadline: agentTimeout, progress: progress)
                     var seen = node
-                    if seen.agentInstance != connection.agent.instance { seen.namedObjects = nil }
-                    seen.agentInstance = connection.agent.instance
+                    seen.saw(instance: connection.agent.instance)
                     links.append(NodeLink(index: index, cluster: name, node: seen, session: session, connection: connection, progress: progress))
                 } catch {
                     await session.close()

@@ -50,6 +50,13 @@ public struct ClusterState: Codable, Sendable, Equatable {
         /// node keeps only some of them; nil means its position in ``nodes``.
         public var index: Int?
 
+        /// Records that the agent now runs as `instance`; the names of another instance's
+        /// objects are dropped (they are gone, and were reported as such).
+        mutating func saw(instance: String?) {
+            if agentInstance != instance { namedObjects = nil }
+            agentInstance = instance
+        }
+
         /// Whether the agent runs on the node itself rather than in a container.
         public var isOnHost: Bool { runsOnHost == true }
     }
@@ -115,9 +122,8 @@ public struct ClusterState: Codable, Sendable, Equatable {
     static func recordAgent(cluster name: String, node index: Int, port: Int, instance: String?) {
         guard var state = try? load(name), state.nodes.indices.contains(index) else { return }
         guard state.nodes[index].agentPort != port || state.nodes[index].agentInstance != instance else { return }
-        if state.nodes[index].agentInstance != instance { state.nodes[index].namedObjects = nil }
         state.nodes[index].agentPort = port
-        state.nodes[index].agentInstance = instance
+        state.nodes[index].saw(instance: instance)
         try? state.save()
     }
 

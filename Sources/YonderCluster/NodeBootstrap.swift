@@ -158,12 +158,6 @@ struct NodeBootstrap {
         return probe
     }
 
-    func containerState() async throws -> String? {
-        let result = try await run("docker inspect --format '{{.State.Status}} {{index .Config.Labels \"yonder.build\"}}' \(shellQuote(container))")
-        guard result.status == .exited(0) else { return nil }
-        return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     func createContainer(_ image: String) async throws {
         _ = try await run("docker rm -f \(shellQuote(container)) >/dev/null 2>&1")
         // The agent is the container's main process; Docker starts it again when it dies, and

@@ -70,8 +70,7 @@ actor NodeLink {
                         cluster: cluster, index: index, node: node, over: fresh, progress: progress, lostNames: lostNames)
                     session = fresh
                     current = connection
-                    if node.agentInstance != connection.agent.instance { node.namedObjects = nil }
-                    node.agentInstance = connection.agent.instance
+                    node.saw(instance: connection.agent.instance)
                     let restartNote = restarted ? " (the agent had restarted)" : ""
                     progress(ClusterProgress(node: index, step: "reconnect", detail: "reconnected to the agent on node \(index) after \(attempts) attempt(s)\(restartNote)", elapsed: ContinuousClock.now - start))
                     return

@@ -35,6 +35,18 @@ struct ClusterFaultTests {
         try ChildProcess.run("/usr/bin/env", ["docker"] + arguments).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Runs a test's body on `cluster`; if it throws, the cluster is closed and taken down
+    /// before the error ends the test, so nothing is left behind.
+    func removingOnFailure(_ name: String, _ cluster: Cluster, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            await cluster.close()
+            try? await Cluster.down(name)
+            throw error
+        }
+    }
+
     /// Waits until `body` succeeds, for at most `limit`; returns how long it took.
     func within<T>(_ limit: Duration, _ body: () async throws -> T) async throws -> (T, Duration) {
         let start = ContinuousClock.now
@@ -53,7 +65,7 @@ struct ClusterFaultTests {
         let name = "f\(UInt16.random(in: 0...UInt16.max))"
         let steps = ProgressSteps()
         let cluster = try await Cluster.up(spec(name)) { steps.add($0) }
-        do {
+        try await removingOnFailure(name, cluster) {
             let first = try await cluster.connection()
             let before = try #require(first.agent.instance)
             let counter = try await first.create(Counter.self, .init(start: 1), name: "c1")
@@ -93,11 +105,6 @@ struct ClusterFaultTests {
             await later.close()
             await cluster.close()
             try await Cluster.down(name)
-        } catch {
-            // A test that throws still removes what it made.
-            await cluster.close()
-            try? await Cluster.down(name)
-            throw error
         }
     }
 
@@ -105,7 +112,7 @@ struct ClusterFaultTests {
         let name = "f\(UInt16.random(in: 0...UInt16.max))"
         let cluster = try await Cluster.up(spec(name))
         let container = "yonder-\(name)-0"
-        do {
+        try await removingOnFailure(name, cluster) {
 
             // `docker kill`: Docker does not restart a container stopped by hand; the next
             // connect starts it again.
@@ -125,11 +132,6 @@ struct ClusterFaultTests {
             await attached.close()
             await cluster.close()
             try await Cluster.down(name)
-        } catch {
-            // A test that throws still removes what it made.
-            await cluster.close()
-            try? await Cluster.down(name)
-            throw error
         }
     }
 
@@ -137,7 +139,7 @@ struct ClusterFaultTests {
         let name = "f\(UInt16.random(in: 0...UInt16.max))"
         let cluster = try await Cluster.up(spec(name))
         await cluster.close()
-        do {
+        try await removingOnFailure(name, cluster) {
             let container = "yonder-\(name)-0"
             let endpoint = try docker("exec", container, "cat", "/yonder/run/agent.json")
             let record = try #require(try JSONSerialization.jsonObject(with: Data(endpoint.utf8)) as? [String: Any])
@@ -169,11 +171,6 @@ struct ClusterFaultTests {
             #expect(!fresh.contains(token))
             await again.close()
             try await Cluster.down(name)
-        } catch {
-            // A test that throws still removes what it made.
-            await cluster.close()
-            try? await Cluster.down(name)
-            throw error
         }
     }
 
@@ -214,7 +211,7 @@ struct ClusterFaultTests {
     @Test func aShortBlipDoesNotFailARunningCommand() async throws {
         let name = "f\(UInt16.random(in: 0...UInt16.max))"
         let cluster = try await Cluster.up(spec(name))
-        do {
+        try await removingOnFailure(name, cluster) {
             let connection = try await cluster.connection()
             let config = home.appendingPathComponent("local/\(name)-0/sshd_config").path
             let listener = try #require(pid_t(try ChildProcess.run("/usr/bin/pgrep", ["-f", "-o", config]).trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -235,10 +232,6 @@ struct ClusterFaultTests {
             #expect(try await cluster.connection() === connection, "the same connection, never dropped")
             await cluster.close()
             try await Cluster.down(name)
-        } catch {
-            await cluster.close()
-            try? await Cluster.down(name)
-            throw error
         }
     }
 
@@ -249,7 +242,7 @@ struct ClusterFaultTests {
         try #require(Self.hasCounter, "needs YONDER_QUICKSTART_AGENT (scripts/test.sh sets it)")
         let name = "f\(UInt16.random(in: 0...UInt16.max))"
         let cluster = try await Cluster.up(spec(name))
-        do {
+        try await removingOnFailure(name, cluster) {
             _ = try await cluster.connection().create(Counter.self, .init(start: 0), name: "total")
             let tally = Tally()
             let end = ContinuousClock.now + .seconds(60)
@@ -301,11 +294,6 @@ struct ClusterFaultTests {
             try await Cluster.down(name)
             try await Task.sleep(for: .milliseconds(200))
             #expect(SSHSession.openCount == 0, "every SSH session was closed")
-        } catch {
-            // A test that throws still removes what it made.
-            await cluster.close()
-            try? await Cluster.down(name)
-            throw error
         }
     }
 

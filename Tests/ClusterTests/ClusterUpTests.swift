@@ -237,10 +237,7 @@ struct ClusterUpTests {
 
     /// Kills the processes serving the connections to a local node's sshd; its listener stays.
     func dropConnections(of cluster: String, node: Int) {
-        let config = home.appendingPathComponent("local/\(cluster)-\(node)/sshd_config").path
-        let listener = (try? ChildProcess.run("/usr/bin/pgrep", ["-f", "-o", config]))
-            .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        for child in listener.map(ChildProcess.descendants(of:)) ?? [] { kill(child, SIGKILL) }
+        ClusterFaultTests.dropConnections(of: cluster, node: node, home: home)
     }
 
     /// Whether process `pid` runs (a zombie, which nobody may reap here, does not).

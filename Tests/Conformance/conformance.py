@@ -69,6 +69,15 @@ def proof(label, token, client_nonce, agent_nonce):
     return hmac.new(token.encode(), label.encode() + b"\0" + client_nonce + agent_nonce, hashlib.sha256).digest()
 
 
+def rss_mib(agent):
+    """The agent process's resident memory, in MiB."""
+    with open(f"/proc/{agent.process.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0
+
+
 class Client:
     def __init__(self, agent, token=None, hello=True, port=None):
         self.sock = socket.create_connection(("127.0.0.1", port or agent.listening["port"]), timeout=20)
@@ -268,16 +277,9 @@ class Conformance(unittest.TestCase):
         agent = Agent(AGENT, "--max-in-flight", "64")
         self.addCleanup(agent.stop)
 
-        def rss_mib():
-            with open(f"/proc/{agent.process.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-            return 0
-
         client = Client(agent)
         self.addCleanup(client.close)
-        before = rss_mib()
+        before = rss_mib(agent)
         count = 100000
         payload = "x" * 200
         frames = b"".join(
@@ -287,7 +289,7 @@ class Conformance(unittest.TestCase):
         sender = threading.Thread(target=client.send_raw, args=(frames,))
         sender.start()
         time.sleep(3)  # the client reads nothing meanwhile
-        peak = rss_mib()
+        peak = rss_mib(agent)
         # Another client is served at once all the same.
         other = Client(agent)
         self.addCleanup(other.close)
@@ -356,21 +358,14 @@ class Conformance(unittest.TestCase):
         agent = Agent(AGENT)
         self.addCleanup(agent.stop)
 
-        def rss_mib():
-            with open(f"/proc/{agent.process.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-            return 0
-
         client = Client(agent)
         self.addCleanup(client.close)
-        before = rss_mib()
+        before = rss_mib(agent)
         total = 200 * 1024 * 1024
         request_id = client.request({"type": "call", "function": "yonder.exec",
                                      "arguments": {"command": ["head", "-c", str(total), "/dev/zero"]}})
         time.sleep(3)  # the client reads nothing meanwhile
-        peak = rss_mib()
+        peak = rss_mib(agent)
         received = 0
         while True:
             message = client.receive()

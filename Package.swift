@@ -104,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "yonder-bench",
             dependencies: [
-                "Yonder", "YonderSSH", "YonderLocalServers", "YonderCluster",
+                "Yonder", "YonderSSH", "YonderLocalServers", "YonderCluster", "QuickStartShared",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/yonder-bench",

@@ -43,7 +43,7 @@ struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "yonder-agent",
         abstract: "The Yonder agent: runs remote functions and objects for Yonder clients.",
-        subcommands: [Serve.self])
+        subcommands: [Serve.self, WorkerCommand.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -83,6 +83,11 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-in-flight"), help: "How many requests of one connection may run at once.")
     var maxInFlight = 1024
 
+    @Option(help: ArgumentHelp(
+        "Where user code runs: `process` (worker processes: the functions in one, each object in its own, so a trap fails only what ran there) or `none` (in the agent itself: a trap ends the agent).",
+        valueName: "process|none"))
+    var isolation = "process"
+
     @Option(help: "The build id reported to clients.")
     var build = "dev"
 
@@ -95,6 +100,9 @@ struct Serve: AsyncParsableCommand {
         }
         guard handshakeTimeout > 0, maxUnauthenticated > 0 else {
             throw ValidationError("--handshake-timeout and --max-unauthenticated must be positive")
+        }
+        guard ["process", "none"].contains(isolation) else {
+            throw ValidationError("--isolation must be process or none, not \(isolation)")
         }
         guard (0...65535).contains(port) else {
             throw ValidationError("--port must be from 0 to 65535")
@@ -121,9 +129,27 @@ struct Serve: AsyncParsableCommand {
             limits.handshakeTimeout = .milliseconds(Int64(handshakeTimeout * 1000))
             limits.maximumUnauthenticated = maxUnauthenticated
             limits.maximumInFlight = max(1, maxInFlight)
-            server = try await AgentServer.start(registry: registry, token: token, host: host, port: port, build: build, limits: limits)
+            server = try await AgentServer.start(
+                registry: registry, token: token, host: host, port: port, build: build, limits: limits,
+                isolated: isolation == "process")
         } catch {
             throw ValidationError("\(error)")
+        }
+        // SIGTERM and SIGINT: goodbye to every client, then exit 0. Set up before the
+        // listening line, so that a signal sent as soon as that is read is not lost. Ignoring
+        // the signals first lets the dispatch sources take them, whichever thread gets them.
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                Task {
+                    await server.stop()
+                    Glibc.exit(0)
+                }
+            }
+            source.resume()
+            sources.append(source)
         }
         var line: [String: JSONValue] = [:]
         line["event"] = .string("listening")
@@ -144,21 +170,6 @@ struct Serve: AsyncParsableCommand {
         let text = String(decoding: Message.jsonText(.object(line)), as: UTF8.self)
         writeAll(1, Array((text + "\n").utf8))
 
-        // SIGTERM and SIGINT: goodbye to every client, then exit 0. Ignoring the signals first
-        // lets the dispatch sources take them, whichever thread they are delivered to.
-        var sources: [any DispatchSourceSignal] = []
-        for number in [SIGTERM, SIGINT] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                Task {
-                    await server.stop()
-                    Glibc.exit(0)
-                }
-            }
-            source.resume()
-            sources.append(source)
-        }
         await server.waitUntilClosed()
         withExtendedLifetime(sources) {}
     }

@@ -22,17 +22,30 @@ public final class YonderActorSystem: DistributedActorSystem, Sendable {
         var nextID = 1
     }
 
+    /// The id of the first actor this system hosts; later ones are `first.2`, `first.3`…
+    /// When nil they are `o1`, `o2`…
+    private let firstID: String?
+
     private let transport: (any RemoteInvocationTransport)?
     private let state = Mutex(State())
 
     /// A client-side system whose actors are all remote, reached through `transport`.
     public init(transport: any RemoteInvocationTransport) {
         self.transport = transport
+        self.firstID = nil
     }
 
     /// A hosting system, as the agent runs it: actors created here live here.
     public init() {
         self.transport = nil
+        self.firstID = nil
+    }
+
+    /// A hosting system whose first actor gets the id `firstID`: what a process of the agent
+    /// that hosts one object runs, so that the id the agent gave the object is its own.
+    package init(firstID: String) {
+        self.transport = nil
+        self.firstID = firstID
     }
 
     /// True for the agent's hosting system.
@@ -48,7 +61,8 @@ public final class YonderActorSystem: DistributedActorSystem, Sendable {
     where Act: DistributedActor, Act.ID == ActorID {
         state.withLock { state in
             defer { state.nextID += 1 }
-            return RemoteObjectID("o\(state.nextID)")
+            guard let firstID else { return RemoteObjectID("o\(state.nextID)") }
+            return RemoteObjectID(state.nextID == 1 ? firstID : "\(firstID).\(state.nextID)")
         }
     }
 

@@ -77,6 +77,10 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let encodeFailed = Code("encode_failed")
         /// User code threw; `errorType` names the Swift type.
         public static let remoteError = Code("remote_error")
+        /// The process running user code for the request died (a Swift trap, a signal, an
+        /// exit) before it answered; the message names the request, the signal and, for an
+        /// object, that the object is lost.
+        public static let crashed = Code("crashed")
         /// The call was cancelled by the client.
         public static let cancelled = Code("cancelled")
         /// The call did not finish within its timeout.

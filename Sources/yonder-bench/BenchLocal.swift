@@ -63,14 +63,16 @@ struct Local: AsyncParsableCommand {
         try report.emit(json: json)
     }
 
-    /// p50 and p99 of sequential no-op `yonder.ping` calls.
-    static func pingLatency(_ connection: Connection, iterations: Int, warmup: Int) async throws -> Percentiles {
-        for _ in 0..<warmup { _ = try await connection.call("yonder.ping") }
+    /// p50 and p99 of sequential no-op `yonder.ping` calls, or calls of `function`.
+    static func pingLatency(
+        _ connection: Connection, iterations: Int, warmup: Int, function: String = "yonder.ping", arguments: JSONValue = .null
+    ) async throws -> Percentiles {
+        for _ in 0..<warmup { _ = try await connection.call(function, arguments: arguments) }
         var samples: [Duration] = []
         samples.reserveCapacity(iterations)
         for _ in 0..<iterations {
             let start = ContinuousClock.now
-            _ = try await connection.call("yonder.ping")
+            _ = try await connection.call(function, arguments: arguments)
             samples.append(ContinuousClock.now - start)
         }
         return Percentiles(samples)
@@ -139,6 +141,11 @@ struct Report: BenchReport {
 struct Percentiles {
     var p50: Double
     var p99: Double
+
+    init(p50: Double, p99: Double) {
+        self.p50 = p50
+        self.p99 = p99
+    }
 
     init(_ samples: [Duration]) {
         let sorted = samples.map { Double($0.components.attoseconds) / 1e12 + Double($0.components.seconds) * 1e6 }.sorted()

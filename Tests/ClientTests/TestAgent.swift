@@ -12,9 +12,10 @@ final class TestAgent: Sendable {
 
     private init(agent: LocalAgent) { self.agent = agent }
 
-    /// Starts the agent and waits for its `listening` line.
-    static func start() throws -> TestAgent {
-        TestAgent(agent: try LocalAgent.start(executable: RepositoryPaths.executable("yonder-test-agent").path))
+    /// Starts the agent with the extra `serve` options `arguments` and waits for its
+    /// `listening` line.
+    static func start(arguments: [String] = []) throws -> TestAgent {
+        TestAgent(agent: try LocalAgent.start(executable: RepositoryPaths.executable("yonder-test-agent").path, arguments: arguments))
     }
 
     /// Opens a connection to this agent.

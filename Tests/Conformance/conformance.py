@@ -37,7 +37,7 @@ class Agent:
 
         self.process = subprocess.Popen(
             [executable, "serve", "--port", "0", "--token-env", "CONFORMANCE_TOKEN", "--build", "conformance", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, preexec_fn=limit)
+            stdout=subprocess.PIPE, stderr=None if os.environ.get("CONFORMANCE_STDERR") else subprocess.DEVNULL, env=env, preexec_fn=limit)
         deadline = time.time() + 30
         self.listening = None
         while time.time() < deadline:
@@ -434,6 +434,27 @@ class Conformance(unittest.TestCase):
         self.assertIn("on purpose", reply["message"])
         reply, _ = client.call("NoSuchFunction")
         self.assertEqual(reply["code"], "unknown_function")
+
+    def test_a_trapping_function_fails_with_crashed_and_the_agent_lives_on(self):
+        client = self.connect()
+        running = client.request({"type": "call", "function": "Sleep", "arguments": 5_000})
+        trapping = client.request({"type": "call", "function": "Overflow", "arguments": 1})
+        replies = {}
+        while len(replies) < 2:
+            message = client.receive()
+            self.assertIsNotNone(message)
+            if message.get("id") in (running, trapping):
+                replies[message["id"]] = message
+        reply = replies[trapping]
+        self.assertEqual(reply["code"], "crashed")
+        self.assertIn("Overflow", reply["message"])
+        self.assertTrue("SIGILL" in reply["message"] or "SIGTRAP" in reply["message"], reply["message"])
+        # A call running in the same worker process fails with it; the agent serves on.
+        self.assertEqual(replies[running]["code"], "crashed")
+        reply, _ = client.call("Add", [1, 2])
+        self.assertEqual(reply["value"], 3)
+        reply, _ = client.call("yonder.ping", "still here")
+        self.assertEqual(reply["value"], "still here")
 
     def test_named_object_outlives_its_connection(self):
         first = Client(self.agent)

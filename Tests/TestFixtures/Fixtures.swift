@@ -58,6 +58,12 @@ public struct LogLines: RemoteFunction {
     }
 }
 
+/// Adds `Int.max` to its input: for any positive input the arithmetic overflows, and Swift
+/// stops the process with a trap (user code that crashes).
+public struct Overflow: RemoteFunction {
+    public static func run(_ n: Int) async throws -> Int { n + Int.max }
+}
+
 /// A stateful counter.
 public distributed actor Counter: RemoteObject {
     public typealias ActorSystem = YonderActorSystem
@@ -90,6 +96,6 @@ public distributed actor Counter: RemoteObject {
 }
 
 /// Every function the test agent registers.
-public let fixtureFunctions: [any RemoteFunction.Type] = [Add.self, Echo.self, Sleep.self, Fail.self, Mirror.self, LogLines.self]
+public let fixtureFunctions: [any RemoteFunction.Type] = [Add.self, Echo.self, Sleep.self, Fail.self, Mirror.self, LogLines.self, Overflow.self]
 /// Every object type the test agent registers.
 public let fixtureObjects: [any RemoteObject.Type] = [Counter.self]

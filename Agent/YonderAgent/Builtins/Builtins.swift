@@ -38,6 +38,9 @@ enum Builtins {
         FunctionEntry(name: "yonder.getFile") { value, _ in try Files.get(value) },
     ]
 
+    /// The built-ins' names: these run in the agent itself, never in a worker.
+    static let names = Set(entries.map(\.name))
+
     static var hostname: String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return "unknown" }

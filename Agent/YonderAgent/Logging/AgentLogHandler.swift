@@ -41,8 +41,13 @@ public struct AgentLogHandler: LogHandler {
         let rendered = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let request = RequestContext.current.map { " [request \($0.id)]" } ?? ""
         let line = "\(Self.timestamp()) \(event.level.rawValue) \(label):\(request) \(text)\(rendered)\n"
-        Self.sink.withLock { fd in
-            writeAll(fd, Array(line.utf8))
+        Self.writeToSink(line)
+    }
+
+    /// Writes `text` to the agent's own log as it is.
+    static func writeToSink(_ text: String) {
+        sink.withLock { fd in
+            writeAll(fd, Array(text.utf8))
         }
     }
 

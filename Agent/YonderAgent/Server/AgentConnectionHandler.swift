@@ -33,7 +33,8 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     private struct Running {
-        var task: Task<Void, Never>
+        /// Stops the request: cancels its task, or asks its worker to cancel it.
+        var cancel: @Sendable () -> Void
         var stop: StopReason
         var timer: Scheduled<Void>?
     }
@@ -50,15 +51,23 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
     private var counted = false
     private var handshakeTimer: Scheduled<Void>?
 
-    init(agent: AgentState) {
+    /// A worker's link to its agent: no handshake, no limits before it.
+    private let trusted: Bool
+
+    init(agent: AgentState, trusted: Bool = false) {
         self.agent = agent
+        self.trusted = trusted
         // Until the handshake is done only a tiny frame is accepted: a peer without the token
         // cannot make the agent buffer more than that.
-        self.decoder = FrameDecoder(maximumLength: min(agent.maximumFrameLength, agent.limits.handshakeFrameLimit))
+        self.decoder = FrameDecoder(maximumLength: trusted ? agent.maximumFrameLength : min(agent.maximumFrameLength, agent.limits.handshakeFrameLimit))
         self.handshake = AgentHandshake(token: agent.token)
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        if trusted {
+            context.fireChannelActive()
+            return
+        }
         let open = agent.unauthenticated.wrappingAdd(1, ordering: .relaxed).newValue
         counted = true
         let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
@@ -201,7 +210,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
     private func stopAll() {
         for request in running.values {
             request.stop.set(StopReason.disconnected)
-            request.task.cancel()
+            request.cancel()
             request.timer?.cancel()
         }
     }
@@ -218,9 +227,9 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         let answer: Message.Hello?
         do {
             message = try Message.decode(value)
-            answer = try handshake.receive(message)
+            answer = trusted ? nil : try handshake.receive(message)
         } catch {
-            if handshake.state != .established {
+            if handshake.state != .established && !trusted {
                 if error.code == .unauthorized {
                     let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
                     Self.logger.notice("refused a connection from \(peer): \(error.message)")
@@ -250,39 +259,42 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         let objects = agent.objects
         switch message {
         case .call(let call):
+            if let worker = agent.functionWorker(for: call.function) {
+                forward(call.id, timeout: call.timeout, to: worker, label: call.function, context: context) { id in
+                    .call(Message.Call(id: id, function: call.function, arguments: call.arguments))
+                }
+                return
+            }
             start(call.id, timeout: call.timeout, context: context) {
-                try await agent.function(call.function).run(call.arguments, agent)
+                try await agent.call(call)
             }
         case .create(let create):
             start(create.id, timeout: nil, context: context) {
-                let type = try agent.objectType(create.objectType)
-                let reference = try await objects.create(type, arguments: create.arguments, name: create.name, reuse: create.reuse)
-                return try JSONValue(encoding: reference)
+                try JSONValue(encoding: await agent.create(create))
             }
         case .lookup(let lookup):
             start(lookup.id, timeout: nil, context: context) {
                 try JSONValue(encoding: objects.lookup(name: lookup.name))
             }
         case .invoke(let invoke):
-            start(invoke.id, timeout: invoke.timeout, context: context) {
-                let actor = try objects.actor(invoke.object)
-                do {
-                    return try await objects.system.execute(on: actor, method: invoke.method, arguments: invoke.arguments)
-                } catch let error as ProtocolError {
-                    throw error
-                } catch {
-                    throw UserCodeError(underlying: error)
+            if let (worker, label) = agent.objectWorker(for: invoke) {
+                forward(invoke.id, timeout: invoke.timeout, to: worker, label: label(), context: context) { id in
+                    .invoke(Message.Invoke(id: id, object: invoke.object, method: invoke.method, arguments: invoke.arguments))
                 }
+                return
+            }
+            start(invoke.id, timeout: invoke.timeout, context: context) {
+                try await agent.invoke(invoke)
             }
         case .release(let release):
             start(release.id, timeout: nil, context: context) {
-                try objects.release(release.object)
+                try await agent.release(release.object)
                 return .null
             }
         case .cancel(let cancel):
             if let request = running[cancel.id] {
                 request.stop.set(.cancelled)
-                request.task.cancel()
+                request.cancel()
             }
         case .ping(let ping):
             write(.pong(ping), context: context)
@@ -298,11 +310,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
     }
 
     private func start(_ id: Int, timeout: Double?, context: ChannelHandlerContext, work: @escaping @Sendable () async throws -> JSONValue) {
-        guard running[id] == nil else {
-            let error = ProtocolError(.duplicateID, "request \(id) is still running; use a new id for each request")
-            write(.error(Message.Failure(id: id, error: error)), context: context)
-            return
-        }
+        guard isNew(id, context: context) else { return }
         let stop = StopReason()
         let channel = context.channel
         let eventLoop = context.eventLoop
@@ -320,15 +328,57 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
                 handler.value.finished(id)
             }
         }
-        var timer: Scheduled<Void>?
-        if let timeout {
-            let seconds = max(0, min(timeout, 1e9))
-            timer = eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
-                stop.set(.timedOut)
-                task.cancel()
-            }
+        running[id] = Running(cancel: { task.cancel() }, stop: stop, timer: timer(timeout, stop: stop, eventLoop: eventLoop) { task.cancel() })
+    }
+
+    /// Whether no request `id` is running; if one is, answers `duplicate_id`.
+    private func isNew(_ id: Int, context: ChannelHandlerContext) -> Bool {
+        guard running[id] != nil else { return true }
+        let error = ProtocolError(.duplicateID, "request \(id) is still running; use a new id for each request")
+        write(.error(Message.Failure(id: id, error: error)), context: context)
+        return false
+    }
+
+    /// Stops the request after `timeout` seconds (if given) with `timed_out`.
+    private func timer(_ timeout: Double?, stop: StopReason, eventLoop: any EventLoop, cancel: @escaping @Sendable () -> Void) -> Scheduled<Void>? {
+        guard let timeout else { return nil }
+        let seconds = max(0, min(timeout, 1e9))
+        return eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
+            stop.set(.timedOut)
+            cancel()
         }
-        running[id] = Running(task: task, stop: stop, timer: timer)
+    }
+
+    /// Sends a request to the worker that runs its user code, with no task of its own: the
+    /// worker's messages for it go to the client with the client's id, and its answer ends
+    /// it here (all on this event loop, which the worker's link shares).
+    private func forward(
+        _ id: Int, timeout: Double?, to worker: Worker, label: @autoclosure @escaping @Sendable () -> String,
+        context: ChannelHandlerContext, make: (Int) -> Message
+    ) {
+        guard isNew(id, context: context) else { return }
+        let stop = StopReason()
+        let channel = context.channel
+        let eventLoop = context.eventLoop
+        let clientMaximum = clientMaximumFrame
+        let handler = NIOLoopBound(self, eventLoop: eventLoop)
+        let workerID = worker.forward(label: label(), make) { message, final in
+            guard final else {
+                guard stop.value != StopReason.disconnected, let relabelled = message.withRequestID(id) else { return }
+                channel.writeAndFlush(ByteBuffer(bytes: relabelled.encodedFrame()), promise: nil)
+                return
+            }
+            let reply = RequestRunner.answer(message, id: id, stop: stop.value, clientMaximum: clientMaximum)
+            let end: @Sendable () -> Void = {
+                if stop.value != StopReason.disconnected {
+                    channel.writeAndFlush(ByteBuffer(bytes: reply.encodedFrame()), promise: nil)
+                }
+                handler.value.finished(id)
+            }
+            if eventLoop.inEventLoop { end() } else { eventLoop.execute(end) }
+        }
+        let cancel: @Sendable () -> Void = { worker.cancel(workerID) }
+        running[id] = Running(cancel: cancel, stop: stop, timer: timer(timeout, stop: stop, eventLoop: eventLoop, cancel: cancel))
     }
 
     private func finished(_ id: Int) {
@@ -379,6 +429,18 @@ enum RequestRunner {
         }
     }
 
+    /// The reply to a client for a worker's answer to its request `id`.
+    static func answer(_ answer: Message, id: Int, stop: ProtocolError.Code?, clientMaximum: Int) -> Message {
+        switch answer {
+        case .result(let reply):
+            return fitting(reply.value, within: clientMaximum, id: id)
+        case .error(let failure):
+            return .error(self.failure(ForwardedFailure(failure: failure), id: id, stop: stop))
+        default:
+            return .error(Message.Failure(id: id, error: ProtocolError(.internal, "the worker answered with \(answer.type)")))
+        }
+    }
+
     /// The result, or an `encode_failed` error when it is larger than the client accepts.
     static func fitting(_ value: JSONValue, within maximum: Int, id: Int) -> Message {
         let reply = Message.result(Message.Reply(id: id, value: value))
@@ -397,6 +459,10 @@ enum RequestRunner {
         switch error {
         case let error as ProtocolError:
             return Message.Failure(id: id, error: error)
+        case let error as ForwardedFailure:
+            var failure = error.failure
+            failure.id = id
+            return failure
         case let error as UserCodeError:
             return Message.Failure(
                 id: id, error: ProtocolError(.remoteError, String(describing: error.underlying)),

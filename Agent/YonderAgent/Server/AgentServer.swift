@@ -49,7 +49,12 @@ public final class AgentServer: Sendable {
         return try await start(registry: registry, token: token, host: host, port: port, build: build)
     }
 
-    static func start(registry: Registry, token: String, host: String, port: Int, build: String, limits: AgentLimits = AgentLimits()) async throws -> AgentServer {
+    /// `isolated`: user code runs in worker processes started from this executable (what
+    /// `yonder-agent serve` does), not in this process.
+    static func start(
+        registry: Registry, token: String, host: String, port: Int, build: String, limits: AgentLimits = AgentLimits(),
+        isolated: Bool = false
+    ) async throws -> AgentServer {
         guard !token.isEmpty else {
             throw AgentError("the token is empty; give the agent a token of at least 16 random characters")
         }
@@ -59,9 +64,16 @@ public final class AgentServer: Sendable {
         } catch {
             throw AgentError("--host must be a numeric IP address such as 127.0.0.1, not \"\(host)\"")
         }
-        let agent = try AgentState(registry: registry, token: token, build: build, maximumFrameLength: Frame.defaultMaximumLength, limits: limits)
+        // With user code in workers the agent only routes frames: one event loop serves every
+        // client and every worker's link, so a forwarded request and its answer never change
+        // threads in the agent.
+        let group: any EventLoopGroup = isolated ? Self.routingLoop : MultiThreadedEventLoopGroup.singleton
+        let agent = try AgentState(
+            registry: registry, token: token, build: build, maximumFrameLength: Frame.defaultMaximumLength, limits: limits,
+            isolatedOn: isolated ? group.next() : nil)
+        if !registry.functions.isEmpty { agent.workers?.warmUp() }
         let connections = OpenConnections()
-        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // Out of descriptors (EMFILE, ENFILE, ENOBUFS): stop accepting for a moment instead
             // of retrying accept in a busy loop; open connections are served all along.
@@ -93,6 +105,9 @@ public final class AgentServer: Sendable {
         let bound = listener.localAddress?.port ?? port
         return AgentServer(listener: listener, host: host, port: bound, build: build, instance: agent.instance, connections: connections)
     }
+
+    /// The event loop of an agent whose user code runs in workers.
+    private static let routingLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     /// Says goodbye to every connected client, then stops listening and closes them.
     public func stop() async {

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Distributed
+import NIOCore
 import Synchronization
 import YonderCore
 import YonderProtocol
@@ -15,7 +16,9 @@ final class AgentState: Sendable {
     static let version = "0.1.0"
 
     let build: String
-    let objects = ObjectTable()
+    let objects: ObjectTable
+    /// The worker processes that run user code, or nil to run it in this process.
+    let workers: WorkerPool?
     let token: String
     let maximumFrameLength: Int
     /// What a connection may cost before it has authenticated.
@@ -24,7 +27,16 @@ final class AgentState: Sendable {
     let unauthenticated = Atomic(0)
     private let started = ContinuousClock.now
 
-    init(registry: Registry, token: String, build: String, maximumFrameLength: Int, limits: AgentLimits = AgentLimits()) throws(AgentError) {
+    /// `isolatedOn`: run user code in worker processes (the agent executable), not in this
+    /// one, with their links on this event loop (the one that serves the clients).
+    /// `firstObjectID`: in a worker hosting one object, the id the agent gave it.
+    init(
+        registry: Registry, token: String, build: String, maximumFrameLength: Int, limits: AgentLimits = AgentLimits(),
+        isolatedOn eventLoop: (any EventLoop)? = nil, firstObjectID: String? = nil
+    ) throws(AgentError) {
+        let objects = ObjectTable(firstID: firstObjectID)
+        self.objects = objects
+        self.workers = eventLoop.map { WorkerPool(objects: objects, eventLoop: $0) }
         self.limits = limits
         self.build = build
         self.token = token
@@ -44,6 +56,85 @@ final class AgentState: Sendable {
             throw ProtocolError(.unknownFunction, "this agent has no function \"\(name)\"; it has \(registryWithBuiltins.functions.keys.sorted().joined(separator: ", ")). Is the agent built from the same source as the app?", path: ["function"])
         }
         return entry
+    }
+
+    // MARK: Requests: run here, or forwarded to the worker processes
+
+    /// Runs a `call`: a built-in here, a user function in the functions' worker.
+    func call(_ call: Message.Call) async throws -> JSONValue {
+        let entry = try function(call.function)
+        guard let workers, !Builtins.names.contains(call.function) else {
+            return try await entry.run(call.arguments, self)
+        }
+        return try await workers.functions().request(label: call.function) { id in
+            .call(Message.Call(id: id, function: call.function, arguments: call.arguments))
+        }
+    }
+
+    /// The worker that runs the user function `name`, when calls of it are forwarded (not a
+    /// built-in, not unknown, and the worker is up or can be started); else nil, and the
+    /// call runs through `call(_:)`, which says what is wrong.
+    func functionWorker(for name: String) -> Worker? {
+        guard let workers, !Builtins.names.contains(name), (try? function(name)) != nil else { return nil }
+        return try? workers.functions()
+    }
+
+    /// The worker of the object an `invoke` is for, and how to name the request; nil when
+    /// the object lives here or is unknown (then `invoke(_:)` runs it, or says so).
+    func objectWorker(for invoke: Message.Invoke) -> (Worker, @Sendable () -> String)? {
+        guard workers != nil, let (reference, host) = try? objects.host(invoke.object), case .worker(let worker) = host else { return nil }
+        return (worker, { "\(reference.objectType) \(invoke.object): \(MethodName.readable(invoke.method))" })
+    }
+
+    /// Runs a `create`: the object lives here, or in a new worker of its own.
+    func create(_ create: Message.Create) async throws -> ObjectReference {
+        let type = try objectType(create.objectType)
+        let objects = self.objects
+        return try await objects.create(typeName: type.name, name: create.name, reuse: create.reuse) {
+            guard let workers else {
+                let actor = try await type.create(create.arguments, objects.system)
+                return ((actor.id as? RemoteObjectID)?.object ?? "\(actor.id)", .actor(actor))
+            }
+            let id = objects.newID()
+            let worker = try workers.objectWorker(id: id, type: type.name)
+            do {
+                _ = try await worker.request(label: "\(type.name).init") { requestID in
+                    .create(Message.Create(id: requestID, objectType: type.name, arguments: create.arguments))
+                }
+            } catch {
+                worker.stop()
+                throw error
+            }
+            return (id, .worker(worker))
+        }
+    }
+
+    /// Runs an `invoke` on the object, wherever it lives.
+    func invoke(_ invoke: Message.Invoke) async throws -> JSONValue {
+        let (reference, host) = try objects.host(invoke.object)
+        switch host {
+        case .actor(let actor):
+            do {
+                return try await objects.system.execute(on: actor, method: invoke.method, arguments: invoke.arguments)
+            } catch let error as ProtocolError {
+                throw error
+            } catch {
+                throw UserCodeError(underlying: error)
+            }
+        case .worker(let worker):
+            return try await worker.request(label: "\(reference.objectType) \(invoke.object): \(MethodName.readable(invoke.method))") { id in
+                .invoke(Message.Invoke(id: id, object: invoke.object, method: invoke.method, arguments: invoke.arguments))
+            }
+        }
+    }
+
+    /// Runs a `release`: the object's worker, if it has one, ends with it.
+    func release(_ object: String) async throws {
+        guard case .worker(let worker) = try objects.release(object) else { return }
+        _ = try? await worker.request(label: "release of \(object)") { id in
+            .release(Message.Release(id: id, object: object))
+        }
+        worker.stop()
     }
 
     func objectType(_ name: String) throws(ProtocolError) -> ObjectTypeEntry {

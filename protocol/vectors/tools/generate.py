@@ -251,6 +251,10 @@ vector(M, "error-for-request", "A request failed in user code: remote_error with
        frame({"type": "error", "id": 3, "code": "remote_error", "message": "DemoError.tooBig(limit: 10)", "errorType": "Demo.DemoError"}),
        [msg({"type": "error", "id": 3, "code": "remote_error", "message": "DemoError.tooBig(limit: 10)", "errorType": "Demo.DemoError"})],
        CLIENT)
+crashed = {"type": "error", "id": 5, "code": "crashed",
+           "message": "Counter o3: increment(by:) crashed: the worker process of object o3 (Counter) (pid 41) died of SIGILL, a Swift runtime trap; object o3 (Counter) is lost with its state: create it again"}
+vector(M, "error-crashed", "User code crashed the process that ran it: crashed, for that request only.",
+       frame(crashed), [msg(crashed)], CLIENT)
 vector(M, "error-with-path", "A decode failure names the path into the arguments.",
        frame({"type": "error", "id": 4, "code": "decode_failed", "message": "Point needs the field \"y\"", "path": ["arguments", "y"]}),
        [msg({"type": "error", "id": 4, "code": "decode_failed", "message": "Point needs the field \"y\"", "path": ["arguments", "y"]})],

@@ -135,6 +135,15 @@ let package = Package(
             swiftSettings: upcoming
         ),
 
+        // MARK: Fuzzing (scripts/fuzz.sh): the frame decoder and message codec
+        .executableTarget(
+            name: "yonder-fuzz",
+            dependencies: ["YonderProtocol"],
+            path: "Tests/Fuzz",
+            exclude: ["corpus"],
+            swiftSettings: upcoming
+        ),
+
         // MARK: Examples
         .target(
             name: "QuickStartShared",

@@ -50,3 +50,8 @@ log "AddressSanitizer: failed connects, dead peers and teardown"
 ASAN_OPTIONS=detect_leaks=1:exitcode=86 LSAN_OPTIONS="suppressions=$PWD/scripts/lsan-suppressions.txt" \
     swift test --skip-build --scratch-path .build-asan --no-parallel --filter FailedConnectTests --filter DeadPeerTests \
     --filter 'TrustTests/(changedKey|unknownHost|pinnedKeys|wrongKey)'
+
+# The frame decoder and the message codec under libFuzzer and ASan, for a minute, seeded
+# from protocol/vectors/ (scripts/fuzz.sh SECONDS fuzzes longer by hand).
+log "fuzzing the frame decoder and message codec for 60 s"
+bash scripts/fuzz.sh 60

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import ArgumentParser
+import CAgentSupport
 import Dispatch
 import Synchronization
 public import YonderCore
@@ -121,6 +122,7 @@ struct Serve: AsyncParsableCommand {
         AgentLogHandler.bootstrapOnce()
         signal(SIGPIPE, SIG_IGN)
         raiseDescriptorLimit()
+        yonder_tune_memory()
 
         let registry = try (pendingRegistry.withLock { $0 } ?? Registry(functions: [], objects: []))
         let server: AgentServer

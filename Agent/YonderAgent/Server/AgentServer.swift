@@ -91,6 +91,7 @@ public final class AgentServer: Sendable {
                 connections.channels.withLock { $0[key] = channel }
                 channel.closeFuture.whenComplete { _ in
                     _ = connections.channels.withLock { $0.removeValue(forKey: key) }
+                    MemoryRelease.soon()
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(AgentConnectionHandler(agent: agent))

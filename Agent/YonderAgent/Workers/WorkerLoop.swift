@@ -79,7 +79,7 @@ final class WorkerLoop: TaskExecutor, @unchecked Sendable {
             decoder.append(buffer[0..<count])
             do {
                 while let payload = try decoder.next() {
-                    handle(try Message.decode(payload: payload))
+                    handle(try Message.decode(payload: payload), large: payload.count > 1 << 20)
                 }
             } catch {
                 send(.error(Message.Failure(id: nil, error: error)))
@@ -107,17 +107,17 @@ final class WorkerLoop: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    private func handle(_ message: Message) {
+    private func handle(_ message: Message, large: Bool) {
         let agent = self.agent
         switch message {
         case .call(let call):
-            start(call.id) { try await agent.call(call) }
+            start(call.id, large: large) { try await agent.call(call) }
         case .create(let create):
-            start(create.id) { try JSONValue(encoding: await agent.create(create)) }
+            start(create.id, large: large) { try JSONValue(encoding: await agent.create(create)) }
         case .invoke(let invoke):
-            start(invoke.id) { try await agent.invoke(invoke) }
+            start(invoke.id, large: large) { try await agent.invoke(invoke) }
         case .release(let release):
-            start(release.id) {
+            start(release.id, large: large) {
                 try await agent.release(release.object)
                 return .null
             }
@@ -131,14 +131,19 @@ final class WorkerLoop: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    private func start(_ id: Int, work: @escaping @Sendable () async throws -> JSONValue) {
+    /// `large`: the request's frame was big, so its memory is given back once the worker is idle.
+    private func start(_ id: Int, large: Bool, work: @escaping @Sendable () async throws -> JSONValue) {
         let stop = StopReason()
         let emit: @Sendable (Message) -> Void = { [self] message in send(message) }
         // The task is queued on this loop; it runs as soon as the frames read are handled.
         let task = Task(executorPreference: self) { [self] in
             let reply = await RequestRunner.perform(id: id, work: work, stop: stop, clientMaximum: Frame.defaultMaximumLength, emit: emit)
-            _ = running.withLock { $0.removeValue(forKey: id) }
+            let idle = running.withLock { running in
+                running.removeValue(forKey: id)
+                return running.isEmpty
+            }
             send(reply)
+            if idle && large { MemoryRelease.soon() }
         }
         running.withLock { $0[id] = Running(task: task, stop: stop) }
     }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import ArgumentParser
+import CAgentSupport
 import NIOCore
 import Synchronization
 import YonderProtocol
@@ -63,6 +64,7 @@ struct WorkerCommand: AsyncParsableCommand {
         // A terminal's Ctrl-C is for the agent, which says goodbye to its clients first.
         signal(SIGINT, SIG_IGN)
         AgentLogHandler.bootstrapOnce()
+        yonder_tune_memory()
         var status = stat()
         guard fstat(Self.linkDescriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFSOCK else {
             throw ValidationError("worker is started by the agent itself, with its link on descriptor 3")

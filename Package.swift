@@ -59,6 +59,7 @@ let package = Package(
             dependencies: [
                 "Yonder", "YonderSSH", "YonderLocalServers",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Sources/YonderCluster",
             swiftSettings: upcoming

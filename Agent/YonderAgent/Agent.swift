@@ -84,6 +84,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-in-flight"), help: "How many requests of one connection may run at once.")
     var maxInFlight = 1024
 
+    @Option(name: .customLong("max-objects"), help: "How many remote objects may live at once (with --isolation process each has a process).")
+    var maxObjects = 256
+
     @Option(help: ArgumentHelp(
         "Where user code runs: `process` (worker processes: the functions in one, each object in its own, so a trap fails only what ran there) or `none` (in the agent itself: a trap ends the agent).",
         valueName: "process|none"))
@@ -131,6 +134,7 @@ struct Serve: AsyncParsableCommand {
             limits.handshakeTimeout = .milliseconds(Int64(handshakeTimeout * 1000))
             limits.maximumUnauthenticated = maxUnauthenticated
             limits.maximumInFlight = max(1, maxInFlight)
+            limits.maximumObjects = max(1, maxObjects)
             server = try await AgentServer.start(
                 registry: registry, token: token, host: host, port: port, build: build, limits: limits,
                 isolated: isolation == "process")

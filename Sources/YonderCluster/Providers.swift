@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Yonder
 import YonderLocalServers
@@ -203,13 +204,14 @@ enum AgentExecutable {
         return true
     }
 
-    /// A content hash of the executable (64-bit FNV-1a, hex): same bytes, same build.
+    /// A content hash of the executable (SHA-256, its first 16 hex digits): same bytes, same
+    /// build.
     /// Remembered in `~/.yonder/agent-builds.json` by path, size, modification time and inode,
     /// so that a warm `up` does not read the whole executable again.
     static func build(of path: String, cacheFile: URL = ClusterState.home.appendingPathComponent("agent-builds.json")) throws -> String {
         var info = stat()
         guard stat(path, &info) == 0 else { return try hash(of: path) }
-        let key = "\(path)|\(info.st_size)|\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)|\(info.st_ino)"
+        let key = "\(path)|sha256|\(info.st_size)|\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)|\(info.st_ino)"
         var cache = (try? JSONDecoder().decode([String: String].self, from: Data(contentsOf: cacheFile))) ?? [:]
         if let known = cache[key] { return known }
         let build = try hash(of: path)
@@ -228,12 +230,17 @@ enum AgentExecutable {
             throw ClusterError(.agentFailed, "cannot read the agent executable \(path)")
         }
         defer { try? handle.close() }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var hash = SHA256()
         while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
-            data.withUnsafeBytes { bytes in
-                for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-            }
+            hash.update(data: data)
         }
-        return String(hash, radix: 16)
+        return hash.finalize().prefix(8).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+    }
+}
+
+extension String {
+    /// The string with zeros in front, to `width` characters.
+    func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
     }
 }

@@ -51,6 +51,7 @@ struct Isolation: AsyncParsableCommand {
                     try await Self.methodLatency(connection, counter, iterations: iterations, warmup: warmup))
                 figures["\(mode) ping", default: []].append(
                     try await Local.pingLatency(connection, iterations: iterations, warmup: warmup))
+                figures["\(mode) create and release", default: []].append(try await Self.createLatency(connection))
                 await connection.close()
             }
         }
@@ -61,13 +62,25 @@ struct Isolation: AsyncParsableCommand {
             return Percentiles(p50: p50, p99: p99)
         }
         var rows: [IsolationReport.Row] = []
-        for what in ["function", "method", "ping"] {
+        for what in ["function", "method", "ping", "create and release"] {
             let isolated = median("process \(what)"), inProcess = median("none \(what)")
             rows.append(.init(
                 call: what, isolatedP50: isolated.p50, isolatedP99: isolated.p99, inProcessP50: inProcess.p50,
                 inProcessP99: inProcess.p99, p50Ratio: isolated.p50 / inProcess.p50))
         }
         try IsolationReport(rows: rows, iterations: iterations, rounds: rounds, agent: executable).emit(json: json)
+    }
+
+    /// p50 and p99 of creating a Counter and releasing it, 50 times in a row.
+    static func createLatency(_ connection: Connection) async throws -> Percentiles {
+        var samples: [Duration] = []
+        for _ in 0..<50 {
+            let start = ContinuousClock.now
+            let counter = try await connection.create(Counter.self, .init(start: 0))
+            try await connection.release(counter)
+            samples.append(ContinuousClock.now - start)
+        }
+        return Percentiles(samples)
     }
 
     /// p50 and p99 of sequential calls of the quick start Counter's `increment(by: 0)`.
@@ -101,9 +114,9 @@ struct IsolationReport: BenchReport {
 
     func printTable() {
         print("yonder-bench isolation — \(agent), median of \(rounds) rounds of \(iterations) calls")
-        print("call        worker process p50 / p99    in the agent p50 / p99     p50 ratio")
+        print("call                worker process p50 / p99    in the agent p50 / p99     p50 ratio")
         for row in rows {
-            let name = row.call.padding(toLength: 12, withPad: " ", startingAt: 0)
+            let name = row.call.padding(toLength: 20, withPad: " ", startingAt: 0)
             let isolated = String(format: "%7.1f µs / %7.1f µs", row.isolatedP50, row.isolatedP99)
             let inProcess = String(format: "%7.1f µs / %7.1f µs", row.inProcessP50, row.inProcessP99)
             print("\(name)\(isolated)    \(inProcess)    \(String(format: "%.2fx", row.p50Ratio))")

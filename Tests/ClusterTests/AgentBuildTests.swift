@@ -27,4 +27,12 @@ struct AgentBuildTests {
         #expect(second == (try AgentExecutable.hash(of: agent)) && second != first)
         #expect(try JSONDecoder().decode([String: String].self, from: Data(contentsOf: cache)).count == 1)
     }
+
+    @Test func theHashIsSHA256() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-sha-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data("abc".utf8).write(to: file)
+        // FIPS 180-2's example: SHA-256("abc") = ba7816bf 8f01cfea 414140de …
+        #expect(try AgentExecutable.hash(of: file.path) == "ba7816bf8f01cfea")
+    }
 }

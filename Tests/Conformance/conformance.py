@@ -532,6 +532,25 @@ class Conformance(unittest.TestCase):
         reply, _ = client.call("yonder.ping", "still here")
         self.assertEqual(reply["value"], "still here")
 
+    def test_objects_are_capped_and_each_has_a_process(self):
+        agent = Agent(AGENT, "--max-objects", "2")
+        self.addCleanup(agent.stop)
+        client = Client(agent)
+        self.addCleanup(client.close)
+        references = []
+        for start in range(2):
+            reply, _ = client.reply(client.request({"type": "create", "objectType": "Counter", "arguments": {"start": start}}))
+            references.append(reply["value"]["object"])
+        reply, _ = client.reply(client.request({"type": "create", "objectType": "Counter", "arguments": {"start": 9}}))
+        self.assertEqual(reply["code"], "unavailable")
+        self.assertIn("--max-objects", reply["message"])
+        # One worker for the functions, one per object.
+        self.assertEqual(len(children(agent.process.pid)), 3)
+        reply, _ = client.reply(client.request({"type": "release", "object": references[0]}))
+        self.assertEqual(reply["type"], "result")
+        reply, _ = client.reply(client.request({"type": "create", "objectType": "Counter", "arguments": {"start": 9}}))
+        self.assertEqual(reply["type"], "result")
+
     def test_named_object_outlives_its_connection(self):
         first = Client(self.agent)
         name = "conformance-" + secrets.token_hex(4)

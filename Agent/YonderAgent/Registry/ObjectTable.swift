@@ -123,6 +123,9 @@ final class ObjectTable: Sendable {
         return ProtocolError(.unknownObject, "no live object has id \"\(id)\"; it was released, or the agent restarted", path: ["object"])
     }
 
+    /// How many objects live.
+    var count: Int { state.withLock { $0.byID.count } }
+
     /// Every live object, sorted by id (numerically: o2 before o10).
     var references: [ObjectReference] {
         state.withLock { Array($0.byID.values.map(\.reference)) }.sorted {

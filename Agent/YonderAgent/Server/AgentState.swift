@@ -90,7 +90,11 @@ final class AgentState: Sendable {
     func create(_ create: Message.Create) async throws -> ObjectReference {
         let type = try objectType(create.objectType)
         let objects = self.objects
+        let limit = limits.maximumObjects
         return try await objects.create(typeName: type.name, name: create.name, reuse: create.reuse) {
+            guard objects.count < limit else {
+                throw ProtocolError(.unavailable, "this agent holds \(objects.count) objects, the most it keeps at once; release some (yonder objects NAME lists them), or start the agent with a higher --max-objects")
+            }
             guard let workers else {
                 let actor = try await type.create(create.arguments, objects.system)
                 return ((actor.id as? RemoteObjectID)?.object ?? "\(actor.id)", .actor(actor))
@@ -190,6 +194,9 @@ public struct AgentLimits: Sendable {
     /// How many requests of one connection may run at once; beyond it the agent stops
     /// reading that connection until some finish.
     public var maximumInFlight = 1024
+    /// How many remote objects may live at once; a `create` beyond is `unavailable`. With
+    /// user code in workers, each object is a process.
+    public var maximumObjects = 256
     /// Bytes of replies waiting for a slow client beyond which the agent stops reading its
     /// requests (the channel's high water mark; it reads again below a quarter of it).
     public var replyBufferLimit = 1 << 20

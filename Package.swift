@@ -94,7 +94,7 @@ let package = Package(
         .target(
             name: "Yonder",
             dependencies: [
-                "YonderCore", "YonderProtocol", "YonderSSH",
+                "YonderCore", "YonderProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -204,7 +204,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClientTests",
-            dependencies: ["Yonder", "YonderSSH", "YonderProtocol", "TestFixtures", "TestSupport"],
+            dependencies: ["Yonder", "YonderSSH", "YonderCluster", "YonderProtocol", "TestFixtures", "TestSupport"],
             path: "Tests/ClientTests",
             swiftSettings: upcoming
         ),

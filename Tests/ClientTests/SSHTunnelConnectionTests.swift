@@ -3,6 +3,7 @@ import Testing
 import TestFixtures
 import TestSupport
 import Yonder
+import YonderCluster
 import YonderSSH
 
 /// The client runtime over an SSH tunnel to an agent on the server's loopback: the path a

@@ -28,16 +28,15 @@ extension Connection {
         _ command: [String], environment: [String: String] = [:], workingDirectory: String? = nil,
         standardInput: [UInt8] = [], timeout: Duration? = nil
     ) -> ExecStream {
-        var arguments: [String: JSONValue] = ["command": .array(command.map { .string($0) })]
-        if !environment.isEmpty { arguments["env"] = .object(environment.mapValues { .string($0) }) }
-        if let workingDirectory { arguments["cwd"] = .string(workingDirectory) }
-        if !standardInput.isEmpty { arguments["stdin"] = .string(Data(standardInput).base64EncodedString()) }
+        let arguments = BuiltinWire.ExecArguments(
+            command: command, env: environment.isEmpty ? nil : environment, cwd: workingDirectory,
+            stdin: standardInput.isEmpty ? nil : Data(standardInput).base64EncodedString())
         let (events, continuation) = AsyncThrowingStream<ExecEvent, any Error>.makeStream()
         let operation = "exec \(command.first ?? "")"
         let task = Task {
             do {
                 let value = try await call(
-                    "yonder.exec", arguments: .object(arguments), timeout: timeout, onLog: nil, operation: operation,
+                    "yonder.exec", arguments: try JSONValue(encoding: arguments), timeout: timeout, onLog: nil, operation: operation,
                     onOutput: { output in
                         continuation.yield(output.stream == .stdout ? .standardOutput(output.data) : .standardError(output.data))
                     })

@@ -50,13 +50,8 @@ extension Connection {
     }
 
     private func putChunk(_ data: ArraySlice<UInt8>, to remotePath: String, append: Bool, mode: Int?) async throws -> Int {
-        var arguments: [String: JSONValue] = [
-            "path": .string(remotePath),
-            "data": .string(Data(data).base64EncodedString()),
-            "append": .bool(append),
-        ]
-        if let mode { arguments["mode"] = .integer(Int64(mode)) }
-        return try await builtIn("yonder.putFile", FileSize.self, arguments: .object(arguments)).size
+        let arguments = BuiltinWire.PutFileArguments(path: remotePath, data: Data(data).base64EncodedString(), append: append, mode: mode)
+        return try await builtIn("yonder.putFile", BuiltinWire.PutFileResult.self, arguments: try JSONValue(encoding: arguments)).size
     }
 
     /// Reads the whole file `remotePath` from the agent, in pieces that fit the frame limit.
@@ -92,9 +87,8 @@ extension Connection {
     private func readChunks(of remotePath: String, _ body: ([UInt8]) throws -> Void) async throws {
         var offset = 0
         while true {
-            let chunk = try await builtIn(
-                "yonder.getFile", FileChunk.self,
-                arguments: ["path": .string(remotePath), "offset": .integer(Int64(offset)), "length": .integer(Int64(fileChunkLength))])
+            let arguments = BuiltinWire.GetFileArguments(path: remotePath, offset: offset, length: fileChunkLength)
+            let chunk = try await builtIn("yonder.getFile", BuiltinWire.GetFileResult.self, arguments: try JSONValue(encoding: arguments))
             guard let data = Data(base64Encoded: chunk.data) else {
                 throw YonderError(.invalidMessage, "the agent sent file data that is not base64", operation: "getFile \(remotePath)")
             }
@@ -102,12 +96,5 @@ extension Connection {
             offset += data.count
             if chunk.eof || data.isEmpty || offset >= chunk.size { return }
         }
-    }
-
-    private struct FileSize: Decodable { var size: Int }
-    private struct FileChunk: Decodable {
-        var data: String
-        var size: Int
-        var eof: Bool
     }
 }

@@ -9,30 +9,6 @@ public enum ExecEvent: Sendable, Hashable {
     case exit(ExecStatus)
 }
 
-/// How a command ended.
-public struct ExecStatus: Sendable, Hashable, Codable, CustomStringConvertible {
-    /// The exit code, if the command exited.
-    public var exitCode: Int?
-    /// The signal that killed it, if one did.
-    public var signal: Int?
-
-    /// Makes a status.
-    public init(exitCode: Int?, signal: Int?) {
-        self.exitCode = exitCode
-        self.signal = signal
-    }
-
-    /// True when the command exited with code 0.
-    public var succeeded: Bool { exitCode == 0 }
-
-    /// `exit code N` or `killed by signal N`.
-    public var description: String {
-        if let exitCode { return "exit code \(exitCode)" }
-        if let signal { return "killed by signal \(signal)" }
-        return "unknown exit status"
-    }
-}
-
 /// Everything a command wrote, and how it ended.
 public struct ExecResult: Sendable, Hashable {
     /// All of its standard output.

@@ -10,21 +10,6 @@ import Foundation
 #endif
 import YonderProtocol
 
-/// What `yonder.info` reports.
-struct AgentInfo: Encodable {
-    var name: String
-    var version: String
-    var build: String
-    var `protocol`: Int
-    var pid: Int
-    var hostname: String
-    var os: String
-    var uptime: Double
-    var functions: [String]
-    var objectTypes: [String]
-    var objects: [ObjectReference]
-}
-
 /// The functions every agent has.
 enum Builtins {
     static let ping = "yonder.ping"

@@ -14,31 +14,10 @@ import YonderProtocol
 
 /// `yonder.exec`: runs a command without a shell, streaming its output as `output` messages.
 enum Exec {
-    struct Arguments: Decodable {
-        var command: [String]
-        var env: [String: String]?
-        var cwd: String?
-        var stdin: String?
-    }
-
-    struct Status: Encodable {
-        var exitCode: Int?
-        var signal: Int?
-
-        private enum CodingKeys: String, CodingKey { case exitCode, signal }
-
-        // Both members are always present; the one that does not apply is null.
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(exitCode, forKey: .exitCode)
-            try container.encode(signal, forKey: .signal)
-        }
-    }
-
     static let outputPieceSize = 64 * 1024
 
     static func run(_ value: JSONValue) async throws -> JSONValue {
-        let arguments = try value.decode(as: Arguments.self, path: ["arguments"])
+        let arguments = try value.decode(as: BuiltinWire.ExecArguments.self, path: ["arguments"])
         guard let program = arguments.command.first, !program.isEmpty else {
             throw ProtocolError(.invalidArguments, "command must hold at least the program to run, e.g. [\"ls\", \"-l\"]", path: ["arguments", "command"])
         }
@@ -81,7 +60,7 @@ enum Exec {
 /// thread reaps the process. Output is handed over in pieces of at most 64 KiB.
 final class ChildProcess: Sendable {
     let pid: pid_t
-    private let exit = Mutex<(status: Exec.Status?, waiter: CheckedContinuation<Exec.Status, Never>?)>((nil, nil))
+    private let exit = Mutex<(status: ExecStatus?, waiter: CheckedContinuation<ExecStatus, Never>?)>((nil, nil))
 
     private init(pid: pid_t) { self.pid = pid }
 
@@ -176,11 +155,11 @@ final class ChildProcess: Sendable {
     private func reap() {
         var raw: Int32 = 0
         while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
-        let status: Exec.Status
+        let status: ExecStatus
         if raw & 0x7f == 0 {
-            status = Exec.Status(exitCode: Int((raw >> 8) & 0xff), signal: nil)
+            status = ExecStatus(exitCode: Int((raw >> 8) & 0xff), signal: nil)
         } else {
-            status = Exec.Status(exitCode: nil, signal: Int(raw & 0x7f))
+            status = ExecStatus(exitCode: nil, signal: Int(raw & 0x7f))
         }
         let waiter = exit.withLock { state in
             state.status = status
@@ -190,9 +169,9 @@ final class ChildProcess: Sendable {
         waiter?.resume(returning: status)
     }
 
-    func waitForExit() async -> Exec.Status {
+    func waitForExit() async -> ExecStatus {
         await withCheckedContinuation { continuation in
-            let done = exit.withLock { state -> Exec.Status? in
+            let done = exit.withLock { state -> ExecStatus? in
                 if let status = state.status { return status }
                 state.waiter = continuation
                 return nil

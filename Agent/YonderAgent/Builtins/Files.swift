@@ -14,29 +14,13 @@ import YonderProtocol
 enum Files {
     static let maximumReadLength = 8 * 1024 * 1024
 
-    struct PutArguments: Decodable {
-        var path: String
-        var data: String
-        var append: Bool?
-        var mode: Int?
-        var createDirectories: Bool?
-    }
-
-    struct GetArguments: Decodable {
-        var path: String
-        var offset: Int?
-        var length: Int?
-    }
-
-    struct PutResult: Encodable { var size: Int }
-    struct GetResult: Encodable { var data: String; var size: Int; var eof: Bool }
 
     static func failure(_ action: String, _ path: String, _ code: Int32 = errno) -> ProtocolError {
         ProtocolError(.fileError, "cannot \(action) \(path): \(errorText(code))", path: ["arguments", "path"])
     }
 
     static func put(_ value: JSONValue) throws -> JSONValue {
-        let arguments = try value.decode(as: PutArguments.self, path: ["arguments"])
+        let arguments = try value.decode(as: BuiltinWire.PutFileArguments.self, path: ["arguments"])
         guard let data = Data(base64Encoded: arguments.data) else {
             throw ProtocolError(.decodeFailed, "data must be base64", path: ["arguments", "data"])
         }
@@ -62,11 +46,11 @@ enum Files {
         }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("stat", arguments.path) }
-        return try JSONValue(encoding: PutResult(size: Int(info.st_size)))
+        return try JSONValue(encoding: BuiltinWire.PutFileResult(size: Int(info.st_size)))
     }
 
     static func get(_ value: JSONValue) throws -> JSONValue {
-        let arguments = try value.decode(as: GetArguments.self, path: ["arguments"])
+        let arguments = try value.decode(as: BuiltinWire.GetFileArguments.self, path: ["arguments"])
         let offset = arguments.offset ?? 0
         let length = arguments.length ?? maximumReadLength
         guard offset >= 0 else {
@@ -94,7 +78,7 @@ enum Files {
             if count == 0 { break }
             filled += count
         }
-        return try JSONValue(encoding: GetResult(
+        return try JSONValue(encoding: BuiltinWire.GetFileResult(
             data: Data(buffer[0..<filled]).base64EncodedString(), size: size, eof: offset + filled >= size))
     }
 

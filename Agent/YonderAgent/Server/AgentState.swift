@@ -173,7 +173,7 @@ final class AgentState: Sendable {
 
     func info() -> AgentInfo {
         AgentInfo(
-            name: Self.name, version: Self.version, build: build, protocol: Message.protocolVersion,
+            name: Self.name, version: Self.version, build: build, protocolVersion: Message.protocolVersion,
             pid: Int(getpid()), hostname: Builtins.hostname, os: Builtins.operatingSystem,
             uptime: uptime,
             functions: registryWithBuiltins.functions.keys.sorted(),

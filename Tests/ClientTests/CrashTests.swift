@@ -76,6 +76,21 @@ import Yonder
         #expect(try await waitFor({ workers.allSatisfy { kill($0, 0) != 0 } }), "workers \(workers) outlived the agent")
     }
 
+    @Test func withIsolationNoneUserCodeRunsInTheAgent() async throws {
+        let agent = try TestAgent.start(arguments: ["--isolation", "none"])
+        defer { agent.stop() }
+        let connection = try await agent.connect()
+        #expect(try await connection.run(Add.self, [1, 2]) == 3)
+        let counter = try await connection.create(Counter.self, .init(start: 1), name: "here")
+        #expect(try await counter.increment(by: 2) == 3)
+        #expect(try await connection.lookup(Counter.self, named: "here").current() == 3)
+        #expect(Self.children(of: agent.pid).isEmpty)
+        try await connection.release(counter)
+        let gone = await #expect(throws: YonderError.self) { try await counter.current() }
+        #expect(gone?.code == .unknownObject)
+        await connection.close()
+    }
+
     /// The processes whose parent is `pid`.
     static func children(of pid: Int32) -> [Int32] {
         let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []

@@ -3,13 +3,15 @@ import Synchronization
 import YonderCore
 import YonderProtocol
 
-/// The agent's live objects, by id and by name. Objects outlive the connection that made
-/// them: only `release`, the death of their worker process, or the agent's exit ends them.
+/// The agent's live objects, by id and by name, and where each lives. Objects outlive the
+/// connection that made them: only `release`, the death of their worker process, or the
+/// agent's exit ends them. The actors of objects that live in this process are held by the
+/// actor system alone (`system`), the one table of live actors.
 final class ObjectTable: Sendable {
     /// Where an object lives.
     enum Host: Sendable {
-        /// In this process (an agent run in-process, or inside a worker).
-        case actor(any DistributedActor)
+        /// In this process (an agent run in-process, or inside a worker): `system` hosts it.
+        case local
         /// In a worker process of its own.
         case worker(Worker)
     }
@@ -85,6 +87,14 @@ final class ObjectTable: Sendable {
         }
     }
 
+    /// The actor of object `id`, which lives in this process.
+    func actor(_ id: String) throws(ProtocolError) -> any DistributedActor {
+        guard let actor = system.hostedActor(RemoteObjectID(id)) else {
+            throw state.withLock { Self.unknown(id, $0) }
+        }
+        return actor
+    }
+
     /// The live object `id` and where it lives.
     func host(_ id: String) throws(ProtocolError) -> (ObjectReference, Host) {
         try state.withLock { state throws(ProtocolError) in
@@ -93,7 +103,7 @@ final class ObjectTable: Sendable {
         }
     }
 
-    /// Removes `id` from the table and returns where it lived; an in-process actor is
+    /// Removes `id` from the table and returns where it lived; an actor in this process is
     /// dropped here, a worker is the caller's to stop.
     @discardableResult
     func release(_ id: String) throws(ProtocolError) -> Host {
@@ -102,7 +112,7 @@ final class ObjectTable: Sendable {
             if let name = entry.reference.name { state.byName[name] = nil }
             return entry
         }
-        if case .actor = removed.host { system.releaseHosted(RemoteObjectID(id)) }
+        if case .local = removed.host { system.releaseHosted(RemoteObjectID(id)) }
         return removed.host
     }
 

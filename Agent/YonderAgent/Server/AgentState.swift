@@ -97,7 +97,7 @@ final class AgentState: Sendable {
             }
             guard let workers else {
                 let actor = try await type.create(create.arguments, objects.system)
-                return ((actor.id as? RemoteObjectID)?.object ?? "\(actor.id)", .actor(actor))
+                return ((actor.id as? RemoteObjectID)?.object ?? "\(actor.id)", .local)
             }
             let id = objects.newID()
             let worker = try workers.objectWorker(id: id, type: type.name)
@@ -117,7 +117,8 @@ final class AgentState: Sendable {
     func invoke(_ invoke: Message.Invoke) async throws -> JSONValue {
         let (reference, host) = try objects.host(invoke.object)
         switch host {
-        case .actor(let actor):
+        case .local:
+            let actor = try objects.actor(invoke.object)
             do {
                 return try await objects.system.execute(on: actor, method: invoke.method, arguments: invoke.arguments)
             } catch let error as ProtocolError {

@@ -18,6 +18,9 @@ log "building the quick start's agent the same way (the CLI tests call its funct
 swift build -c release --scratch-path .build-static --product quickstart-agent -Xswiftc -static-executable -Xlinker -s
 export YONDER_QUICKSTART_AGENT="$PWD/.build-static/release/quickstart-agent"
 
+log "API documentation: every public declaration documented, DocC without warnings"
+bash scripts/docs.sh
+
 log "conformance: an independent Python client written from protocol/PROTOCOL.md"
 python3 Tests/Conformance/conformance.py "$(swift build --show-bin-path)/yonder-test-agent"
 

@@ -8,6 +8,8 @@ extension Connection {
     /// let sum = try await connection.run(Add.self, [1, 2, 3])
     /// ```
     /// - Parameters:
+    ///   - function: the function's type, shared by the app and the agent.
+    ///   - input: its input, encoded as JSON.
     ///   - timeout: the agent stops the call after this long (`.timedOut`); nil uses
     ///     `configuration.defaultTimeout`.
     ///   - onLog: receives the call's remote log lines, all before the call returns; nil

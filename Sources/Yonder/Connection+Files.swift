@@ -10,7 +10,10 @@ extension Connection {
 
     /// Writes `bytes` to the file `remotePath` in the agent, replacing it, in pieces that fit
     /// the frame limit. Missing folders are created. Returns the file's size.
-    /// - Parameter mode: permission bits such as `0o644`; nil keeps the agent's default.
+    /// - Parameters:
+    ///   - bytes: the file's new contents.
+    ///   - remotePath: the file's path in the agent's file system.
+    ///   - mode: permission bits such as `0o644`; nil keeps the agent's default.
     @discardableResult
     public func putFile(_ bytes: [UInt8], to remotePath: String, mode: Int? = nil) async throws -> Int {
         var offset = 0

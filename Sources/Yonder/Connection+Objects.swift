@@ -13,6 +13,8 @@ extension Connection {
     /// The object outlives this connection: it stays in the agent until `release` or until
     /// the agent exits, and a named one can be found again with `lookup(_:named:)`.
     /// - Parameters:
+    ///   - type: the object's type, shared by the app and the agent.
+    ///   - arguments: the arguments of its initializer.
     ///   - name: a name other connections can look the object up by; nil for none.
     ///   - reuse: when an object of the same type already holds `name`, return it instead
     ///     of failing with `.nameTaken`.

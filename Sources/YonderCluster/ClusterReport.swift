@@ -13,6 +13,7 @@ public struct ClusterReport: Codable, Sendable {
     /// One entry per node, in order.
     public var nodes: [NodeReport]
 
+    /// What `yonder status` reports about one node.
     public struct NodeReport: Codable, Sendable {
         /// The node's index.
         public var index: Int

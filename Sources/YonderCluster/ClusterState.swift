@@ -17,9 +17,11 @@ public struct ClusterState: Codable, Sendable, Equatable {
 
     /// One node: how to reach it over SSH, and what runs there.
     public struct NodeState: Codable, Sendable, Equatable {
-        /// SSH host, port and user.
+        /// The SSH host.
         public var host: String
+        /// The SSH port.
         public var port: Int
+        /// The SSH user.
         public var user: String
         /// The private key to log in with.
         public var identityFile: String?

@@ -16,6 +16,7 @@ public struct ClusterProgress: Sendable, CustomStringConvertible {
     /// events come often; a terminal shows them as a bar, a log can skip them.
     public var fraction: (done: Int64, total: Int64)?
 
+    /// Makes an event; see the properties for what each part means.
     public init(node: Int?, step: String, detail: String, elapsed: Duration? = nil, fraction: (done: Int64, total: Int64)? = nil) {
         self.node = node
         self.step = step

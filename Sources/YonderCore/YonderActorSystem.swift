@@ -1,5 +1,5 @@
 public import Distributed
-public import YonderProtocol
+package import YonderProtocol
 import Synchronization
 
 /// The distributed actor system of Yonder: remote objects are distributed actors of this
@@ -30,13 +30,13 @@ public final class YonderActorSystem: DistributedActorSystem, Sendable {
     private let state = Mutex(State())
 
     /// A client-side system whose actors are all remote, reached through `transport`.
-    public init(transport: any RemoteInvocationTransport) {
+    package init(transport: any RemoteInvocationTransport) {
         self.transport = transport
         self.firstID = nil
     }
 
     /// A hosting system, as the agent runs it: actors created here live here.
-    public init() {
+    package init() {
         self.transport = nil
         self.firstID = nil
     }
@@ -49,7 +49,7 @@ public final class YonderActorSystem: DistributedActorSystem, Sendable {
     }
 
     /// True for the agent's hosting system.
-    public var isHosting: Bool { transport == nil }
+    package var isHosting: Bool { transport == nil }
 
     public func resolve<Act>(id: ActorID, as actorType: Act.Type) throws -> Act?
     where Act: DistributedActor, Act.ID == ActorID {
@@ -81,19 +81,19 @@ public final class YonderActorSystem: DistributedActorSystem, Sendable {
     }
 
     /// The hosted actor with `id`, if it is alive.
-    public func hostedActor(_ id: ActorID) -> (any DistributedActor)? {
+    package func hostedActor(_ id: ActorID) -> (any DistributedActor)? {
         state.withLock { $0.hosted[id] }
     }
 
     /// Drops the system's reference to a hosted actor; the actor is freed once nothing else
     /// holds it. Returns false if no such actor was hosted.
     @discardableResult
-    public func releaseHosted(_ id: ActorID) -> Bool {
+    package func releaseHosted(_ id: ActorID) -> Bool {
         state.withLock { $0.hosted.removeValue(forKey: id) } != nil
     }
 
     /// The ids of every hosted actor.
-    public var hostedIDs: [ActorID] {
+    package var hostedIDs: [ActorID] {
         state.withLock { Array($0.hosted.keys) }
     }
 
@@ -130,7 +130,7 @@ public final class YonderActorSystem: DistributedActorSystem, Sendable {
     /// Runs the distributed method `method` of a hosted actor with JSON arguments: what the
     /// agent does for an `invoke` message. Throws `unknown_method` when the actor has no such
     /// method, `decode_failed` for bad arguments, and rethrows what the method throws.
-    public func execute(on actor: any DistributedActor, method: String, arguments: [JSONValue]) async throws -> JSONValue {
+    package func execute(on actor: any DistributedActor, method: String, arguments: [JSONValue]) async throws -> JSONValue {
         try await executeOpened(on: actor, method: method, arguments: arguments)
     }
 

@@ -1,5 +1,5 @@
 public import Distributed
-public import YonderProtocol
+package import YonderProtocol
 
 /// Hands a hosted actor's distributed method its arguments, decoded from JSON values.
 public struct YonderInvocationDecoder: DistributedTargetInvocationDecoder {
@@ -9,7 +9,7 @@ public struct YonderInvocationDecoder: DistributedTargetInvocationDecoder {
     private var index = 0
 
     /// Wraps the `arguments` of an `invoke` message.
-    public init(arguments: [JSONValue]) {
+    package init(arguments: [JSONValue]) {
         self.arguments = arguments
     }
 

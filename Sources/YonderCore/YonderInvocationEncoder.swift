@@ -1,15 +1,16 @@
 public import Distributed
-public import YonderProtocol
+package import YonderProtocol
 
 /// Records a distributed call's arguments as JSON values, one per parameter.
 public struct YonderInvocationEncoder: DistributedTargetInvocationEncoder {
     public typealias SerializationRequirement = Codable
 
     /// The encoded arguments, in order.
-    public private(set) var arguments: [JSONValue] = []
+    package private(set) var arguments: [JSONValue] = []
     /// Mangled names of generic substitutions (calls that need any are refused).
-    public private(set) var genericSubstitutions: [String] = []
+    package private(set) var genericSubstitutions: [String] = []
 
+    /// An empty invocation; the runtime records into it.
     public init() {}
 
     public mutating func recordGenericSubstitution<T>(_ type: T.Type) throws {

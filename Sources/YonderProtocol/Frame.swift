@@ -1,10 +1,10 @@
 /// Framing: a 4-byte big-endian unsigned length N, then N bytes of UTF-8 JSON.
-public enum Frame {
+package enum Frame {
     /// The largest payload accepted unless both sides agree on another limit: 64 MiB.
-    public static let defaultMaximumLength = 64 * 1024 * 1024
+    package static let defaultMaximumLength = 64 * 1024 * 1024
 
     /// The 4-byte length prefix followed by `payload`.
-    public static func encode(payload: some Collection<UInt8>) -> [UInt8] {
+    package static func encode(payload: some Collection<UInt8>) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(4 + payload.count)
         appendPrefix(UInt32(payload.count), to: &bytes)
@@ -26,22 +26,22 @@ public enum Frame {
 /// A zero length or a length over `maximumLength` is reported as soon as the prefix is
 /// read, before any payload is buffered, so a hostile length cannot make the receiver
 /// allocate.
-public struct FrameDecoder: Sendable {
+package struct FrameDecoder: Sendable {
     /// The largest payload accepted.
-    public var maximumLength: Int
+    package var maximumLength: Int
     private var buffer: [UInt8] = []
     private var start = 0
 
     /// Makes a decoder that accepts payloads of up to `maximumLength` bytes.
-    public init(maximumLength: Int = Frame.defaultMaximumLength) {
+    package init(maximumLength: Int = Frame.defaultMaximumLength) {
         self.maximumLength = maximumLength
     }
 
     /// Bytes received but not yet returned as a payload.
-    public var bufferedByteCount: Int { buffer.count - start }
+    package var bufferedByteCount: Int { buffer.count - start }
 
     /// Adds bytes read from the stream.
-    public mutating func append(_ bytes: some Sequence<UInt8>) {
+    package mutating func append(_ bytes: some Sequence<UInt8>) {
         if start > 0, start >= buffer.count / 2 {
             buffer.removeSubrange(0..<start)
             start = 0
@@ -50,7 +50,7 @@ public struct FrameDecoder: Sendable {
     }
 
     /// The next complete payload, or nil when more bytes are needed.
-    public mutating func next() throws(ProtocolError) -> [UInt8]? {
+    package mutating func next() throws(ProtocolError) -> [UInt8]? {
         guard bufferedByteCount >= 4 else { return nil }
         let length =
             Int(buffer[start]) << 24 | Int(buffer[start + 1]) << 16
@@ -75,7 +75,7 @@ public struct FrameDecoder: Sendable {
     }
 
     /// Call when the stream has ended: throws if it ended inside a frame.
-    public func finish() throws(ProtocolError) {
+    package func finish() throws(ProtocolError) {
         if bufferedByteCount > 0 {
             throw ProtocolError(
                 .truncatedFrame,

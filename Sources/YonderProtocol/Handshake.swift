@@ -1,9 +1,9 @@
 /// The agent's side of the handshake (PROTOCOL.md section 5): the client's `hello` with a
 /// supported version and a nonce, answered by the agent's `hello` with its own nonce and its
 /// proof; then the client's `auth` with its proof. Nothing else is accepted before that.
-public struct AgentHandshake: Sendable {
+package struct AgentHandshake: Sendable {
     /// Where the handshake stands.
-    public enum State: Sendable, Hashable {
+    package enum State: Sendable, Hashable {
         /// Nothing received yet: only `hello` is accepted.
         case awaitingHello
         /// The agent has answered `hello`: only `auth` is accepted.
@@ -13,14 +13,14 @@ public struct AgentHandshake: Sendable {
     }
 
     /// Where the handshake stands.
-    public private(set) var state: State = .awaitingHello
+    package private(set) var state: State = .awaitingHello
     private let token: String
     private let agentNonce: [UInt8]
     private var clientNonce: [UInt8] = []
 
     /// Makes a handshake that accepts clients holding `token`; `agentNonce` is fresh random
     /// bytes unless a test fixes it.
-    public init(token: String, agentNonce: [UInt8] = HandshakeProof.randomBytes()) {
+    package init(token: String, agentNonce: [UInt8] = HandshakeProof.randomBytes()) {
         self.token = token
         self.agentNonce = agentNonce
     }
@@ -30,7 +30,7 @@ public struct AgentHandshake: Sendable {
     /// version, build and frame limit. Throws the error the agent must send for a message
     /// that is not allowed now; before `established` every such error is fatal.
     @discardableResult
-    public mutating func receive(_ message: Message) throws(ProtocolError) -> Message.Hello? {
+    package mutating func receive(_ message: Message) throws(ProtocolError) -> Message.Hello? {
         switch (state, message) {
         case (.awaitingHello, .hello(let hello)):
             guard hello.protocolVersion == Message.protocolVersion else {

@@ -3,7 +3,7 @@
 /// PROTOCOL.md is the normative description of every message and field; this enum mirrors
 /// it. Fields the receiver does not know are ignored, so peers can add optional fields
 /// without a version bump.
-public enum Message: Sendable, Hashable {
+package enum Message: Sendable, Hashable {
     /// The first message each way: protocol version, software, and a fresh nonce; the agent's
     /// also proves that it holds the token.
     case hello(Hello)
@@ -37,7 +37,7 @@ public enum Message: Sendable, Hashable {
     case goodbye(Goodbye)
 
     /// The wire name of this message's type.
-    public var type: String {
+    package var type: String {
         switch self {
         case .hello: "hello"
         case .auth: "auth"
@@ -58,7 +58,7 @@ public enum Message: Sendable, Hashable {
     }
 
     /// The request id this message belongs to, if any.
-    public var requestID: Int? {
+    package var requestID: Int? {
         switch self {
         case .call(let m): m.id
         case .create(let m): m.id
@@ -75,7 +75,7 @@ public enum Message: Sendable, Hashable {
     }
 
     /// Every message type this version knows.
-    public static let knownTypes: Set<String> = [
+    package static let knownTypes: Set<String> = [
         "hello", "auth", "call", "create", "lookup", "invoke", "release", "cancel",
         "result", "error", "log", "output", "ping", "pong", "goodbye",
     ]
@@ -83,33 +83,33 @@ public enum Message: Sendable, Hashable {
 
 extension Message {
     /// The current protocol version, sent in `hello`.
-    public static let protocolVersion = 2
+    package static let protocolVersion = 2
 
     /// `hello`: the first message in each direction.
     ///
     /// The client's carries its `nonce`; the agent's carries its own `nonce` and `proof`, an
     /// HMAC of both nonces keyed by the token (see ``HandshakeProof``). The token itself never
     /// crosses the wire.
-    public struct Hello: Sendable, Hashable {
+    package struct Hello: Sendable, Hashable {
         /// Protocol version spoken by the sender (wire: `protocol`).
-        public var protocolVersion: Int
+        package var protocolVersion: Int
         /// 16 to 64 fresh random bytes from the sender (wire: base64).
-        public var nonce: [UInt8]?
+        package var nonce: [UInt8]?
         /// Agent → client: HMAC-SHA256 over both nonces keyed by the token (wire: base64).
-        public var proof: [UInt8]?
+        package var proof: [UInt8]?
         /// The sender's software name, e.g. `yonder-agent`.
-        public var name: String?
+        package var name: String?
         /// The sender's software version, e.g. `0.1.0`.
-        public var version: String?
+        package var version: String?
         /// An identifier of the exact build (agent → client), e.g. a content hash.
-        public var build: String?
+        package var build: String?
         /// Agent → client: an identifier of this start of the agent process; it changes
         /// whenever the agent restarts, and with it every object the agent held is gone.
-        public var instance: String?
+        package var instance: String?
         /// The largest frame payload the sender accepts (wire: `maxFrame`).
-        public var maxFrame: Int?
+        package var maxFrame: Int?
 
-        public init(protocolVersion: Int = Message.protocolVersion, nonce: [UInt8]? = nil, proof: [UInt8]? = nil,
+        package init(protocolVersion: Int = Message.protocolVersion, nonce: [UInt8]? = nil, proof: [UInt8]? = nil,
                     name: String? = nil, version: String? = nil, build: String? = nil, instance: String? = nil,
                     maxFrame: Int? = nil) {
             self.protocolVersion = protocolVersion
@@ -124,24 +124,24 @@ extension Message {
     }
 
     /// `auth`: the client's second message, proving that it holds the token.
-    public struct Auth: Sendable, Hashable {
+    package struct Auth: Sendable, Hashable {
         /// HMAC-SHA256 over both nonces keyed by the token (wire: base64).
-        public var proof: [UInt8]
+        package var proof: [UInt8]
 
-        public init(proof: [UInt8]) {
+        package init(proof: [UInt8]) {
             self.proof = proof
         }
     }
 
     /// `call`: run the function registered as `function` with `arguments`.
-    public struct Call: Sendable, Hashable {
-        public var id: Int
-        public var function: String
-        public var arguments: JSONValue
+    package struct Call: Sendable, Hashable {
+        package var id: Int
+        package var function: String
+        package var arguments: JSONValue
         /// Seconds after which the agent gives up with `timed_out`.
-        public var timeout: Double?
+        package var timeout: Double?
 
-        public init(id: Int, function: String, arguments: JSONValue = .null, timeout: Double? = nil) {
+        package init(id: Int, function: String, arguments: JSONValue = .null, timeout: Double? = nil) {
             self.id = id
             self.function = function
             self.arguments = arguments
@@ -150,16 +150,16 @@ extension Message {
     }
 
     /// `create`: make an object of the registered type `objectType`.
-    public struct Create: Sendable, Hashable {
-        public var id: Int
-        public var objectType: String
-        public var arguments: JSONValue
+    package struct Create: Sendable, Hashable {
+        package var id: Int
+        package var objectType: String
+        package var arguments: JSONValue
         /// A name other connections can look the object up by.
-        public var name: String?
+        package var name: String?
         /// When an object of the same type already holds `name`, return it instead of failing.
-        public var reuse: Bool
+        package var reuse: Bool
 
-        public init(id: Int, objectType: String, arguments: JSONValue = .null, name: String? = nil, reuse: Bool = false) {
+        package init(id: Int, objectType: String, arguments: JSONValue = .null, name: String? = nil, reuse: Bool = false) {
             self.id = id
             self.objectType = objectType
             self.arguments = arguments
@@ -169,28 +169,28 @@ extension Message {
     }
 
     /// `lookup`: find the object named `name`.
-    public struct Lookup: Sendable, Hashable {
-        public var id: Int
-        public var name: String
+    package struct Lookup: Sendable, Hashable {
+        package var id: Int
+        package var name: String
 
-        public init(id: Int, name: String) {
+        package init(id: Int, name: String) {
             self.id = id
             self.name = name
         }
     }
 
     /// `invoke`: call the distributed method `method` of the object `object`.
-    public struct Invoke: Sendable, Hashable {
-        public var id: Int
+    package struct Invoke: Sendable, Hashable {
+        package var id: Int
         /// The object id returned by `create` or `lookup`.
-        public var object: String
+        package var object: String
         /// The method's identifier (for Swift clients, the distributed target's mangled name).
-        public var method: String
+        package var method: String
         /// One JSON value per parameter, in order.
-        public var arguments: [JSONValue]
-        public var timeout: Double?
+        package var arguments: [JSONValue]
+        package var timeout: Double?
 
-        public init(id: Int, object: String, method: String, arguments: [JSONValue] = [], timeout: Double? = nil) {
+        package init(id: Int, object: String, method: String, arguments: [JSONValue] = [], timeout: Double? = nil) {
             self.id = id
             self.object = object
             self.method = method
@@ -200,42 +200,42 @@ extension Message {
     }
 
     /// `release`: drop the object from the agent's table.
-    public struct Release: Sendable, Hashable {
-        public var id: Int
-        public var object: String
+    package struct Release: Sendable, Hashable {
+        package var id: Int
+        package var object: String
 
-        public init(id: Int, object: String) {
+        package init(id: Int, object: String) {
             self.id = id
             self.object = object
         }
     }
 
     /// `cancel`: stop the request `id`; the agent answers that request with `cancelled`.
-    public struct Cancel: Sendable, Hashable {
-        public var id: Int
+    package struct Cancel: Sendable, Hashable {
+        package var id: Int
 
-        public init(id: Int) { self.id = id }
+        package init(id: Int) { self.id = id }
     }
 
     /// `result`: the request `id` returned `value`.
-    public struct Reply: Sendable, Hashable {
-        public var id: Int
-        public var value: JSONValue
+    package struct Reply: Sendable, Hashable {
+        package var id: Int
+        package var value: JSONValue
 
-        public init(id: Int, value: JSONValue = .null) {
+        package init(id: Int, value: JSONValue = .null) {
             self.id = id
             self.value = value
         }
     }
 
     /// `error`: request `id` failed; without an `id` the whole connection failed and closes.
-    public struct Failure: Sendable, Hashable {
-        public var id: Int?
-        public var error: ProtocolError
+    package struct Failure: Sendable, Hashable {
+        package var id: Int?
+        package var error: ProtocolError
         /// For `remote_error`: the Swift type of the error user code threw.
-        public var errorType: String?
+        package var errorType: String?
 
-        public init(id: Int?, error: ProtocolError, errorType: String? = nil) {
+        package init(id: Int?, error: ProtocolError, errorType: String? = nil) {
             self.id = id
             self.error = error
             self.errorType = errorType
@@ -243,16 +243,16 @@ extension Message {
     }
 
     /// `log`: a log line remote code wrote while request `id` ran.
-    public struct Log: Sendable, Hashable {
-        public var id: Int
+    package struct Log: Sendable, Hashable {
+        package var id: Int
         /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.
-        public var level: String
-        public var message: String
+        package var level: String
+        package var message: String
         /// Which part of the remote code wrote it (the logger's label).
-        public var source: String?
-        public var metadata: [String: String]?
+        package var source: String?
+        package var metadata: [String: String]?
 
-        public init(id: Int, level: String, message: String, source: String? = nil, metadata: [String: String]? = nil) {
+        package init(id: Int, level: String, message: String, source: String? = nil, metadata: [String: String]? = nil) {
             self.id = id
             self.level = level
             self.message = message
@@ -262,17 +262,17 @@ extension Message {
     }
 
     /// `output`: bytes a command run by `yonder.exec` wrote, base64 on the wire.
-    public struct Output: Sendable, Hashable {
+    package struct Output: Sendable, Hashable {
         /// The command's output streams.
-        public enum Stream: String, Sendable, Hashable, CaseIterable {
+        package enum Stream: String, Sendable, Hashable, CaseIterable {
             case stdout, stderr
         }
 
-        public var id: Int
-        public var stream: Stream
-        public var data: [UInt8]
+        package var id: Int
+        package var stream: Stream
+        package var data: [UInt8]
 
-        public init(id: Int, stream: Stream, data: [UInt8]) {
+        package init(id: Int, stream: Stream, data: [UInt8]) {
             self.id = id
             self.stream = stream
             self.data = data
@@ -280,32 +280,16 @@ extension Message {
     }
 
     /// `ping` and `pong`.
-    public struct Ping: Sendable, Hashable {
-        public var nonce: Int?
+    package struct Ping: Sendable, Hashable {
+        package var nonce: Int?
 
-        public init(nonce: Int? = nil) { self.nonce = nonce }
+        package init(nonce: Int? = nil) { self.nonce = nonce }
     }
 
     /// `goodbye`.
-    public struct Goodbye: Sendable, Hashable {
-        public var reason: String?
+    package struct Goodbye: Sendable, Hashable {
+        package var reason: String?
 
-        public init(reason: String? = nil) { self.reason = reason }
-    }
-}
-
-/// What `create` and `lookup` return: a handle on a live object.
-public struct ObjectReference: Sendable, Hashable, Codable {
-    /// The agent-assigned object id, used by `invoke` and `release`.
-    public var object: String
-    /// The registered type name.
-    public var objectType: String
-    /// The name it was created under, if any.
-    public var name: String?
-
-    public init(object: String, objectType: String, name: String? = nil) {
-        self.object = object
-        self.objectType = objectType
-        self.name = name
+        package init(reason: String? = nil) { self.reason = reason }
     }
 }

@@ -7,13 +7,13 @@ internal import Foundation
 extension Message {
     /// Decodes one frame payload, checking it the way PROTOCOL.md orders: UTF-8, then JSON,
     /// then an object, then a known `type`, then that type's fields.
-    public static func decode(payload: some Collection<UInt8>) throws(ProtocolError) -> Message {
+    package static func decode(payload: some Collection<UInt8>) throws(ProtocolError) -> Message {
         let value = try decodeJSON(payload: payload)
         return try decode(value)
     }
 
     /// Decodes a frame payload into a JSON object, without interpreting it.
-    public static func decodeJSON(payload: some Collection<UInt8>) throws(ProtocolError) -> JSONValue {
+    package static func decodeJSON(payload: some Collection<UInt8>) throws(ProtocolError) -> JSONValue {
         let bytes = Array(payload)
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
@@ -26,7 +26,7 @@ extension Message {
     }
 
     /// Decodes an already parsed JSON object into a message.
-    public static func decode(_ value: JSONValue) throws(ProtocolError) -> Message {
+    package static func decode(_ value: JSONValue) throws(ProtocolError) -> Message {
         guard case .object(let members) = value else {
             throw ProtocolError(.notAnObject, "a message must be a JSON object, not \(value.typeName)")
         }
@@ -114,7 +114,7 @@ extension Message {
     }
 
     /// This message as a JSON object.
-    public var json: JSONValue {
+    package var json: JSONValue {
         var o: [String: JSONValue] = ["type": .string(type)]
         func put(_ key: String, _ value: String?) { if let value { o[key] = .string(value) } }
         func put(_ key: String, _ value: Int?) { if let value { o[key] = .integer(Int64(value)) } }
@@ -184,14 +184,14 @@ extension Message {
     }
 
     /// This message as a frame payload (UTF-8 JSON, no length prefix).
-    public func encodedPayload() -> [UInt8] {
+    package func encodedPayload() -> [UInt8] {
         // Encoding a JSONValue cannot fail; a non-finite double, which JSON cannot hold, is
         // written as null.
         JSONBytes.bytes(json)
     }
 
     /// This message as a complete frame: length prefix and payload.
-    public func encodedFrame() -> [UInt8] {
+    package func encodedFrame() -> [UInt8] {
         JSONBytes.frame(json)
     }
 }
@@ -315,7 +315,7 @@ struct Fields {
 extension Message {
     /// The id an `error` answering an undecodable message carries: the object's `id` when it
     /// is an integer from 0 to 2^53 − 1, else nil (PROTOCOL.md, "Bad input").
-    public static func echoedRequestID(in value: JSONValue) -> Int? {
+    package static func echoedRequestID(in value: JSONValue) -> Int? {
         let largest: Int64 = 9_007_199_254_740_991
         switch value["id"] {
         case .integer(let i)? where (0...largest).contains(i): return Int(i)
@@ -327,7 +327,7 @@ extension Message {
 
 extension Message {
     /// Any JSON value as compact UTF-8 JSON text.
-    public static func jsonText(_ value: JSONValue) -> [UInt8] {
+    package static func jsonText(_ value: JSONValue) -> [UInt8] {
         JSONBytes.bytes(value)
     }
 }

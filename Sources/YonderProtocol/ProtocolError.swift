@@ -27,6 +27,7 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
     public struct Code: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
         public var rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
+        /// The code spelled `rawValue` on the wire, e.g. `Code("timed_out")`.
         public init(_ rawValue: String) { self.rawValue = rawValue }
         public var description: String { rawValue }
 

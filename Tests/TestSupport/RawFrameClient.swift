@@ -45,7 +45,7 @@ public final class RawFrameClient {
 
     /// Sends one message as a frame.
     @discardableResult
-    public func send(_ message: Message) -> Bool { send(message.encodedFrame()) }
+    package func send(_ message: Message) -> Bool { send(message.encodedFrame()) }
 
     /// Sends `hello` with a fresh nonce; when the agent's `hello` arrives, `receive()` answers
     /// it with `auth`, proving `token` (whether or not the agent's own proof matched it).
@@ -59,7 +59,7 @@ public final class RawFrameClient {
     public private(set) var agentProved: Bool?
 
     /// The next message, or nil when the peer closed (or the read timed out).
-    public func receive() throws -> Message? {
+    package func receive() throws -> Message? {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             if let payload = try decoder.next() {
@@ -79,7 +79,7 @@ public final class RawFrameClient {
     }
 
     /// Reads until the reply (`result` or `error`) of request `id`, returning it and what came before it for that id.
-    public func reply(to id: Int) throws -> (reply: Message, before: [Message]) {
+    package func reply(to id: Int) throws -> (reply: Message, before: [Message]) {
         var before: [Message] = []
         while let message = try receive() {
             guard message.requestID == id else { continue }

@@ -153,9 +153,10 @@ final class AcceptPause: ChannelInboundHandler {
         paused = true
         Self.logger.warning("cannot accept connections (\(error)); pausing for a second")
         let channel = context.channel
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         channel.setOption(.autoRead, value: false).whenComplete { _ in
             channel.eventLoop.scheduleTask(in: .seconds(1)) {
-                self.paused = false
+                handler.value.paused = false
                 channel.setOption(.autoRead, value: true).whenComplete { _ in channel.read() }
             }
         }

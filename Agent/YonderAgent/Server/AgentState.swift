@@ -202,5 +202,6 @@ public struct AgentLimits: Sendable {
     /// requests (the channel's high water mark; it reads again below a quarter of it).
     public var replyBufferLimit = 1 << 20
 
+    /// The defaults (PROTOCOL.md section 12).
     public init() {}
 }

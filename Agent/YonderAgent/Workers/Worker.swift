@@ -313,11 +313,13 @@ final class Worker: Sendable {
         } else if pending.count > 1 {
             consequence = "; the \(pending.count) calls running in that process failed together"
         }
+        // The object is marked lost first, so that a call made as soon as the caller hears of
+        // the crash is told so.
+        onDeath(self, story)
         for (id, request) in pending {
             let error = ProtocolError(.crashed, "\(request.label()) crashed: \(story)\(consequence)")
             request.deliver(.error(Message.Failure(id: id, error: error)), true)
         }
-        onDeath(self, story)
     }
 }
 

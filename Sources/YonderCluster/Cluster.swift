@@ -70,7 +70,11 @@ public final class Cluster: Sendable {
         try spec.validate()
         let lock = try ClusterLock.acquire(spec.name, for: "brought up")
         defer { lock.release() }
-        let agentPath = try AgentExecutable.locate(spec: spec, environment: environment)
+        var located = spec
+        if let product = spec.agentProduct {
+            located.agent = try await product.build(environment: environment, progress: progress)
+        }
+        let agentPath = try AgentExecutable.locate(spec: located, environment: environment)
         let build = try AgentExecutable.build(of: agentPath)
         let credentials = try RegistryCredentials.fromEnvironment(environment)
         let previous = try? ClusterState.load(spec.name)

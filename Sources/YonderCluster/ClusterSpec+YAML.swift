@@ -113,7 +113,23 @@ private struct SpecReader {
         }
         if let node = fields["identity_file"] { spec.identityFile = try string(node, "identity_file") }
         if let node = fields["accept_new_host_keys"] { spec.acceptNewHostKeys = try bool(node, "accept_new_host_keys") }
-        if let node = fields["agent"] { spec.agent = try string(node, "agent") }
+        if let node = fields["agent"] {
+            if let mapping = node.mapping {
+                var product: String?
+                var package: String?
+                for (key, value) in mapping {
+                    switch try string(key, "agent") {
+                    case "product": product = try string(value, "agent.product")
+                    case "package": package = try string(value, "agent.package")
+                    case let other: throw fail(key, "agent", "unknown field \"\(other)\"; the agent is a path, or {product: NAME, package: PATH}")
+                    }
+                }
+                guard let product else { throw fail(node, "agent", "give the product to build: {product: NAME}") }
+                spec.agentProduct = AgentProduct(product: product, package: package)
+            } else {
+                spec.agent = try string(node, "agent")
+            }
+        }
         return spec
     }
 

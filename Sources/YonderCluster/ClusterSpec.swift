@@ -39,6 +39,8 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     public var acceptNewHostKeys: Bool
     /// A custom agent executable (statically linked) to run instead of `yonder-agent`.
     public var agent: String?
+    /// A custom agent that `up` builds from the user's package (instead of `agent`).
+    public var agentProduct: AgentProduct?
 
     /// Where nodes come from.
     public enum Provider: String, Codable, Sendable, CaseIterable {
@@ -90,7 +92,8 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     public init(
         name: String, provider: Provider = .local, image: String? = nil, numNodes: Int = 1,
         resources: Resources = Resources(), envs: [String: String] = [:], hosts: [String] = [],
-        identityFile: String? = nil, acceptNewHostKeys: Bool = false, agent: String? = nil
+        identityFile: String? = nil, acceptNewHostKeys: Bool = false, agent: String? = nil,
+        agentProduct: AgentProduct? = nil
     ) {
         self.name = name
         self.provider = provider
@@ -102,6 +105,7 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
         self.identityFile = identityFile
         self.acceptNewHostKeys = acceptNewHostKeys
         self.agent = agent
+        self.agentProduct = agentProduct
     }
 
     /// Checks what a spec built in Swift could get wrong (YAML specs are checked as they are
@@ -130,6 +134,12 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
             guard hosts.isEmpty else {
                 throw ClusterError(.invalidSpec, "cluster \(name): only the ssh provider takes hosts")
             }
+        }
+        if agent != nil && agentProduct != nil {
+            throw ClusterError(.invalidSpec, "cluster \(name): give the agent as a path or as a product to build, not both")
+        }
+        if let product = agentProduct?.product, product.isEmpty || product.contains(where: { $0.isWhitespace || $0 == "/" }) {
+            throw ClusterError(.invalidSpec, "cluster \(name): \"\(product)\" is not a product name")
         }
         for key in envs.keys where key.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) == nil {
             throw ClusterError(.invalidSpec, "cluster \(name): \"\(key)\" is not an environment variable name (letters, digits and _)")

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import TestSupport
 import Testing
 import TestFixtures
 import Yonder
@@ -259,13 +260,6 @@ import Yonder
         #expect(received.allSatisfy { $0.level == .info && $0.operation == "call LogLines" })
         await connection.close()
     }
-}
-
-/// A value shared by concurrent test tasks.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }
 
 /// A function the test agent does not register.

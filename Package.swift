@@ -51,6 +51,7 @@ let package = Package(
         // MARK: Local servers (a private sshd, an echo server) for tests, benchmarks and the local provider
         .target(
             name: "YonderLocalServers",
+            dependencies: ["Yonder"],
             path: "Sources/YonderLocalServers",
             swiftSettings: upcoming
         ),

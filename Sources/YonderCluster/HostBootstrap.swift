@@ -1,5 +1,6 @@
 import Foundation
 import Yonder
+import YonderLocalServers
 import YonderSSH
 
 /// A spec without an image: the agent runs on the node itself, as a process of the SSH user,

@@ -12,18 +12,51 @@ public struct LocalServerError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Starting programs with posix_spawn, which works from any thread (Foundation's `Process`
-/// can hang waiting for a child from inside Swift concurrency on Linux).
+/// The one way the client side starts programs: posix_spawn, which works from any thread.
+///
+/// Not Foundation's `Process`: it hung waiting for a child from inside Swift concurrency on
+/// Linux in our tests. Not swift-subprocess: its `run` ties a child's life to a scope, and the
+/// children here outlive it (a cluster's private sshd runs until a later `yonder down`, in
+/// another process, stops it by its recorded pid; a `LocalAgent` until `stop()`). The agent has
+/// its own posix_spawn (Exec.swift, Worker.swift, with the same signal defaults): it must stay
+/// small and static, and hands its workers a descriptor of their own.
 public enum ChildProcess {
     /// Starts `path` with stdin from /dev/null and stdout and stderr to `output` (or
     /// /dev/null), no signal blocked and default handlers; returns its pid.
     public static func spawn(_ path: String, _ arguments: [String], environment: [String: String]? = nil, output: String? = nil) throws -> pid_t {
+        try spawn(path, arguments, environment: environment, standardOutput: .file(output ?? "/dev/null"), standardError: .sameAsOutput)
+    }
+
+    /// Where a child's standard output or error goes.
+    public enum Destination: Sendable {
+        /// A file, created or truncated, readable by this user only.
+        case file(String)
+        /// An open descriptor of this process (the write end of a pipe).
+        case descriptor(Int32)
+        /// This process's own.
+        case inherited
+        /// For standard error: wherever standard output goes.
+        case sameAsOutput
+    }
+
+    /// Starts `path` with stdin from /dev/null and its output where `standardOutput` and
+    /// `standardError` say, no signal blocked and default handlers; returns its pid.
+    public static func spawn(
+        _ path: String, _ arguments: [String], environment: [String: String]? = nil,
+        standardOutput: Destination, standardError: Destination
+    ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        for (fd, destination) in [(Int32(1), standardOutput), (Int32(2), standardError)] {
+            switch destination {
+            case .file(let file): posix_spawn_file_actions_addopen(&actions, fd, file, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            case .descriptor(let source): posix_spawn_file_actions_adddup2(&actions, source, fd)
+            case .inherited: break
+            case .sameAsOutput: posix_spawn_file_actions_adddup2(&actions, 1, fd)
+            }
+        }
         // A child inherits the spawning thread's signal mask, and the threads of a Swift
         // program block signals: start it with none blocked and default handlers.
         var attributes = posix_spawnattr_t()

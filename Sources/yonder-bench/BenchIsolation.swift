@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QuickStartShared
 import Yonder
+import YonderLocalServers
 
 /// `yonder-bench isolation`: what running user code in worker processes costs per call.
 struct Isolation: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Yonder
+import YonderLocalServers
 #if canImport(Glibc)
 import Glibc
 #endif

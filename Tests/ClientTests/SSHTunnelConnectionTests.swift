@@ -3,6 +3,7 @@ import Testing
 import TestFixtures
 import TestSupport
 import Yonder
+import YonderLocalServers
 import YonderCluster
 import YonderSSH
 

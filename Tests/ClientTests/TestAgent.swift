@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Yonder
+import YonderLocalServers
 
 /// A `yonder-test-agent` process on a free loopback port, for end-to-end tests. Stopped by
 /// `stop()` or, at the latest, when it is freed.

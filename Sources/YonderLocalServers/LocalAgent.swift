@@ -1,4 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 public import Foundation
+public import Yonder
+import Synchronization
 
 /// An agent executable run as a child process on this machine, started the way a
 /// bootstrapper starts one: a fresh token handed over in an environment variable (never in
@@ -16,11 +23,10 @@ public final class LocalAgent: Sendable {
     /// The build id from the agent's listening line.
     public let build: String?
     private let token: String
-    private let process: Process
+    private let exited = Mutex(false)
 
-    private init(process: Process, port: Int, build: String?, token: String) {
-        self.process = process
-        self.pid = process.processIdentifier
+    private init(pid: pid_t, port: Int, build: String?, token: String) {
+        self.pid = pid
         self.port = port
         self.build = build
         self.token = token
@@ -48,36 +54,47 @@ public final class LocalAgent: Sendable {
         let token = bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
 
         let variable = "YONDER_AGENT_TOKEN"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--token-env", variable] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging([variable: token]) { $1 }
-        let output = Pipe()
-        process.standardOutput = output
-        if let standardError { process.standardError = standardError }
+        var pipe: [Int32] = [0, 0]
+        guard Glibc.pipe(&pipe) == 0 else {
+            throw YonderError(.connectionFailed, "cannot start the agent \(executable): pipe failed (errno \(errno))")
+        }
+        _ = fcntl(pipe[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(pipe[1], F_SETFD, FD_CLOEXEC)
+        let pid: pid_t
         do {
-            try process.run()
+            pid = try ChildProcess.spawn(
+                executable, ["serve", "--host", "127.0.0.1", "--port", "0", "--token-env", variable] + arguments,
+                environment: ProcessInfo.processInfo.environment.merging([variable: token]) { $1 },
+                standardOutput: .descriptor(pipe[1]),
+                standardError: standardError.map { .descriptor($0.fileDescriptor) } ?? .inherited)
         } catch {
+            close(pipe[0])
+            close(pipe[1])
             throw YonderError(.connectionFailed, "cannot start the agent \(executable): \(error)")
         }
+        close(pipe[1])
+        defer { close(pipe[0]) }
         var received: [UInt8] = []
         var printed: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             if let newline = received.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Array(received[..<newline])
                 received.removeSubrange(...newline)
                 if let listening = AgentListening(line: line) {
-                    return LocalAgent(process: process, port: listening.port, build: listening.build, token: token)
+                    return LocalAgent(pid: pid, port: listening.port, build: listening.build, token: token)
                 }
                 printed += line + [UInt8(ascii: "\n")]  // not ours, e.g. a banner: skipped
                 continue
             }
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            received += chunk
+            let count = buffer.withUnsafeMutableBytes { read(pipe[0], $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            received += buffer[0..<count]
         }
         printed += received
-        process.terminate()
+        kill(pid, SIGKILL)
+        ChildProcess.wait(pid)
         throw YonderError(
             .connectionFailed,
             "the agent \(executable) exited without reporting a listening port; it printed: \(String(decoding: printed, as: UTF8.self))")
@@ -100,9 +117,12 @@ public final class LocalAgent: Sendable {
 
     /// Kills the agent if it still runs and waits for it.
     public func stop() {
-        if process.isRunning {
+        let pid = self.pid
+        exited.withLock { exited in
+            guard !exited else { return }
+            exited = true
             kill(pid, SIGKILL)
-            process.waitUntilExit()
+            ChildProcess.wait(pid)
         }
     }
 }

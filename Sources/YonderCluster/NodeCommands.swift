@@ -10,18 +10,22 @@ enum NodeCommands {
     /// endpoint file (a pid reused by another program is left alone).
     static func removal(_ name: String, onHost: Bool) -> String {
         guard onHost else { return "docker rm -f \(shellQuote(name))" }
-        let folder = hostFolder(name)
         return """
-            if [ -f \(folder)/pid ]; then pid=$(cat \(folder)/pid); \
-            if tr '\\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "/\(folder)/\(AgentEndpoint.hostFileName) "; then kill "$pid" 2>/dev/null; fi; fi; rm -rf \(folder)
+            \(folderVariable(name)); if [ -f "$f/pid" ]; then pid=$(cat "$f/pid"); \
+            if tr '\\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "/$f/\(AgentEndpoint.hostFileName) "; then kill "$pid" 2>/dev/null; fi; fi; rm -rf "$f"
             """
+    }
+
+    /// `f=FOLDER`, the agent's folder quoted once: every command then says "$f".
+    static func folderVariable(_ name: String) -> String {
+        "f=\(shellQuote(hostFolder(name)))"
     }
 
     /// Prints the agent's endpoint file (port, token, instance) on a line of its own that
     /// starts with `AgentEndpoint.marker`; an empty line after the marker when there is none.
     static func endpoint(_ name: String, onHost: Bool) -> String {
         let read = onHost
-            ? "cat \(hostFolder(name))/\(AgentEndpoint.hostFileName) 2>/dev/null"
+            ? "\(folderVariable(name)); cat \"$f/\(AgentEndpoint.hostFileName)\" 2>/dev/null"
             : "docker cp \(shellQuote(name)):\(AgentEndpoint.containerFile) - 2>/dev/null | tar -xO 2>/dev/null"
         return "printf '\\n\(AgentEndpoint.marker)'; \(read); echo"
     }
@@ -37,10 +41,9 @@ enum NodeCommands {
     /// Prints `running` or another word for the agent's state (`missing` when there is none).
     static func state(_ name: String, onHost: Bool) -> String {
         guard onHost else { return "docker inspect --format '{{.State.Status}}' \(shellQuote(name)) 2>/dev/null || echo missing" }
-        let folder = hostFolder(name)
         return """
-            if [ ! -f \(folder)/pid ]; then echo missing
-            elif kill -0 "$(cat \(folder)/pid)" 2>/dev/null && ! grep -qs '^State:[[:space:]]*Z' "/proc/$(cat \(folder)/pid)/status"; then echo running
+            \(folderVariable(name)); if [ ! -f "$f/pid" ]; then echo missing
+            elif kill -0 "$(cat "$f/pid")" 2>/dev/null && ! grep -qs '^State:[[:space:]]*Z' "/proc/$(cat "$f/pid")/status"; then echo running
             else echo exited; fi
             """
     }
@@ -48,9 +51,9 @@ enum NodeCommands {
     /// Prints the agent's log, following it with `follow`.
     static func logs(_ name: String, onHost: Bool, follow: Bool, tail: Int?) -> String {
         if onHost {
-            return "tail -n \(tail.map { String(max(0, $0)) } ?? "+1")\(follow ? " -f" : "") \(hostFolder(name))/agent.log"
+            return "\(folderVariable(name)); tail -n \(tail.map { String(max(0, $0)) } ?? "+1")\(follow ? " -f" : "") \"$f/agent.log\""
         }
-        return "docker logs\(follow ? " --follow" : "")\(tail.map { " --tail \(max(0, $0))" } ?? "") \(name)"
+        return "docker logs\(follow ? " --follow" : "")\(tail.map { " --tail \(max(0, $0))" } ?? "") \(shellQuote(name))"
     }
 }
 

@@ -206,6 +206,12 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(
+            name: "ReadmeTests",
+            dependencies: ["Yonder", "YonderAgent", "YonderCluster", "YonderSSH"],
+            path: "Tests/ReadmeTests",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
             name: "ClientTests",
             dependencies: ["Yonder", "YonderSSH", "YonderCluster", "YonderProtocol", "TestFixtures", "TestSupport"],
             path: "Tests/ClientTests",

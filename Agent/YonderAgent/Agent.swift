@@ -15,7 +15,7 @@ import YonderProtocol
 /// ```swift
 /// @main enum MyAgent {
 ///     static func main() async throws {
-///         try await Agent.serve(functions: [Add.self], objects: [Counter.self])
+///         await Agent.serve(functions: [Add.self], objects: [Counter.self])
 ///     }
 /// }
 /// ```

@@ -1,4 +1,4 @@
 import Shared
 import YonderAgent
 
-try await Agent.serve(functions: [Add.self], objects: [Counter.self])
+await Agent.serve(functions: [Add.self], objects: [Counter.self])

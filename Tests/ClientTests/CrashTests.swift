@@ -76,6 +76,18 @@ import Yonder
         #expect(try await waitFor({ workers.allSatisfy { kill($0, 0) != 0 } }), "workers \(workers) outlived the agent")
     }
 
+    @Test func functionsRunInParallelInTheirWorker() async throws {
+        let agent = try TestAgent.start()
+        defer { agent.stop() }
+        let connection = try await agent.connect()
+        let input = Rendezvous.Input(key: "parallel", parties: 2)
+        async let first = connection.run(Rendezvous.self, input)
+        async let second = connection.run(Rendezvous.self, input)
+        let (met, alsoMet) = try await (first, second)
+        #expect(met && alsoMet, "two calls that compute without suspending ran one at a time")
+        await connection.close()
+    }
+
     @Test func withIsolationNoneUserCodeRunsInTheAgent() async throws {
         let agent = try TestAgent.start(arguments: ["--isolation", "none"])
         defer { agent.stop() }

@@ -1,6 +1,7 @@
 import Distributed
 public import YonderCore
 import Logging
+import Synchronization
 
 // Remote functions and objects shared by the test agent (`yonder-test-agent`) and the tests
 // that call it: the same module is linked on both sides, as a user's shared module would be.
@@ -64,6 +65,28 @@ public struct Overflow: RemoteFunction {
     public static func run(_ n: Int) async throws -> Int { n + Int.max }
 }
 
+/// Waits, computing (it never suspends), until `parties` calls with the same `key` have
+/// arrived, for at most 5 seconds; returns whether they all did. Calls that run one at a time
+/// never meet: this tells whether the agent runs calls in parallel.
+public struct Rendezvous: RemoteFunction {
+    public struct Input: Codable, Sendable {
+        public var key: String
+        public var parties: Int
+        public init(key: String, parties: Int) { self.key = key; self.parties = parties }
+    }
+
+    private static let arrived = Mutex<[String: Int]>([:])
+
+    public static func run(_ input: Input) async throws -> Bool {
+        arrived.withLock { $0[input.key, default: 0] += 1 }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            if arrived.withLock({ $0[input.key, default: 0] }) >= input.parties { return true }
+        }
+        return false
+    }
+}
+
 /// A stateful counter.
 public distributed actor Counter: RemoteObject {
     public typealias ActorSystem = YonderActorSystem
@@ -96,6 +119,6 @@ public distributed actor Counter: RemoteObject {
 }
 
 /// Every function the test agent registers.
-public let fixtureFunctions: [any RemoteFunction.Type] = [Add.self, Echo.self, Sleep.self, Fail.self, Mirror.self, LogLines.self, Overflow.self]
+public let fixtureFunctions: [any RemoteFunction.Type] = [Add.self, Echo.self, Sleep.self, Fail.self, Mirror.self, LogLines.self, Overflow.self, Rendezvous.self]
 /// Every object type the test agent registers.
 public let fixtureObjects: [any RemoteObject.Type] = [Counter.self]

@@ -7,12 +7,16 @@ import CAgentSupport
 import Synchronization
 import YonderProtocol
 
-/// What a worker process runs: one thread that reads requests from the agent's link, runs
-/// them as tasks on itself (it is their task executor), and writes the answers back.
+/// What a worker process runs: one thread that reads requests from the agent's link, starts
+/// a task for each, and writes the answers back.
 ///
-/// A short call costs the worker one wake-up: the request is read, its task runs at once on
-/// the same thread until it finishes or suspends, and the answer is written from there. A
-/// task that suspends (a sleep, I/O) is resumed on this thread too, woken through a pipe.
+/// In an object's worker the tasks run on this thread itself (it is their task executor): the
+/// object is an actor, so its calls run one at a time anyway, and a short call then costs the
+/// worker a single wake-up (read, run until it finishes or suspends, answer). A task that
+/// suspends (a sleep, I/O) is resumed on this thread too, woken through a pipe. In the
+/// functions' worker the tasks run on the concurrency pool instead, so that calls run in
+/// parallel as they do in the agent (a function that computes for a second must not hold up
+/// the others); that costs one more wake-up per call.
 final class WorkerLoop: TaskExecutor, @unchecked Sendable {
     private struct Queue {
         var jobs: [UnownedJob] = []
@@ -33,9 +37,13 @@ final class WorkerLoop: TaskExecutor, @unchecked Sendable {
     private let wakeRead: Int32
     private let wakeWrite: Int32
 
-    init(link: Int32, agent: AgentState) {
+    /// Whether tasks run on this loop's thread (an object's worker) or on the pool.
+    private let runsTasksHere: Bool
+
+    init(link: Int32, agent: AgentState, runsTasksHere: Bool) {
         self.link = link
         self.agent = agent
+        self.runsTasksHere = runsTasksHere
         var wake: [Int32] = [0, 0]
         _ = yonder_pipe_cloexec(&wake)
         wakeRead = wake[0]
@@ -136,7 +144,7 @@ final class WorkerLoop: TaskExecutor, @unchecked Sendable {
         let stop = StopReason()
         let emit: @Sendable (Message) -> Void = { [self] message in send(message) }
         // The task is queued on this loop; it runs as soon as the frames read are handled.
-        let task = Task(executorPreference: self) { [self] in
+        let body: @Sendable () async -> Void = { [self] in
             let reply = await RequestRunner.perform(id: id, work: work, stop: stop, clientMaximum: Frame.defaultMaximumLength, emit: emit)
             let idle = running.withLock { running in
                 running.removeValue(forKey: id)
@@ -145,7 +153,12 @@ final class WorkerLoop: TaskExecutor, @unchecked Sendable {
             send(reply)
             if idle && large { MemoryRelease.soon() }
         }
-        running.withLock { $0[id] = Running(task: task, stop: stop) }
+        // Made under the lock, so that a task on the pool, which removes its entry under the
+        // same lock when it ends, cannot end before it is recorded.
+        running.withLock { running in
+            let task = runsTasksHere ? Task(executorPreference: self, operation: body) : Task(operation: body)
+            running[id] = Running(task: task, stop: stop)
+        }
     }
 
     /// Writes a message to the agent; any thread may.

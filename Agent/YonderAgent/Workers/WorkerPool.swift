@@ -80,7 +80,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let agent = try AgentState(
             registry: registry, token: "", build: "worker", maximumFrameLength: Frame.defaultMaximumLength,
             firstObjectID: object)
-        let loop = WorkerLoop(link: Self.linkDescriptor, agent: agent)
+        let loop = WorkerLoop(link: Self.linkDescriptor, agent: agent, runsTasksHere: object != nil)
         Thread.detach { loop.run() }
         // The loop's thread ends the process; this task only waits.
         while true { try await Task.sleep(for: .seconds(3600)) }

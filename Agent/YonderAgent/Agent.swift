@@ -126,6 +126,7 @@ struct Serve: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         raiseDescriptorLimit()
         yonder_tune_memory()
+        OwnChildren.reapOrphansIfFirstProcess()
 
         let registry = try (pendingRegistry.withLock { $0 } ?? Registry(functions: [], objects: []))
         let server: AgentServer

@@ -108,6 +108,33 @@ struct ClusterFaultTests {
         }
     }
 
+    @Test func orphansLeftByCommandsDoNotPileUpAsZombies() async throws {
+        let name = "z\(UInt16.random(in: 0...UInt16.max))"
+        let cluster = try await Cluster.up(spec(name))
+        try await removingOnFailure(name, cluster) {
+            let connection = try await cluster.connection()
+            // Each shell leaves a sleeper behind; the sleepers' parent is then the agent (the
+            // container's pid 1), which must wait for them once they end.
+            for _ in 0..<5 {
+                let result = try await connection.exec(["sh", "-c", "sleep 0.2 & exit 0"]).collect()
+                #expect(result.status.succeeded)
+            }
+            let countZombies = """
+                n=0; for f in /proc/[0-9]*/stat; do read -r line < "$f" 2>/dev/null || continue
+                case "$line" in *") Z "*) n=$((n+1));; esac; done; echo $n
+                """
+            let (zombies, _) = try await within(.seconds(5)) {
+                let text = try await connection.exec(["sh", "-c", countZombies]).collect().outputText
+                let count = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+                guard count == 0 else { throw ClusterError(.agentFailed, "\(count) zombies in the container") }
+                return count
+            }
+            #expect(zombies == 0)
+            await cluster.close()
+            try await Cluster.down(name)
+        }
+    }
+
     @Test func aKilledContainerOrAgentComesBack() async throws {
         let name = "f\(UInt16.random(in: 0...UInt16.max))"
         let cluster = try await Cluster.up(spec(name))

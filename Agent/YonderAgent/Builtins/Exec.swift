@@ -91,9 +91,8 @@ final class ChildProcess: Sendable {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
-        var pid: pid_t = 0
-        let rc = withExtendedLifetime((argv, envp)) {
-            posix_spawnp(&pid, command[0], &actions, &attributes, argv, envp)
+        let (pid, rc) = withExtendedLifetime((argv, envp)) {
+            OwnChildren.start { pid in posix_spawnp(&pid, command[0], &actions, &attributes, argv, envp) }
         }
         close(stdinPipe[0])
         close(stdoutPipe[1])
@@ -155,6 +154,7 @@ final class ChildProcess: Sendable {
     private func reap() {
         var raw: Int32 = 0
         while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+        OwnChildren.reaped(pid)
         let status: ExecStatus
         if raw & 0x7f == 0 {
             status = ExecStatus(exitCode: Int((raw >> 8) & 0xff), signal: nil)

@@ -123,9 +123,8 @@ final class Worker: Sendable {
 
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = withExtendedLifetime(argv) {
-            posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv, environ)
+        let (pid, rc) = withExtendedLifetime(argv) {
+            OwnChildren.start { pid in posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv, environ) }
         }
         close(pair[1])
         close(errorPipe[1])
@@ -280,6 +279,7 @@ final class Worker: Sendable {
     private func reap() {
         var raw: Int32 = 0
         while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+        OwnChildren.reaped(pid)
         // Its last words may still be in the pipe: wait a little for the reader to finish
         // (not forever: a child of the user's code may hold the pipe open).
         for _ in 0..<30 where !state.withLock({ $0.stderrClosed }) {

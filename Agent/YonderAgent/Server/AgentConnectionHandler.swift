@@ -258,6 +258,11 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         let agent = self.agent
         let objects = agent.objects
         switch message {
+        case .call(let call) where call.function == Builtins.ping:
+            // The no-op built-in is answered here, on the event loop: no task to start, no
+            // thread to wake.
+            guard isNew(call.id, context: context) else { return }
+            write(RequestRunner.fitting(call.arguments, within: clientMaximumFrame, id: call.id), context: context)
         case .call(let call):
             if let worker = agent.functionWorker(for: call.function) {
                 forward(call.id, timeout: call.timeout, to: worker, label: call.function, context: context) { id in

@@ -56,6 +56,23 @@ import Yonder
         await connection.close()
     }
 
+    @Test func aTrappingInitializerFailsTheCreateAndMakesNothing() async throws {
+        let agent = try TestAgent.start()
+        defer { agent.stop() }
+        let connection = try await agent.connect()
+        let error = await #expect(throws: YonderError.self) {
+            _ = try await connection.create(Fragile.self, .init(trap: true), name: "fragile")
+        }
+        #expect(error?.code == .crashed)
+        #expect(error?.message.contains("Fragile.init crashed") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("Fragile was told to trap") == true, "the runtime's last words: \(error?.message ?? "")")
+        #expect(try await connection.objects().isEmpty)
+        // The name was never taken; the next create works.
+        let fragile = try await connection.create(Fragile.self, .init(trap: false), name: "fragile")
+        #expect(try await fragile.alive())
+        await connection.close()
+    }
+
     @Test func eachObjectHasAProcessThatEndsWithIt() async throws {
         let agent = try TestAgent.start()
         defer { agent.stop() }

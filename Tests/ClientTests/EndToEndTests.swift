@@ -17,7 +17,7 @@ import Yonder
         #expect(try await connection.run(Echo.self, "héllo \"quoted\"\n") == "héllo \"quoted\"\n")
         let info = try await connection.info()
         #expect(info.functions.contains("Add") && info.functions.contains("yonder.ping"))
-        #expect(info.objectTypes == ["Counter"])
+        #expect(info.objectTypes == ["Counter", "Fragile"])
         #expect(info.pid == Int(agent.pid))
         #expect(try await connection.ping() < .seconds(1))
         #expect(try await connection.call("yonder.ping", arguments: ["a": [1, 2.5, nil]]) == ["a": [1, 2.5, nil]])

@@ -118,7 +118,25 @@ public distributed actor Counter: RemoteObject {
     }
 }
 
+/// An object whose initializer stops the process (`fatalError`) when asked to.
+public distributed actor Fragile: RemoteObject {
+    public typealias ActorSystem = YonderActorSystem
+
+    public struct Arguments: Codable, Sendable {
+        public var trap: Bool
+        public init(trap: Bool) { self.trap = trap }
+    }
+
+    public init(_ arguments: Arguments, actorSystem: ActorSystem) {
+        if arguments.trap { fatalError("Fragile was told to trap") }
+        self.actorSystem = actorSystem
+    }
+
+    /// Answers `true`.
+    public distributed func alive() -> Bool { true }
+}
+
 /// Every function the test agent registers.
 public let fixtureFunctions: [any RemoteFunction.Type] = [Add.self, Echo.self, Sleep.self, Fail.self, Mirror.self, LogLines.self, Overflow.self, Rendezvous.self]
 /// Every object type the test agent registers.
-public let fixtureObjects: [any RemoteObject.Type] = [Counter.self]
+public let fixtureObjects: [any RemoteObject.Type] = [Counter.self, Fragile.self]

@@ -11,8 +11,8 @@ import YonderSSH
 /// (one that calls `Agent.serve`), built static and stripped in a scratch folder of its own.
 ///
 /// In YAML: `agent: {product: MyAgent}` (the package in the current folder) or
-/// `agent: {product: MyAgent, package: path/to/package}`. SwiftPM's incremental build makes a
-/// second `up` with unchanged sources cost a second or two.
+/// `agent: {product: MyAgent, package: path/to/package}`. SwiftPM's incremental build
+/// compiles only what changed since the last `up`.
 public struct AgentProduct: Sendable, Hashable, Codable {
     /// The executable product's name.
     public var product: String

@@ -51,23 +51,15 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
     private var counted = false
     private var handshakeTimer: Scheduled<Void>?
 
-    /// A worker's link to its agent: no handshake, no limits before it.
-    private let trusted: Bool
-
-    init(agent: AgentState, trusted: Bool = false) {
+    init(agent: AgentState) {
         self.agent = agent
-        self.trusted = trusted
         // Until the handshake is done only a tiny frame is accepted: a peer without the token
         // cannot make the agent buffer more than that.
-        self.decoder = FrameDecoder(maximumLength: trusted ? agent.maximumFrameLength : min(agent.maximumFrameLength, agent.limits.handshakeFrameLimit))
+        self.decoder = FrameDecoder(maximumLength: min(agent.maximumFrameLength, agent.limits.handshakeFrameLimit))
         self.handshake = AgentHandshake(token: agent.token)
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if trusted {
-            context.fireChannelActive()
-            return
-        }
         let open = agent.unauthenticated.wrappingAdd(1, ordering: .relaxed).newValue
         counted = true
         let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
@@ -227,9 +219,9 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         let answer: Message.Hello?
         do {
             message = try Message.decode(value)
-            answer = trusted ? nil : try handshake.receive(message)
+            answer = try handshake.receive(message)
         } catch {
-            if handshake.state != .established && !trusted {
+            if handshake.state != .established {
                 if error.code == .unauthorized {
                     let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
                     Self.logger.notice("refused a connection from \(peer): \(error.message)")

@@ -83,7 +83,12 @@ final class AgentState: Sendable {
     /// the object lives here or is unknown (then `invoke(_:)` runs it, or says so).
     func objectWorker(for invoke: Message.Invoke) -> (Worker, @Sendable () -> String)? {
         guard workers != nil, let (reference, host) = try? objects.host(invoke.object), case .worker(let worker) = host else { return nil }
-        return (worker, { "\(reference.objectType) \(invoke.object): \(MethodName.readable(invoke.method))" })
+        return (worker, { Self.label(invoke, on: reference) })
+    }
+
+    /// How a crash report names an `invoke`: `Counter o3: increment(by:)`.
+    private static func label(_ invoke: Message.Invoke, on reference: ObjectReference) -> String {
+        "\(reference.objectType) \(invoke.object): \(MethodName.readable(invoke.method))"
     }
 
     /// Runs a `create`: the object lives here, or in a new worker of its own.
@@ -127,7 +132,7 @@ final class AgentState: Sendable {
                 throw UserCodeError(underlying: error)
             }
         case .worker(let worker):
-            return try await worker.request(label: "\(reference.objectType) \(invoke.object): \(MethodName.readable(invoke.method))") { id in
+            return try await worker.request(label: Self.label(invoke, on: reference)) { id in
                 .invoke(Message.Invoke(id: id, object: invoke.object, method: invoke.method, arguments: invoke.arguments))
             }
         }

@@ -285,27 +285,22 @@ final class Worker: Sendable {
         for _ in 0..<30 where !state.withLock({ $0.stderrClosed }) {
             usleep(10_000)
         }
-        let how = ExitStory(rawStatus: raw)
+        let process = "\(role) (pid \(pid)) \(ExitStory(rawStatus: raw))"
         let (pending, stopping, lastWords) = state.withLock { state in
             let pending = state.pending
             state.pending = [:]
-            let words = state.lastWords.summary
-            state.death = "\(role) (pid \(pid)) \(how)" + (words.isEmpty ? "" : "; its last words: \(words)")
+            let words = state.lastWords.summary.isEmpty ? "" : "; its last words: \(state.lastWords.summary)"
+            state.death = process + words
             return (pending, state.stopping, words)
         }
         hangUp()
         if stopping && pending.isEmpty {
-            Self.logger.debug("\(role) (pid \(pid)) ended")
+            Self.logger.debug("\(process)")
             return
         }
-        var story = "\(role) (pid \(pid)) \(how)"
         let labels = pending.values.map { $0.label() }.sorted()
-        if !labels.isEmpty {
-            story += " while running \(labels.prefix(5).joined(separator: ", "))\(labels.count > 5 ? " and \(labels.count - 5) more" : "")"
-        }
-        if !lastWords.isEmpty {
-            story += "; its last words: \(lastWords)"
-        }
+        let running = labels.isEmpty ? "" : " while running \(labels.prefix(5).joined(separator: ", "))\(labels.count > 5 ? " and \(labels.count - 5) more" : "")"
+        let story = process + running + lastWords
         Self.logger.error("\(story)")
         var consequence = ""
         if case .object(let id, let type) = role {

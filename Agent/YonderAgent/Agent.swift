@@ -142,21 +142,19 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        // SIGTERM and SIGINT: goodbye to every client, then exit 0. Set up before the
-        // listening line, so that a signal sent as soon as that is read is not lost. Ignoring
-        // the signals first lets the dispatch sources take them, whichever thread gets them.
-        var sources: [any DispatchSourceSignal] = []
-        for number in [SIGTERM, SIGINT] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                Task {
-                    await server.stop()
-                    Glibc.exit(0)
-                }
+        // SIGTERM and SIGINT: goodbye to every client, then exit 0. The handler is installed
+        // before the listening line, so that a signal sent as soon as that is read is not lost.
+        let stopSignals = yonder_stop_signals_pipe()
+        guard stopSignals >= 0 else {
+            throw ValidationError("cannot set up the SIGTERM handler: \(errorText(errno))")
+        }
+        Thread.detach {
+            var byte: UInt8 = 0
+            while read(stopSignals, &byte, 1) < 0 && errno == EINTR {}
+            Task {
+                await server.stop()
+                Glibc.exit(0)
             }
-            source.resume()
-            sources.append(source)
         }
         var line: [String: JSONValue] = [:]
         line["event"] = .string("listening")
@@ -178,7 +176,6 @@ struct Serve: AsyncParsableCommand {
         writeAll(1, Array((text + "\n").utf8))
 
         await server.waitUntilClosed()
-        withExtendedLifetime(sources) {}
     }
 
     private func readToken() throws -> String {

@@ -7,12 +7,14 @@ import Glibc
 /// A TCP echo server on 127.0.0.1 for tunnel tests and benchmarks: every connection gets
 /// back exactly what it sends, on its own thread.
 public final class EchoServer: @unchecked Sendable {
-    // Safe: `port` and `listener` are set in init and then only read; `connections` is
-    // behind `lock`.
+    // Safe: `port` is set in init and then only read; `connections` and `listener` are
+    // behind `lock`. Only the accepting thread closes the listener (and sets it to -1), once
+    // accept fails, and `stop` shuts it down under the lock, so neither can reach a
+    // descriptor number the kernel has since given to another socket.
     public let port: Int
-    private let listener: Int32
     private let lock = NSLock()
     private var connections = 0
+    private var listener: Int32
 
     public init() throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -27,7 +29,10 @@ public final class EchoServer: @unchecked Sendable {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) }
         }
-        guard bound == 0, listen(listener, 512) == 0 else { throw LocalServerError("bind/listen failed") }
+        guard bound == 0, listen(listener, 512) == 0 else {
+            close(listener)
+            throw LocalServerError("bind/listen failed")
+        }
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
         }
@@ -35,7 +40,12 @@ public final class EchoServer: @unchecked Sendable {
         let thread = Thread { [weak self] in
             while true {
                 let fd = accept(listener, nil, nil)
-                if fd < 0 { return }
+                if fd < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    self?.lock.withLock { self?.listener = -1 }
+                    close(listener)
+                    return
+                }
                 self?.lock.withLock { self?.connections += 1 }
                 var one: Int32 = 1
                 setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -66,8 +76,10 @@ public final class EchoServer: @unchecked Sendable {
 
     /// Stops accepting (open connections keep echoing until their peer closes).
     public func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
+        lock.withLock {
+            // Wakes the accepting thread, which closes the listener.
+            if listener >= 0 { shutdown(listener, Int32(SHUT_RDWR)) }
+        }
     }
 
     deinit { stop() }

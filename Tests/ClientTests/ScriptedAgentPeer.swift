@@ -13,25 +13,31 @@ final class ScriptedAgentPeer: Sendable {
     typealias Send = @Sendable (Message) -> Void
 
     let port: Int
-    private let listener: Int32
+    /// The listening socket, -1 once closed. Only the serving thread closes it, and `stop`
+    /// shuts it down under this lock, so neither reaches a number reused by another socket.
+    private let listener: Mutex<Int32>
+    /// The accepted connection, -1 before and after it. Every use of the descriptor holds
+    /// this lock, so none can reach a number the kernel has since given to another socket.
     private let client = Mutex<Int32>(-1)
-    private let writeLock = Mutex(())
     private let received = Mutex<[Message]>([])
 
     init(script: @escaping @Sendable (Message, _ send: @escaping Send) -> Void) throws {
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listener = self.listener
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
                 bind(listener, raw, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, raw, &length) == 0
             }
         }
-        guard bound else { throw POSIXError(.EADDRINUSE) }
+        guard bound else {
+            close(listener)
+            throw POSIXError(.EADDRINUSE)
+        }
+        self.listener = Mutex(listener)
         port = Int(UInt16(bigEndian: address.sin_port))
         let thread = Thread { [self] in serve(script) }
         thread.start()
@@ -42,14 +48,15 @@ final class ScriptedAgentPeer: Sendable {
 
     /// Drops the client's connection abruptly.
     func dropClient() {
-        let fd = client.withLock { $0 }
-        if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
+        client.withLock { fd in
+            if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
+        }
     }
 
     /// Writes raw bytes to the client.
     func sendRaw(_ bytes: [UInt8]) {
-        let fd = client.withLock { $0 }
-        writeLock.withLock { _ in
+        client.withLock { fd in
+            guard fd >= 0 else { return }
             var offset = 0
             while offset < bytes.count {
                 let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -59,14 +66,20 @@ final class ScriptedAgentPeer: Sendable {
         }
     }
 
+    /// Drops the client and stops listening; the serving thread closes the listener.
     func stop() {
         dropClient()
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
+        listener.withLock { fd in
+            if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
+        }
     }
 
     private func serve(_ script: @escaping @Sendable (Message, @escaping Send) -> Void) {
-        let fd = accept(listener, nil, nil)
+        let fd = accept(listener.withLock { $0 }, nil, nil)
+        listener.withLock { listening in
+            close(listening)
+            listening = -1
+        }
         guard fd >= 0 else { return }
         client.withLock { $0 = fd }
         let send: Send = { [self] message in sendRaw(message.encodedFrame()) }
@@ -97,6 +110,9 @@ final class ScriptedAgentPeer: Sendable {
                 script(message, send)
             }
         }
-        close(fd)
+        client.withLock { descriptor in
+            descriptor = -1
+            close(fd)
+        }
     }
 }

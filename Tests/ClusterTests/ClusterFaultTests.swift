@@ -342,7 +342,9 @@ final class Tally: Sendable {
 /// port could do.
 final class Impostor: @unchecked Sendable {
     let port: Int
-    private let listener: Int32
+    /// The listening socket, -1 once the accepting thread has closed it; `stop` shuts it
+    /// down under this lock, so it never reaches a number reused by another socket.
+    private let listener: Locked<Int32>
     private let bytes: Store
     final class Store: Sendable { let value = Mutex<[UInt8]>([]) }
     private let thread: Thread
@@ -357,19 +359,29 @@ final class Impostor: @unchecked Sendable {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0, listen(fd, 16) == 0 else { throw RawFrameError("the impostor cannot listen") }
+        guard bound == 0, listen(fd, 16) == 0 else {
+            close(fd)
+            throw RawFrameError("the impostor cannot listen")
+        }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
         port = Int(UInt16(bigEndian: address.sin_port))
-        listener = fd
+        let listener = Locked(fd)
+        self.listener = listener
         let store = Store()
         bytes = store
         thread = Thread {
             while true {
                 let client = accept(fd, nil, nil)
-                if client < 0 { return }
+                if client < 0 {
+                    listener.withLock { open in
+                        close(open)
+                        open = -1
+                    }
+                    return
+                }
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 var answered = false
                 while true {
@@ -391,8 +403,10 @@ final class Impostor: @unchecked Sendable {
 
     var received: [UInt8] { bytes.value.withLock { $0 } }
 
+    /// Stops listening; the accepting thread closes the listener.
     func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
+        listener.withLock { fd in
+            if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
+        }
     }
 }

@@ -13,10 +13,17 @@ public struct AgentIdentity: Sendable, Hashable, CustomStringConvertible {
     /// Names this start of the agent process: another value means the agent restarted, and
     /// every object it held is gone.
     public var instance: String?
+    /// Whether it accepts binary attachments: then `Data` in arguments travels as raw bytes
+    /// after the message rather than as base64 inside it.
+    public var acceptsAttachments: Bool
 
     /// Makes an identity.
-    public init(name: String, version: String, build: String?, protocolVersion: Int, maximumFrameLength: Int, instance: String? = nil) {
+    public init(
+        name: String, version: String, build: String?, protocolVersion: Int, maximumFrameLength: Int, instance: String? = nil,
+        acceptsAttachments: Bool = false
+    ) {
         self.instance = instance
+        self.acceptsAttachments = acceptsAttachments
         self.name = name
         self.version = version
         self.build = build

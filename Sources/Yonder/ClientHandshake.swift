@@ -12,11 +12,11 @@ struct ClientHandshake {
 
     /// Returns what the agent said about itself, and the decoder holding any bytes that
     /// arrived after its `hello`.
-    func run(token: String) async throws -> (AgentIdentity, FrameDecoder) {
+    func run(token: String) async throws -> (AgentIdentity, MessageReader) {
         let nonce = HandshakeProof.randomBytes()
         let hello = Message.hello(.init(
             nonce: nonce, name: configuration.clientName, version: configuration.clientVersion,
-            maxFrame: configuration.maximumFrameLength))
+            maxFrame: configuration.maximumFrameLength, binary: true))
         do {
             try await stream.write(JSONBytes.frame(hello.json))
         } catch {
@@ -32,11 +32,11 @@ struct ClientHandshake {
         }
         defer { watchdog.cancel() }
 
-        var decoder = FrameDecoder(maximumLength: configuration.maximumFrameLength)
+        var decoder = MessageReader(maximumLength: configuration.maximumFrameLength, acceptsAttachments: true)
         do {
             while true {
-                if let payload = try decoder.next() {
-                    let message = try Message.decode(JSONBytes.parse(payload))
+                if let (object, _) = try decoder.next() {
+                    let message = try Message.decode(object)
                     let (identity, proof) = try accept(message, token: token, nonce: nonce)
                     do {
                         try await stream.write(JSONBytes.frame(Message.auth(.init(proof: proof)).json))
@@ -87,7 +87,8 @@ struct ClientHandshake {
             let identity = AgentIdentity(
                 name: hello.name ?? "yonder-agent", version: hello.version ?? "unknown", build: hello.build,
                 protocolVersion: hello.protocolVersion,
-                maximumFrameLength: hello.maxFrame ?? Frame.defaultMaximumLength, instance: hello.instance)
+                maximumFrameLength: hello.maxFrame ?? Frame.defaultMaximumLength, instance: hello.instance,
+                acceptsAttachments: hello.binary)
             return (identity, HandshakeProof.client(token: token, clientNonce: nonce, agentNonce: agentNonce))
         case .error(let failure):
             throw YonderError(failure.error.code, refusal(failure.error), path: failure.error.path)

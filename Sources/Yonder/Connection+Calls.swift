@@ -22,15 +22,18 @@ extension Connection {
         onLog: (@Sendable (RemoteLogRecord) -> Void)? = nil
     ) async throws -> F.Output {
         let operation = "call \(F.remoteName)"
-        let arguments: JSONValue
+        let arguments: Payload
         do {
-            arguments = try JSONBytes.encode(input)
+            // `Data` travels as raw bytes after the message when the agent accepts that.
+            var attachments: [[UInt8]]? = agent.acceptsAttachments ? [] : nil
+            let value = try JSONBytes.encode(input, attachments: &attachments)
+            arguments = Payload(value, attachments: attachments ?? [])
         } catch {
             throw YonderError.local(error, operation: operation)
         }
-        let value = try await call(F.remoteName, arguments: arguments, timeout: timeout, onLog: onLog, operation: operation)
+        let result = try await call(F.remoteName, arguments: arguments, timeout: timeout, onLog: onLog, operation: operation)
         do {
-            return try JSONBytes.decode(F.Output.self, from: value, path: ["result"])
+            return try result.decode(as: F.Output.self, path: ["result"])
         } catch {
             var failure = YonderError.local(error, operation: operation)
             failure.message = "the agent's result does not decode as \(F.Output.self) (are the app and the agent built from the same source?): \(failure.message)"
@@ -44,17 +47,18 @@ extension Connection {
         _ function: String, arguments: JSONValue = nil, timeout: Duration? = nil,
         onLog: (@Sendable (RemoteLogRecord) -> Void)? = nil
     ) async throws -> JSONValue {
-        try await call(function, arguments: arguments, timeout: timeout, onLog: onLog, operation: "call \(function)")
+        try await call(function, arguments: Payload(arguments), timeout: timeout, onLog: onLog, operation: "call \(function)")
+            .inlined()
     }
 
     func call(
-        _ function: String, arguments: JSONValue, timeout: Duration?,
+        _ function: String, arguments: Payload, timeout: Duration?,
         onLog: (@Sendable (RemoteLogRecord) -> Void)?, operation: String,
         onOutput: (@Sendable (Message.Output) -> Void)? = nil
-    ) async throws -> JSONValue {
+    ) async throws -> Payload {
         let events = onLog == nil && onOutput == nil ? nil : RequestEvents(onLog: onLog, onOutput: onOutput)
         return try await request(operation, timeout: timeout, events: events) { id, seconds in
-            .call(.init(id: id, function: function, arguments: arguments, timeout: seconds))
+            .call(.init(id: id, function: function, arguments: arguments.value, timeout: seconds, attachments: arguments.attachments))
         }
     }
 
@@ -76,9 +80,9 @@ extension Connection {
     /// Calls a built-in and decodes its result as `T`.
     func builtIn<T: Decodable>(_ function: String, _ type: T.Type, arguments: JSONValue = nil, timeout: Duration? = nil) async throws -> T {
         let operation = "call \(function)"
-        let value = try await call(function, arguments: arguments, timeout: timeout, onLog: nil, operation: operation)
+        let result = try await call(function, arguments: Payload(arguments), timeout: timeout, onLog: nil, operation: operation)
         do {
-            return try JSONBytes.decode(T.self, from: value, path: ["result"])
+            return try result.decode(as: T.self, path: ["result"])
         } catch {
             throw YonderError.local(error, operation: operation)
         }

@@ -36,11 +36,11 @@ extension Connection {
         let task = Task {
             do {
                 let value = try await call(
-                    "yonder.exec", arguments: try JSONValue(encoding: arguments), timeout: timeout, onLog: nil, operation: operation,
+                    "yonder.exec", arguments: Payload(try JSONValue(encoding: arguments)), timeout: timeout, onLog: nil, operation: operation,
                     onOutput: { output in
                         continuation.yield(output.stream == .stdout ? .standardOutput(output.data) : .standardError(output.data))
                     })
-                let status = try JSONBytes.decode(ExecStatus.self, from: value, path: ["result"])
+                let status = try value.decode(as: ExecStatus.self, path: ["result"])
                 continuation.yield(.exit(status))
                 continuation.finish()
             } catch {

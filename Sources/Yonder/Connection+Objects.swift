@@ -30,7 +30,7 @@ extension Connection {
         }
         let value = try await request(operation, timeout: nil) { id, _ in
             .create(.init(id: id, objectType: T.remoteName, arguments: encoded, name: name, reuse: reuse))
-        }
+        }.value
         remember(objectNamed: name)
         return try proxy(T.self, for: reference(value, operation: operation), operation: operation)
     }
@@ -41,7 +41,7 @@ extension Connection {
     /// `.unknownObjectType` when it is not a `T`.
     public func lookup<T: RemoteObject>(_ type: T.Type, named name: String) async throws -> T {
         let operation = "lookup \(name)"
-        let value = try await request(operation, timeout: nil) { id, _ in .lookup(.init(id: id, name: name)) }
+        let value = try await request(operation, timeout: nil) { id, _ in .lookup(.init(id: id, name: name)) }.value
         let found = try reference(value, operation: operation)
         guard found.objectType == T.remoteName else {
             throw YonderError(
@@ -90,7 +90,7 @@ extension Connection: RemoteInvocationTransport {
     public func invoke(object: String, method: String, arguments: [JSONValue]) async throws -> JSONValue {
         try await request("invoke \(Self.readableMethod(method)) on \(object)", timeout: nil) { id, seconds in
             .invoke(.init(id: id, object: object, method: method, arguments: arguments, timeout: seconds))
-        }
+        }.inlined()
     }
 
     /// A distributed target's identifier is a mangled symbol; its readable part is the

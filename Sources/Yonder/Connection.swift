@@ -93,7 +93,7 @@ public final class Connection: Sendable {
         configuration: Configuration = Configuration()
     ) async throws -> Connection {
         let handshake = ClientHandshake(stream: stream, endpoint: endpoint, configuration: configuration)
-        let (agent, decoder): (AgentIdentity, FrameDecoder)
+        let (agent, decoder): (AgentIdentity, MessageReader)
         do {
             (agent, decoder) = try await handshake.run(token: token)
         } catch {
@@ -105,7 +105,7 @@ public final class Connection: Sendable {
         return connection
     }
 
-    private func start(decoder: FrameDecoder) {
+    private func start(decoder: MessageReader) {
         var started = [Task { await self.readLoop(decoder) }]
         if let interval = configuration.keepAliveInterval {
             started.append(Task { await self.keepAlive(every: interval) })
@@ -150,18 +150,22 @@ public final class Connection: Sendable {
     func request(
         _ operation: String, timeout: Duration?, events: RequestEvents? = nil,
         _ build: (_ id: Int, _ timeoutSeconds: Double?) -> Message
-    ) async throws -> JSONValue {
+    ) async throws -> Payload {
         if Task.isCancelled {
             throw YonderError(.cancelled, "the calling task was cancelled before the request was sent", operation: operation)
         }
         let timeout = timeout ?? configuration.defaultTimeout
         let id = try replies.withLock { replies throws(YonderError) in try replies.register(operation: operation, events: events) }
-        let frame = JSONBytes.frame(build(id, timeout.map(Self.seconds)).json)
-        if frame.count - 4 > outgoingLimit {
+        let message = build(id, timeout.map(Self.seconds))
+        let frame = message.encodedFrame()
+        let attachments = message.attachments
+        let jsonLength = frame.count - 4 - attachments.reduce(0) { $0 + 4 + $1.count }
+        if jsonLength > outgoingLimit || attachments.contains(where: { $0.count > outgoingLimit }) {
             replies.withLock { $0.discard(id) }
+            let size = jsonLength > outgoingLimit ? jsonLength : attachments.map(\.count).max() ?? 0
             throw YonderError(
                 .frameTooLarge,
-                "the request is \(frame.count - 4) bytes, over the agent's frame limit of \(outgoingLimit) bytes; send large data in pieces (putFile does)",
+                "the request is \(size) bytes, over the agent's frame limit of \(outgoingLimit) bytes; send large data in pieces (putFile does)",
                 operation: operation)
         }
         if let timeout { armDeadline(id, after: timeout, operation: operation) }
@@ -179,7 +183,7 @@ public final class Connection: Sendable {
 
     /// Ends request `id`; false when it was already over.
     @discardableResult
-    func complete(_ id: Int, _ result: Result<JSONValue, YonderError>) -> Bool {
+    func complete(_ id: Int, _ result: Result<Payload, YonderError>) -> Bool {
         guard let (continuation, timer) = replies.withLock({ $0.complete(id, result) }) else { return false }
         timer?.cancel()
         continuation?.resume(with: result)
@@ -269,12 +273,12 @@ public final class Connection: Sendable {
 
     // MARK: Reading
 
-    private func readLoop(_ initial: FrameDecoder) async {
+    private func readLoop(_ initial: MessageReader) async {
         var decoder = initial
         do {
             while true {
-                while let payload = try decoder.next() {
-                    try handle(payload)
+                while let (object, attachments) = try decoder.next() {
+                    handle(object, attachments: attachments)
                 }
                 guard let bytes = try await stream.read(maxLength: 4 << 20) else {
                     try decoder.finish()
@@ -294,16 +298,11 @@ public final class Connection: Sendable {
         await stream.close()
     }
 
-    /// Dispatches one frame. Throws only the fatal framing errors (not UTF-8, not JSON, not
-    /// an object), after which the connection closes.
-    private func handle(_ payload: [UInt8]) throws(ProtocolError) {
-        let value = try JSONBytes.parse(payload)
-        guard case .object = value else {
-            throw ProtocolError(.notAnObject, "a message must be a JSON object, not \(value.typeName)")
-        }
+    /// Dispatches one message (the reader has already thrown the fatal framing errors).
+    private func handle(_ value: JSONValue, attachments: [[UInt8]]) {
         let message: Message
         do {
-            message = try Message.decode(value)
+            message = try Message.decode(value).with(attachments: attachments)
         } catch {
             // A message this client cannot read is dropped; a call waiting for it times out
             // or is cancelled rather than the connection failing.
@@ -312,7 +311,7 @@ public final class Connection: Sendable {
         }
         switch message {
         case .result(let reply):
-            complete(reply.id, .success(reply.value))
+            complete(reply.id, .success(Payload(reply.value, attachments: reply.attachments)))
         case .error(let failure):
             if let id = failure.id {
                 let operation = replies.withLock { $0.operation(of: id) }

@@ -13,7 +13,7 @@ struct RequestEvents: Sendable {
 /// Lives inside the connection's `Mutex`; every method is quick and never suspends, and the
 /// continuations it hands back are resumed by the caller after the lock is released.
 struct PendingReplies {
-    typealias Continuation = UnsafeContinuation<JSONValue, any Error>
+    typealias Continuation = UnsafeContinuation<Payload, any Error>
 
     private struct Entry {
         enum Stage {
@@ -22,7 +22,7 @@ struct PendingReplies {
             /// The caller is suspended on this continuation.
             case waiting(Continuation)
             /// The reply came before the caller suspended.
-            case finished(Result<JSONValue, YonderError>)
+            case finished(Result<Payload, YonderError>)
         }
 
         var stage: Stage = .sending
@@ -60,7 +60,7 @@ struct PendingReplies {
     }
 
     /// The caller suspends on `continuation`; returns the result instead if it already came.
-    mutating func suspend(_ id: Int, _ continuation: Continuation) -> Result<JSONValue, YonderError>? {
+    mutating func suspend(_ id: Int, _ continuation: Continuation) -> Result<Payload, YonderError>? {
         guard let entry = entries[id] else {
             return .failure(failure ?? YonderError(.internal, "request \(id) vanished from the pending table"))
         }
@@ -74,7 +74,7 @@ struct PendingReplies {
 
     /// Ends request `id` with `result`. Returns the continuation to resume (outside the lock)
     /// and the timer to cancel; nil when the request is unknown or already over.
-    mutating func complete(_ id: Int, _ result: Result<JSONValue, YonderError>) -> (Continuation?, Task<Void, Never>?)? {
+    mutating func complete(_ id: Int, _ result: Result<Payload, YonderError>) -> (Continuation?, Task<Void, Never>?)? {
         guard let entry = entries[id] else { return nil }
         switch entry.stage {
         case .sending:

@@ -408,17 +408,85 @@ package enum JSONBytes {
 
     /// Encodes `value` with `JSONEncoder` and parses the text into a `JSONValue`.
     package static func encode(_ value: some Encodable) throws(ProtocolError) -> JSONValue {
+        var none: [[UInt8]]? = nil
+        return try encode(value, attachments: &none)
+    }
+
+    /// Encodes `value` with `JSONEncoder`; when `attachments` is not nil, every non-empty
+    /// `Data` in it becomes an attachment appended there, written in the JSON as
+    /// `{"$attachment": index}` (PROTOCOL.md section 3), instead of a base64 string.
+    package static func encode(_ value: some Encodable, attachments: inout [[UInt8]]?) throws(ProtocolError) -> JSONValue {
+        let encoder = JSONEncoder()
+        let collected = AttachmentBox(attachments ?? [])
+        if attachments != nil {
+            encoder.dataEncodingStrategy = .custom { data, encoder in
+                guard !data.isEmpty else {
+                    var container = encoder.singleValueContainer()
+                    try container.encode("")
+                    return
+                }
+                let index = collected.append([UInt8](data))
+                var container = encoder.container(keyedBy: AttachmentKey.self)
+                try container.encode(index, forKey: .attachment)
+            }
+        }
         let data: Data
         do {
-            data = try JSONEncoder().encode(value)
+            data = try encoder.encode(value)
         } catch {
             throw ProtocolError(.encodeFailed, "could not encode a \(type(of: value)) as JSON: \(error)")
         }
+        if attachments != nil { attachments = collected.items }
         return try parse([UInt8](data))
     }
 
     /// Decodes `value` as `T`; a mismatch is `decode_failed` with the coding path after `path`.
-    package static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, path: [String]) throws(ProtocolError) -> T {
-        try JSONValue.decode(T.self, fromJSON: bytes(value), path: path)
+    /// A `Data` in `T` is read from a base64 string or, as `{"$attachment": index}`, from
+    /// `attachments`.
+    package static func decode<T: Decodable>(
+        _ type: T.Type, from value: JSONValue, path: [String], attachments: [[UInt8]] = []
+    ) throws(ProtocolError) -> T {
+        try JSONValue.decode(T.self, fromJSON: bytes(value), path: path, attachments: attachments)
+    }
+
+    /// The member name of an attachment reference.
+    enum AttachmentKey: String, CodingKey {
+        case attachment = "$attachment"
+    }
+
+    /// Collects attachments during one synchronous encode.
+    final class AttachmentBox: @unchecked Sendable {
+        // Safe: used only by the one thread running the encode that made it.
+        var items: [[UInt8]]
+        init(_ items: [[UInt8]]) { self.items = items }
+        func append(_ bytes: [UInt8]) -> Int {
+            items.append(bytes)
+            return items.count - 1
+        }
+    }
+
+    /// A `JSONDecoder` that reads `Data` from base64 or from an attachment reference.
+    static func decoder(attachments: [[UInt8]]) -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dataDecodingStrategy = .custom { decoder in
+            if let container = try? decoder.container(keyedBy: AttachmentKey.self),
+                let index = try? container.decode(Int.self, forKey: .attachment)
+            {
+                guard attachments.indices.contains(index) else {
+                    throw DecodingError.dataCorrupted(.init(
+                        codingPath: decoder.codingPath,
+                        debugDescription: "attachment \(index) was not sent (the message has \(attachments.count))"))
+                }
+                return Data(attachments[index])
+            }
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let data = Data(base64Encoded: text) else {
+                throw DecodingError.dataCorrupted(.init(
+                    codingPath: decoder.codingPath, debugDescription: "expected base64 data or an attachment reference"))
+            }
+            return data
+        }
+        return decoder
     }
 }

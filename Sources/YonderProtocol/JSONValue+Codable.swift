@@ -25,8 +25,17 @@ extension JSONValue {
 
     /// Decodes the JSON text `data` as `type`, with the same errors as `decode(as:)`.
     public static func decode<T: Decodable>(_ type: T.Type, fromJSON data: some Collection<UInt8>, path prefix: [String] = []) throws(ProtocolError) -> T {
+        try decode(T.self, fromJSON: data, path: prefix, attachments: [])
+    }
+
+    /// Decodes the JSON text `data` as `type`, reading each `Data` in it from a base64 string
+    /// or from `attachments` (PROTOCOL.md section 3, "Binary attachments").
+    package static func decode<T: Decodable>(
+        _ type: T.Type, fromJSON data: some Collection<UInt8>, path prefix: [String], attachments: [[UInt8]]
+    ) throws(ProtocolError) -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: Data(data))
+            let decoder = attachments.isEmpty ? JSONDecoder() : JSONBytes.decoder(attachments: attachments)
+            return try decoder.decode(T.self, from: Data(data))
         } catch let error as DecodingError {
             throw describe(error, decoding: T.self, prefix: prefix)
         } catch {

@@ -74,6 +74,30 @@ package enum Message: Sendable, Hashable {
         }
     }
 
+    /// The binary attachments this message carries (only `call`, `create`, `invoke` and
+    /// `result` carry any).
+    package var attachments: [[UInt8]] {
+        switch self {
+        case .call(let m): m.attachments
+        case .create(let m): m.attachments
+        case .invoke(let m): m.attachments
+        case .result(let m): m.attachments
+        default: []
+        }
+    }
+
+    /// This message with `attachments` in place of its own (for the four types that carry
+    /// them; others are returned unchanged).
+    package func with(attachments: [[UInt8]]) -> Message {
+        switch self {
+        case .call(var m): m.attachments = attachments; return .call(m)
+        case .create(var m): m.attachments = attachments; return .create(m)
+        case .invoke(var m): m.attachments = attachments; return .invoke(m)
+        case .result(var m): m.attachments = attachments; return .result(m)
+        default: return self
+        }
+    }
+
     /// Every message type this version knows.
     package static let knownTypes: Set<String> = [
         "hello", "auth", "call", "create", "lookup", "invoke", "release", "cancel",
@@ -108,10 +132,13 @@ extension Message {
         package var instance: String?
         /// The largest frame payload the sender accepts (wire: `maxFrame`).
         package var maxFrame: Int?
+        /// Whether the sender accepts binary attachments (wire: `binary`; PROTOCOL.md
+        /// section 3, "Binary attachments").
+        package var binary: Bool
 
         package init(protocolVersion: Int = Message.protocolVersion, nonce: [UInt8]? = nil, proof: [UInt8]? = nil,
                     name: String? = nil, version: String? = nil, build: String? = nil, instance: String? = nil,
-                    maxFrame: Int? = nil) {
+                    maxFrame: Int? = nil, binary: Bool = false) {
             self.protocolVersion = protocolVersion
             self.nonce = nonce
             self.proof = proof
@@ -120,6 +147,7 @@ extension Message {
             self.build = build
             self.instance = instance
             self.maxFrame = maxFrame
+            self.binary = binary
         }
     }
 
@@ -140,12 +168,15 @@ extension Message {
         package var arguments: JSONValue
         /// Seconds after which the agent gives up with `timed_out`.
         package var timeout: Double?
+        /// Binary attachments that `{"$attachment": i}` in `arguments` stand for.
+        package var attachments: [[UInt8]]
 
-        package init(id: Int, function: String, arguments: JSONValue = .null, timeout: Double? = nil) {
+        package init(id: Int, function: String, arguments: JSONValue = .null, timeout: Double? = nil, attachments: [[UInt8]] = []) {
             self.id = id
             self.function = function
             self.arguments = arguments
             self.timeout = timeout
+            self.attachments = attachments
         }
     }
 
@@ -158,13 +189,16 @@ extension Message {
         package var name: String?
         /// When an object of the same type already holds `name`, return it instead of failing.
         package var reuse: Bool
+        /// Binary attachments that `{"$attachment": i}` in `arguments` stand for.
+        package var attachments: [[UInt8]]
 
-        package init(id: Int, objectType: String, arguments: JSONValue = .null, name: String? = nil, reuse: Bool = false) {
+        package init(id: Int, objectType: String, arguments: JSONValue = .null, name: String? = nil, reuse: Bool = false, attachments: [[UInt8]] = []) {
             self.id = id
             self.objectType = objectType
             self.arguments = arguments
             self.name = name
             self.reuse = reuse
+            self.attachments = attachments
         }
     }
 
@@ -189,13 +223,16 @@ extension Message {
         /// One JSON value per parameter, in order.
         package var arguments: [JSONValue]
         package var timeout: Double?
+        /// Binary attachments that `{"$attachment": i}` in `arguments` stand for.
+        package var attachments: [[UInt8]]
 
-        package init(id: Int, object: String, method: String, arguments: [JSONValue] = [], timeout: Double? = nil) {
+        package init(id: Int, object: String, method: String, arguments: [JSONValue] = [], timeout: Double? = nil, attachments: [[UInt8]] = []) {
             self.id = id
             self.object = object
             self.method = method
             self.arguments = arguments
             self.timeout = timeout
+            self.attachments = attachments
         }
     }
 
@@ -221,10 +258,13 @@ extension Message {
     package struct Reply: Sendable, Hashable {
         package var id: Int
         package var value: JSONValue
+        /// Binary attachments that `{"$attachment": i}` in `value` stand for.
+        package var attachments: [[UInt8]]
 
-        package init(id: Int, value: JSONValue = .null) {
+        package init(id: Int, value: JSONValue = .null, attachments: [[UInt8]] = []) {
             self.id = id
             self.value = value
+            self.attachments = attachments
         }
     }
 

@@ -42,7 +42,8 @@ extension Message {
                 version: try fields.optionalString("version"),
                 build: try fields.optionalString("build"),
                 instance: try fields.optionalString("instance"),
-                maxFrame: try fields.optionalInt("maxFrame", minimum: 1)))
+                maxFrame: try fields.optionalInt("maxFrame", minimum: 1),
+                binary: try fields.optionalBool("binary") ?? false))
         case "auth":
             return .auth(Auth(proof: try fields.base64("proof")))
         case "call":
@@ -119,6 +120,9 @@ extension Message {
         func put(_ key: String, _ value: String?) { if let value { o[key] = .string(value) } }
         func put(_ key: String, _ value: Int?) { if let value { o[key] = .integer(Int64(value)) } }
         func put(_ key: String, _ value: Double?) { if let value { o[key] = .double(value) } }
+        func putAttachments(_ attachments: [[UInt8]]) {
+            if !attachments.isEmpty { o["attachments"] = .array(attachments.map { .integer(Int64($0.count)) }) }
+        }
         switch self {
         case .hello(let m):
             put("protocol", m.protocolVersion)
@@ -129,6 +133,7 @@ extension Message {
             put("build", m.build)
             put("instance", m.instance)
             put("maxFrame", m.maxFrame)
+            if m.binary { o["binary"] = .bool(true) }
         case .auth(let m):
             put("proof", Data(m.proof).base64EncodedString())
         case .call(let m):
@@ -136,12 +141,14 @@ extension Message {
             put("function", m.function)
             o["arguments"] = m.arguments
             put("timeout", m.timeout)
+            putAttachments(m.attachments)
         case .create(let m):
             put("id", m.id)
             put("objectType", m.objectType)
             o["arguments"] = m.arguments
             put("name", m.name)
             if m.reuse { o["reuse"] = .bool(true) }
+            putAttachments(m.attachments)
         case .lookup(let m):
             put("id", m.id)
             put("name", m.name)
@@ -151,6 +158,7 @@ extension Message {
             put("method", m.method)
             o["arguments"] = .array(m.arguments)
             put("timeout", m.timeout)
+            putAttachments(m.attachments)
         case .release(let m):
             put("id", m.id)
             put("object", m.object)
@@ -159,6 +167,7 @@ extension Message {
         case .result(let m):
             put("id", m.id)
             o["value"] = m.value
+            putAttachments(m.attachments)
         case .error(let m):
             put("id", m.id)
             put("code", m.error.code.rawValue)
@@ -190,9 +199,17 @@ extension Message {
         JSONBytes.bytes(json)
     }
 
-    /// This message as a complete frame: length prefix and payload.
+    /// This message as complete frames: its own (length prefix and payload), then one
+    /// binary frame per attachment.
     package func encodedFrame() -> [UInt8] {
-        JSONBytes.frame(json)
+        let attachments = self.attachments
+        guard !attachments.isEmpty else { return JSONBytes.frame(json) }
+        var bytes = JSONBytes.frame(json, reserving: 128 + attachments.reduce(0) { $0 + 4 + $1.count })
+        for attachment in attachments {
+            Frame.appendPrefix(UInt32(attachment.count), to: &bytes)
+            bytes.append(contentsOf: attachment)
+        }
+        return bytes
     }
 }
 

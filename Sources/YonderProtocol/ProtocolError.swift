@@ -44,6 +44,9 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let invalidJSON = Code("invalid_json")
         /// The payload is JSON but not an object.
         public static let notAnObject = Code("not_an_object")
+        /// A message's binary attachments were announced wrongly, or arrived to a peer that
+        /// did not accept them, or their frames do not match what was announced; fatal.
+        public static let invalidAttachment = Code("invalid_attachment")
 
         // Messages.
         /// The `type` field names no message type.

@@ -34,6 +34,9 @@ struct Local: AsyncParsableCommand {
     @Option(help: "Size of the large argument, in MiB (it must fit the 64 MiB frame limit with its envelope).")
     var largeMiB = 60
 
+    @Option(help: "Size of the Data argument sent as a binary attachment, in MiB (at most 64, the frame limit).")
+    var bytesMiB = 64
+
     @Option(help: "The yonder-agent executable; defaults to the one beside this program.")
     var agent: String?
 
@@ -52,6 +55,7 @@ struct Local: AsyncParsableCommand {
 
         let throughput = try await Self.throughput(connection, calls: calls, inFlight: inFlight)
         let large = try await Self.largeRoundTrip(connection, mebibytes: largeMiB)
+        let bytes = try await Self.bytesRoundTrip(connection, mebibytes: bytesMiB)
         await connection.close()
 
         let report = Report(
@@ -60,6 +64,7 @@ struct Local: AsyncParsableCommand {
             pingOverEcho: ping.p50 / echo.p50,
             callsPerSecond: throughput, inFlight: inFlight,
             largeMiB: largeMiB, largeSeconds: large, largeMegabytesPerSecond: Double(2 * largeMiB << 20) / large / 1e6,
+            bytesMiB: bytesMiB, bytesSeconds: bytes, bytesMegabytesPerSecond: Double(2 * bytesMiB << 20) / bytes / 1e6,
             iterations: iterations, agent: "\(connection.agent)")
         try report.emit(json: json)
     }
@@ -93,6 +98,20 @@ struct Local: AsyncParsableCommand {
         return Double(calls) / seconds(ContinuousClock.now - start)
     }
 
+    /// Sends `mebibytes` of `Data` to `yonder.ping` and back, typed, so that it travels as a
+    /// binary attachment both ways; returns the best of three.
+    static func bytesRoundTrip(_ connection: Connection, mebibytes: Int) async throws -> Double {
+        let data = Data((0..<(mebibytes << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let start = ContinuousClock.now
+            let echoed = try await connection.run(PingBytes.self, data)
+            best = min(best, seconds(ContinuousClock.now - start))
+            guard echoed == data else { throw ValidationError("yonder.ping did not echo the bytes") }
+        }
+        return best
+    }
+
     /// Sends a `mebibytes`-sized string to `yonder.ping` and back; returns the best of three.
     static func largeRoundTrip(_ connection: Connection, mebibytes: Int) async throws -> Double {
         let text = String(repeating: "y", count: mebibytes << 20)
@@ -110,6 +129,13 @@ struct Local: AsyncParsableCommand {
     }
 }
 
+/// The no-op built-in seen as a typed function of bytes: its `Data` goes as an attachment,
+/// and it answers with the same.
+struct PingBytes: RemoteFunction {
+    static var remoteName: String { "yonder.ping" }
+    static func run(_ input: Data) async throws -> Data { input }
+}
+
 /// The figures of one run.
 struct Report: BenchReport {
     var echoP50Microseconds: Double
@@ -122,6 +148,9 @@ struct Report: BenchReport {
     var largeMiB: Int
     var largeSeconds: Double
     var largeMegabytesPerSecond: Double
+    var bytesMiB: Int
+    var bytesSeconds: Double
+    var bytesMegabytesPerSecond: Double
     var iterations: Int
     var agent: String
 
@@ -135,6 +164,7 @@ struct Report: BenchReport {
         row("ping p50 / echo p50", String(format: "%.2fx", pingOverEcho))
         row("throughput, \(inFlight) calls in flight", String(format: "%.0f calls/s", callsPerSecond))
         row("\(largeMiB) MiB argument round trip", String(format: "%.3f s, %.0f MB/s (both directions)", largeSeconds, largeMegabytesPerSecond))
+        row("\(bytesMiB) MiB Data round trip (attachment)", String(format: "%.3f s, %.0f MB/s (both directions)", bytesSeconds, bytesMegabytesPerSecond))
     }
 }
 

@@ -133,6 +133,74 @@ import YonderProtocol
         #expect(version.error.code == .unsupportedVersion)
     }
 
+    @Test func attachmentsGoRawToAClientThatAcceptsThemAndAsBase64ToOneThatDoesNot() throws {
+        let bytes: [UInt8] = [0, 255, 10, 13, 34, 92]
+        let reference: JSONValue = ["$attachment": 0]
+        // This client announced no binary: the echo carries the bytes inline, as base64.
+        let plain = try connected()
+        plain.send(.call(Message.Call(id: 1, function: "yonder.ping", arguments: ["blob": reference], attachments: [bytes])))
+        guard case .result(let inline) = try plain.reply(to: 1).reply else {
+            Issue.record("expected a result")
+            return
+        }
+        #expect(inline.value == ["blob": .string(Data(bytes).base64EncodedString())])
+        #expect(inline.attachments.isEmpty)
+        // A typed function reads base64 from such a client, and answers it in base64.
+        let parts: JSONValue = [.string(Data([1, 2]).base64EncodedString()), ""]
+        plain.send(.call(Message.Call(id: 2, function: "ReverseChunks", arguments: ["label": "a", "parts": parts])))
+        guard case .result(let reversed) = try plain.reply(to: 2).reply else {
+            Issue.record("expected a result")
+            return
+        }
+        #expect(reversed.value == ["label": "A", "parts": ["", .string(Data([2, 1]).base64EncodedString())]])
+
+        // This one did: the bytes come back as an attachment, from the worker too.
+        let client = try RawFrameClient(port: agent.port)
+        client.hello(token: agent.token, binary: true)
+        guard case .hello(let hello)? = try client.receive() else {
+            Issue.record("expected the agent's hello")
+            return
+        }
+        #expect(hello.binary)
+        client.send(.call(Message.Call(id: 3, function: "yonder.ping", arguments: ["blob": reference], attachments: [bytes])))
+        guard case .result(let echoed) = try client.reply(to: 3).reply else {
+            Issue.record("expected a result")
+            return
+        }
+        #expect(echoed.value == ["blob": reference])
+        #expect(echoed.attachments == [bytes])
+        client.send(.call(Message.Call(
+            id: 4, function: "ReverseChunks", arguments: ["label": "b", "parts": [["$attachment": 1], ["$attachment": 0]]],
+            attachments: [[1, 2, 3], [4, 5]])))
+        guard case .result(let binary) = try client.reply(to: 4).reply else {
+            Issue.record("expected a result")
+            return
+        }
+        #expect(binary.value == ["label": "B", "parts": [["$attachment": 0], ["$attachment": 1]]])
+        #expect(binary.attachments == [[3, 2, 1], [5, 4]])
+    }
+
+    @Test func anAttachmentThatDoesNotMatchItsAnnouncementEndsTheConnection() throws {
+        let client = try connected()
+        // Announces 5 bytes, sends a frame of 3.
+        client.send(Array(#"{"type":"call","id":1,"function":"yonder.ping","attachments":[5]}"#.utf8).framed + [0, 0, 0, 3, 1, 2, 3])
+        guard case .error(let failure)? = try client.receive() else {
+            Issue.record("expected invalid_attachment")
+            return
+        }
+        #expect(failure.id == nil)
+        #expect(failure.error.code == .invalidAttachment)
+        #expect(try client.receive() == nil)
+        // Before auth, attachments are refused outright.
+        let early = try RawFrameClient(port: agent.port)
+        early.send(Array(#"{"type":"hello","protocol":2,"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","attachments":[1]}"#.utf8).framed + [0, 0, 0, 1, 0])
+        guard case .error(let refused)? = try early.receive() else {
+            Issue.record("expected invalid_attachment")
+            return
+        }
+        #expect(refused.error.code == .invalidAttachment)
+    }
+
     @Test func aRunningIDCannotBeReused() throws {
         let client = try connected()
         client.send(.call(Message.Call(id: 7, function: "Sleep", arguments: 300)))
@@ -202,5 +270,12 @@ import YonderProtocol
             return
         }
         #expect(own.waitForExit() == 0)
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// These bytes as one frame: a 4-byte big-endian length, then the bytes.
+    var framed: [UInt8] {
+        Swift.withUnsafeBytes(of: UInt32(count).bigEndian, Array.init) + self
     }
 }

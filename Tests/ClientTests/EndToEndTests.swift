@@ -24,6 +24,23 @@ import Yonder
         await connection.close()
     }
 
+    @Test func dataTravelsAsAttachmentsAndComesBackWhole() async throws {
+        let agent = try TestAgent.start()
+        defer { agent.stop() }
+        let connection = try await agent.connect()
+        #expect(connection.agent.acceptsAttachments)
+        var generator = SystemRandomNumberGenerator()
+        let big = Data((0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let input = Chunks(label: "mixed", parts: [big, Data(), Data([1, 2, 3])])
+        let output = try await connection.run(ReverseChunks.self, input)
+        #expect(output.label == "MIXED")
+        #expect(output.parts == [Data([3, 2, 1]), Data(), Data(big.reversed())])
+        // The untyped form sees an attachment as the base64 string it stands for.
+        let echoed = try await connection.call("yonder.ping", arguments: ["data": "AQID"])
+        #expect(echoed == ["data": "AQID"])
+        await connection.close()
+    }
+
     @Test func objectsKeepStateAndCanBeLookedUpFromAnotherConnection() async throws {
         let agent = try TestAgent.start()
         defer { agent.stop() }

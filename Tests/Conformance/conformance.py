@@ -101,7 +101,7 @@ def children(pid):
 
 
 class Client:
-    def __init__(self, agent, token=None, hello=True, port=None):
+    def __init__(self, agent, token=None, hello=True, port=None, binary=False):
         self.sock = socket.create_connection(("127.0.0.1", port or agent.listening["port"]), timeout=20)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buffer = b""
@@ -109,14 +109,18 @@ class Client:
         self.agent_hello = None
         self.agent_proved = None
         if hello:
-            self.handshake(token or agent.token)
+            self.handshake(token or agent.token, binary=binary)
 
-    def handshake(self, token):
+    def handshake(self, token, binary=False):
         """hello with a nonce; check the agent's proof; answer with auth (even when the proof
-        did not match, so that tests can see the agent refuse a wrong token)."""
+        did not match, so that tests can see the agent refuse a wrong token). `binary`: say
+        that this client accepts binary attachments (section 3)."""
         nonce = secrets.token_bytes(32)
-        self.send({"type": "hello", "protocol": 2, "nonce": base64.b64encode(nonce).decode(),
-                   "name": "conformance-py", "version": "1"})
+        hello = {"type": "hello", "protocol": 2, "nonce": base64.b64encode(nonce).decode(),
+                 "name": "conformance-py", "version": "1"}
+        if binary:
+            hello["binary"] = True
+        self.send(hello)
         self.agent_hello = self.receive()
         assert self.agent_hello is not None and self.agent_hello["type"] == "hello", self.agent_hello
         agent_nonce = base64.b64decode(self.agent_hello["nonce"], validate=True)
@@ -128,25 +132,44 @@ class Client:
     def send_raw(self, data):
         self.sock.sendall(data)
 
-    def send(self, message):
+    def send(self, message, attachments=()):
+        """Sends a message; `attachments` (bytes) are announced in it and follow it, one frame each."""
+        if attachments:
+            message = dict(message, attachments=[len(a) for a in attachments])
         payload = json.dumps(message).encode()
-        self.send_raw(struct.pack(">I", len(payload)) + payload)
+        frames = [struct.pack(">I", len(payload)) + payload]
+        frames += [struct.pack(">I", len(a)) + a for a in attachments]
+        self.send_raw(b"".join(frames))
 
-    def receive(self):
-        """The next message, or None at end of stream."""
+    def frame(self):
+        """The next frame's payload, or None at end of stream."""
         while True:
             if len(self.buffer) >= 4:
                 (length,) = struct.unpack(">I", self.buffer[:4])
                 assert 0 < length <= 64 * 1024 * 1024, f"bad frame length {length}"
                 if len(self.buffer) >= 4 + length:
                     payload, self.buffer = self.buffer[4:4 + length], self.buffer[4 + length:]
-                    message = json.loads(payload.decode("utf-8"))
-                    assert isinstance(message, dict) and isinstance(message.get("type"), str)
-                    return message
+                    return payload
             chunk = self.sock.recv(1 << 20)
             if not chunk:
                 return None
             self.buffer += chunk
+
+    def receive(self):
+        """The next message, or None at end of stream. The bytes of the attachments a message
+        announces are read with it, into its `_attachments`."""
+        payload = self.frame()
+        if payload is None:
+            return None
+        message = json.loads(payload.decode("utf-8"))
+        assert isinstance(message, dict) and isinstance(message.get("type"), str)
+        if message.get("attachments"):
+            message["_attachments"] = []
+            for length in message["attachments"]:
+                data = self.frame()
+                assert data is not None and len(data) == length, (length, data and len(data))
+                message["_attachments"].append(data)
+        return message
 
     def request(self, message):
         self.next_id += 1
@@ -167,9 +190,11 @@ class Client:
                 continue
             return message, extras
 
-    def call(self, function, arguments=None, **fields):
-        request_id = self.request(dict({"type": "call", "function": function, "arguments": arguments}, **fields))
-        return self.reply(request_id)
+    def call(self, function, arguments=None, attachments=(), **fields):
+        self.next_id += 1
+        self.send(dict({"type": "call", "function": function, "arguments": arguments, "id": self.next_id}, **fields),
+                  attachments)
+        return self.reply(self.next_id)
 
     def ping_latencies(self, count, pause=0.0):
         """Seconds each of `count` sequential yonder.ping calls took (each answer checked)."""
@@ -498,6 +523,47 @@ class Conformance(unittest.TestCase):
         self.assertEqual(reply["type"], "error")
         self.assertEqual(reply["code"], "decode_failed")
         self.assertEqual(reply["path"], ["arguments", "y"])
+
+    def test_binary_attachments_both_ways(self):
+        client = self.connect(binary=True)
+        self.assertIs(client.agent_hello.get("binary"), True)
+        big = secrets.token_bytes(5 << 20)
+        reply, _ = client.call("yonder.ping", {"blob": {"$attachment": 0}}, attachments=[big])
+        self.assertEqual(reply["value"], {"blob": {"$attachment": 0}})
+        self.assertEqual(reply["_attachments"], [big])
+        # A user function (in its worker) reads Data from attachments and from base64 alike,
+        # and answers with attachments; an empty Data is always "".
+        parts = [{"$attachment": 1}, base64.b64encode(b"\x07\x08").decode(), {"$attachment": 0}, ""]
+        reply, _ = client.call("ReverseChunks", {"label": "mix", "parts": parts}, attachments=[b"\x00\x01\x02", b"\xff"])
+        self.assertEqual(reply["type"], "result", reply)
+        self.assertEqual(reply["value"]["label"], "MIX")
+        values = reply["value"]["parts"]
+        self.assertEqual(values[0], "")
+        decoded = [reply["_attachments"][p["$attachment"]] for p in values[1:]]
+        self.assertEqual(decoded, [b"\x02\x01\x00", b"\x08\x07", b"\xff"])
+
+    def test_a_client_without_binary_gets_base64(self):
+        client = self.connect()
+        self.assertIs(client.agent_hello.get("binary"), True)
+        # It may still send attachments (the agent accepts them); the answer has none.
+        reply, _ = client.call("yonder.ping", [{"$attachment": 0}], attachments=[b"\x00\xff"])
+        self.assertEqual(reply["value"], [base64.b64encode(b"\x00\xff").decode()])
+        self.assertNotIn("attachments", reply)
+        reply, _ = client.call("ReverseChunks", {"label": "b", "parts": [base64.b64encode(b"ab").decode()]})
+        self.assertEqual(reply["value"], {"label": "B", "parts": [base64.b64encode(b"ba").decode()]})
+
+    def test_a_bad_attachment_is_fatal(self):
+        client = self.connect(binary=True)
+        payload = json.dumps({"type": "call", "id": 1, "function": "yonder.ping", "attachments": [5]}).encode()
+        client.send_raw(struct.pack(">I", len(payload)) + payload + struct.pack(">I", 3) + b"abc")
+        error = client.receive()
+        self.assertEqual((error["type"], error["code"], error.get("id")), ("error", "invalid_attachment", None))
+        self.assertIsNone(client.receive())
+        other = self.connect(binary=True)
+        other.send({"type": "call", "id": 2, "function": "yonder.ping", "attachments": [0]})
+        error = other.receive()
+        self.assertEqual((error["code"], error.get("path")), ("invalid_attachment", ["attachments", "0"]))
+        self.assertIsNone(other.receive())
 
     def test_remote_error_and_unknown_function(self):
         client = self.connect()

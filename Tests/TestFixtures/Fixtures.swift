@@ -1,4 +1,5 @@
 import Distributed
+public import Foundation
 public import YonderCore
 import Logging
 import Synchronization
@@ -46,6 +47,23 @@ public struct Point: Codable, Sendable, Equatable {
 /// Mirrors a point through the origin.
 public struct Mirror: RemoteFunction {
     public static func run(_ point: Point) async throws -> Point { Point(x: -point.x, y: -point.y) }
+}
+
+/// Named pieces of bytes: `Data` travels as binary attachments where both sides accept them.
+public struct Chunks: Codable, Sendable, Equatable {
+    public var label: String
+    public var parts: [Data]
+    public init(label: String, parts: [Data]) {
+        self.label = label
+        self.parts = parts
+    }
+}
+
+/// Reverses the order of the parts and the bytes of each, and upper-cases the label.
+public struct ReverseChunks: RemoteFunction {
+    public static func run(_ chunks: Chunks) async throws -> Chunks {
+        Chunks(label: chunks.label.uppercased(), parts: chunks.parts.reversed().map { Data($0.reversed()) })
+    }
 }
 
 /// Writes `count` log lines through swift-log, then returns `count`.
@@ -137,6 +155,6 @@ public distributed actor Fragile: RemoteObject {
 }
 
 /// Every function the test agent registers.
-public let fixtureFunctions: [any RemoteFunction.Type] = [Add.self, Echo.self, Sleep.self, Fail.self, Mirror.self, LogLines.self, Overflow.self, Rendezvous.self]
+public let fixtureFunctions: [any RemoteFunction.Type] = [Add.self, Echo.self, Sleep.self, Fail.self, Mirror.self, LogLines.self, Overflow.self, Rendezvous.self, ReverseChunks.self]
 /// Every object type the test agent registers.
 public let fixtureObjects: [any RemoteObject.Type] = [Counter.self, Fragile.self]

@@ -7,7 +7,7 @@ public import YonderProtocol
 /// what a well-behaved client never would.
 public final class RawFrameClient {
     private let fd: Int32
-    private var decoder = FrameDecoder()
+    private var reader = MessageReader(acceptsAttachments: true)
 
     /// Connects to 127.0.0.1:`port`, with `timeout` seconds for each read.
     public init(port: Int, timeout: Int = 20) throws {
@@ -50,9 +50,10 @@ public final class RawFrameClient {
 
     /// Sends `hello` with a fresh nonce; when the agent's `hello` arrives, `receive()` answers
     /// it with `auth`, proving `token` (whether or not the agent's own proof matched it).
-    public func hello(token: String) {
+    /// `binary`: announce that this client accepts binary attachments.
+    public func hello(token: String, binary: Bool = false) {
         pendingAuth = (token, HandshakeProof.randomBytes())
-        send(.hello(Message.Hello(nonce: pendingAuth?.nonce, name: "raw-test-client")))
+        send(.hello(Message.Hello(nonce: pendingAuth?.nonce, name: "raw-test-client", binary: binary)))
     }
 
     private var pendingAuth: (token: String, nonce: [UInt8])?
@@ -63,8 +64,8 @@ public final class RawFrameClient {
     package func receive() throws -> Message? {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            if let payload = try decoder.next() {
-                let message = try Message.decode(payload: payload)
+            if let (object, attachments) = try reader.next() {
+                let message = try Message.decode(object).with(attachments: attachments)
                 if case .hello(let hello) = message, let (token, nonce) = pendingAuth, let agentNonce = hello.nonce {
                     pendingAuth = nil
                     let expected = HandshakeProof.agent(token: token, clientNonce: nonce, agentNonce: agentNonce)
@@ -76,7 +77,7 @@ public final class RawFrameClient {
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { return nil }
-            decoder.append(buffer[0..<count])
+            reader.append(buffer[0..<count])
         }
     }
 

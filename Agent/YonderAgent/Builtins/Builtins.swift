@@ -15,12 +15,12 @@ enum Builtins {
     static let ping = "yonder.ping"
 
     static let entries: [FunctionEntry] = [
-        FunctionEntry(name: ping) { value, _ in value },
-        FunctionEntry(name: "yonder.info") { _, agent in try JSONValue(encoding: agent.info()) },
-        FunctionEntry(name: "yonder.objects") { _, agent in try JSONValue(encoding: agent.objects.references) },
-        FunctionEntry(name: "yonder.exec") { value, _ in try await Exec.run(value) },
-        FunctionEntry(name: "yonder.putFile") { value, _ in try Files.put(value) },
-        FunctionEntry(name: "yonder.getFile") { value, _ in try Files.get(value) },
+        FunctionEntry(name: ping, run: { input, _ in input }),
+        FunctionEntry(name: "yonder.info", json: { _, agent in try JSONValue(encoding: agent.info()) }),
+        FunctionEntry(name: "yonder.objects", json: { _, agent in try JSONValue(encoding: agent.objects.references) }),
+        FunctionEntry(name: "yonder.exec", json: { value, _ in try await Exec.run(value) }),
+        FunctionEntry(name: "yonder.putFile", json: { value, _ in try Files.put(value) }),
+        FunctionEntry(name: "yonder.getFile", json: { value, _ in try Files.get(value) }),
     ]
 
     /// The built-ins' names: these run in the agent itself, never in a worker.

@@ -11,7 +11,19 @@ struct UserCodeError: Error {
 /// A callable function: a user's `RemoteFunction` or a built-in.
 struct FunctionEntry: Sendable {
     var name: String
-    var run: @Sendable (JSONValue, AgentState) async throws -> JSONValue
+    /// Runs the function on its input (a value and its binary attachments).
+    var run: @Sendable (Payload, AgentState) async throws -> Payload
+
+    init(name: String, run: @escaping @Sendable (Payload, AgentState) async throws -> Payload) {
+        self.name = name
+        self.run = run
+    }
+
+    /// A function of JSON alone: attachments in its input are read as base64 strings.
+    init(name: String, json: @escaping @Sendable (JSONValue, AgentState) async throws -> JSONValue) {
+        self.name = name
+        self.run = { input, agent in Payload(try await json(input.inlined(), agent)) }
+    }
 }
 
 /// A creatable object type: a user's `RemoteObject`.
@@ -30,7 +42,7 @@ extension RemoteFunction {
             } catch {
                 throw UserCodeError(underlying: error)
             }
-            return try JSONValue(encoding: output)
+            return try Payload(encoding: output)
         }
     }
 }

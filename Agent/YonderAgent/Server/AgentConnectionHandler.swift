@@ -40,12 +40,14 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
     }
 
     private let agent: AgentState
-    private var decoder: FrameDecoder
+    private var reader: MessageReader
     private var handshake: AgentHandshake
     private var running: [Int: Running] = [:]
     private var closing = false
     /// The largest frame the client accepts, from its hello.
     private var clientMaximumFrame = Frame.defaultMaximumLength
+    /// Whether the client accepts binary attachments, from its hello.
+    private var clientAcceptsBinary = false
 
     /// Whether this connection counts among the agent's unauthenticated ones.
     private var counted = false
@@ -55,7 +57,9 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         self.agent = agent
         // Until the handshake is done only a tiny frame is accepted: a peer without the token
         // cannot make the agent buffer more than that.
-        self.decoder = FrameDecoder(maximumLength: min(agent.maximumFrameLength, agent.limits.handshakeFrameLimit))
+        // Attachments, too, only once authenticated.
+        self.reader = MessageReader(
+            maximumLength: min(agent.maximumFrameLength, agent.limits.handshakeFrameLimit), acceptsAttachments: false)
         self.handshake = AgentHandshake(token: agent.token)
     }
 
@@ -146,8 +150,8 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         guard !closing else { return }
         do {
             // Whole frames not yet taken (while paused) go with the connection.
-            while try decoder.next() != nil {}
-            try decoder.finish()
+            while try reader.next() != nil {}
+            try reader.finish()
             closing = true
             stopAll()
             context.close(promise: nil)
@@ -160,21 +164,21 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         guard !closing else { return }
-        decoder.append(buffer.readableBytesView)
+        reader.append(buffer.readableBytesView)
         processFrames(context: context)
     }
 
     private func processFrames(context: ChannelHandlerContext) {
         while !closing && !paused {
-            let payload: [UInt8]?
+            let next: (object: JSONValue, attachments: [[UInt8]])?
             do {
-                payload = try decoder.next()
+                next = try reader.next()
             } catch {
                 fatal(error, context: context)
                 return
             }
-            guard let payload else { return }
-            handle(payload, context: context)
+            guard let (object, attachments) = next else { return }
+            handle(object, attachments: attachments, context: context)
         }
     }
 
@@ -207,18 +211,11 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func handle(_ payload: [UInt8], context: ChannelHandlerContext) {
-        let value: JSONValue
-        do {
-            value = try Message.decodeJSON(payload: payload)
-        } catch {
-            fatal(error, context: context)
-            return
-        }
+    private func handle(_ value: JSONValue, attachments: [[UInt8]], context: ChannelHandlerContext) {
         let message: Message
         let answer: Message.Hello?
         do {
-            message = try Message.decode(value)
+            message = try Message.decode(value).with(attachments: attachments)
             answer = try handshake.receive(message)
         } catch {
             if handshake.state != .established {
@@ -236,10 +233,12 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
             // Authenticated: the full frame limit, and no more handshake deadline.
             uncount()
             handshakeTimer?.cancel()
-            decoder.maximumLength = agent.maximumFrameLength
+            reader.frames.maximumLength = agent.maximumFrameLength
+            reader.acceptsAttachments = true
         }
         if case .hello(let hello) = message, let answer {
             clientMaximumFrame = hello.maxFrame ?? Frame.defaultMaximumLength
+            clientAcceptsBinary = hello.binary
             write(agent.hello(answering: answer), context: context)
             return
         }
@@ -254,11 +253,12 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
             // The no-op built-in is answered here, on the event loop: no task to start, no
             // thread to wake.
             guard isNew(call.id, context: context) else { return }
-            write(RequestRunner.fitting(call.arguments, within: clientMaximumFrame, id: call.id), context: context)
+            let echo = Payload(call.arguments, attachments: call.attachments)
+            write(RequestRunner.fitting(echo, within: clientMaximumFrame, binary: clientAcceptsBinary, id: call.id), context: context)
         case .call(let call):
             if let worker = agent.functionWorker(for: call.function) {
                 forward(call.id, timeout: call.timeout, to: worker, label: call.function, context: context) { id in
-                    .call(Message.Call(id: id, function: call.function, arguments: call.arguments))
+                    .call(Message.Call(id: id, function: call.function, arguments: call.arguments, attachments: call.attachments))
                 }
                 return
             }
@@ -267,16 +267,16 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
             }
         case .create(let create):
             start(create.id, timeout: nil, context: context) {
-                try JSONValue(encoding: await agent.create(create))
+                Payload(try JSONValue(encoding: await agent.create(create)))
             }
         case .lookup(let lookup):
             start(lookup.id, timeout: nil, context: context) {
-                try JSONValue(encoding: objects.lookup(name: lookup.name))
+                Payload(try JSONValue(encoding: objects.lookup(name: lookup.name)))
             }
         case .invoke(let invoke):
             if let (worker, label) = agent.objectWorker(for: invoke) {
                 forward(invoke.id, timeout: invoke.timeout, to: worker, label: label(), context: context) { id in
-                    .invoke(Message.Invoke(id: id, object: invoke.object, method: invoke.method, arguments: invoke.arguments))
+                    .invoke(Message.Invoke(id: id, object: invoke.object, method: invoke.method, arguments: invoke.arguments, attachments: invoke.attachments))
                 }
                 return
             }
@@ -286,7 +286,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         case .release(let release):
             start(release.id, timeout: nil, context: context) {
                 try await agent.release(release.object)
-                return .null
+                return Payload(.null)
             }
         case .cancel(let cancel):
             if let request = running[cancel.id] {
@@ -306,12 +306,13 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func start(_ id: Int, timeout: Double?, context: ChannelHandlerContext, work: @escaping @Sendable () async throws -> JSONValue) {
+    private func start(_ id: Int, timeout: Double?, context: ChannelHandlerContext, work: @escaping @Sendable () async throws -> Payload) {
         guard isNew(id, context: context) else { return }
         let stop = StopReason()
         let channel = context.channel
         let eventLoop = context.eventLoop
         let clientMaximum = clientMaximumFrame
+        let binary = clientAcceptsBinary
         let emit: @Sendable (Message) -> Void = { message in
             guard stop.value != StopReason.disconnected else { return }
             channel.writeAndFlush(ByteBuffer(bytes: message.encodedFrame()), promise: nil)
@@ -320,7 +321,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
             while !channel.isWritable, channel.isActive, stop.value == nil { usleep(2000) }
         }
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
-        let task = RequestRunner.launch(id: id, work: work, stop: stop, clientMaximum: clientMaximum, emit: emit, holdBack: holdBack) {
+        let task = RequestRunner.launch(id: id, work: work, stop: stop, clientMaximum: clientMaximum, binary: binary, emit: emit, holdBack: holdBack) {
             eventLoop.execute {
                 handler.value.finished(id)
             }
@@ -358,6 +359,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         let channel = context.channel
         let eventLoop = context.eventLoop
         let clientMaximum = clientMaximumFrame
+        let binary = clientAcceptsBinary
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
         let workerID = worker.forward(label: label(), make) { message, final in
             guard final else {
@@ -365,7 +367,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
                 channel.writeAndFlush(ByteBuffer(bytes: relabelled.encodedFrame()), promise: nil)
                 return
             }
-            let reply = RequestRunner.answer(message, id: id, stop: stop.value, clientMaximum: clientMaximum)
+            let reply = RequestRunner.answer(message, id: id, stop: stop.value, clientMaximum: clientMaximum, binary: binary)
             let end: @Sendable () -> Void = {
                 if stop.value != StopReason.disconnected {
                     channel.writeAndFlush(ByteBuffer(bytes: reply.encodedFrame()), promise: nil)
@@ -401,36 +403,37 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
 /// Runs one request as a task and turns its outcome into the reply.
 enum RequestRunner {
     static func launch(
-        id: Int, work: @escaping @Sendable () async throws -> JSONValue, stop: StopReason, clientMaximum: Int,
+        id: Int, work: @escaping @Sendable () async throws -> Payload, stop: StopReason, clientMaximum: Int, binary: Bool,
         emit: @escaping @Sendable (Message) -> Void, holdBack: @escaping @Sendable () -> Void = {},
         finished: @escaping @Sendable () -> Void
     ) -> Task<Void, Never> {
         Task {
-            let reply = await perform(id: id, work: work, stop: stop, clientMaximum: clientMaximum, emit: emit, holdBack: holdBack)
+            let reply = await perform(
+                id: id, work: work, stop: stop, clientMaximum: clientMaximum, binary: binary, emit: emit, holdBack: holdBack)
             emit(reply)
             finished()
         }
     }
 
     static func perform(
-        id: Int, work: @Sendable () async throws -> JSONValue, stop: StopReason, clientMaximum: Int,
+        id: Int, work: @Sendable () async throws -> Payload, stop: StopReason, clientMaximum: Int, binary: Bool,
         emit: @escaping @Sendable (Message) -> Void, holdBack: @escaping @Sendable () -> Void = {}
     ) async -> Message {
         do {
             let value = try await RequestContext.$current.withValue(RequestContext(id: id, emit: emit, holdBack: holdBack)) {
                 try await work()
             }
-            return fitting(value, within: clientMaximum, id: id)
+            return fitting(value, within: clientMaximum, binary: binary, id: id)
         } catch {
             return .error(failure(error, id: id, stop: stop.value))
         }
     }
 
     /// The reply to a client for a worker's answer to its request `id`.
-    static func answer(_ answer: Message, id: Int, stop: ProtocolError.Code?, clientMaximum: Int) -> Message {
+    static func answer(_ answer: Message, id: Int, stop: ProtocolError.Code?, clientMaximum: Int, binary: Bool) -> Message {
         switch answer {
         case .result(let reply):
-            return fitting(reply.value, within: clientMaximum, id: id)
+            return fitting(Payload(reply.value, attachments: reply.attachments), within: clientMaximum, binary: binary, id: id)
         case .error(let failure):
             return .error(self.failure(ForwardedFailure(failure: failure), id: id, stop: stop))
         default:
@@ -439,9 +442,18 @@ enum RequestRunner {
     }
 
     /// The result, or an `encode_failed` error when it is larger than the client accepts.
-    static func fitting(_ value: JSONValue, within maximum: Int, id: Int) -> Message {
-        let reply = Message.result(Message.Reply(id: id, value: value))
-        if value.approximateSize > maximum / 2, reply.encodedPayload().count > maximum {
+    /// Its attachments go as attachments to a client that accepts them (`binary`), else
+    /// inline as base64.
+    static func fitting(_ payload: Payload, within maximum: Int, binary: Bool, id: Int) -> Message {
+        let reply: Message
+        if binary || payload.attachments.isEmpty {
+            reply = .result(Message.Reply(id: id, value: payload.value, attachments: payload.attachments))
+        } else {
+            reply = .result(Message.Reply(id: id, value: payload.inlined()))
+        }
+        let tooLarge = payload.approximateSize > maximum / 2
+            && (reply.encodedPayload().count > maximum || reply.attachments.contains { $0.count > maximum })
+        if tooLarge {
             let error = ProtocolError(.encodeFailed, "the result is larger than the client's maximum frame of \(maximum) bytes; return less, or fetch it in pieces")
             return .error(Message.Failure(id: id, error: error))
         }
@@ -473,27 +485,4 @@ enum RequestRunner {
         }
     }
 
-}
-
-extension JSONValue {
-    /// A cheap estimate of the encoded size, to skip measuring small replies.
-    var approximateSize: Int {
-        switch self {
-        case .null, .bool, .integer, .double:
-            return 8
-        case .string(let text):
-            return text.utf8.count
-        case .array(let elements):
-            var total = 2
-            for element in elements { total += element.approximateSize }
-            return total
-        case .object(let members):
-            var total = 2
-            for (key, member) in members {
-                total += key.utf8.count
-                total += member.approximateSize
-            }
-            return total
-        }
-    }
 }

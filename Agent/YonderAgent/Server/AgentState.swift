@@ -61,13 +61,13 @@ final class AgentState: Sendable {
     // MARK: Requests: run here, or forwarded to the worker processes
 
     /// Runs a `call`: a built-in here, a user function in the functions' worker.
-    func call(_ call: Message.Call) async throws -> JSONValue {
+    func call(_ call: Message.Call) async throws -> Payload {
         let entry = try function(call.function)
         guard let workers, !Builtins.names.contains(call.function) else {
-            return try await entry.run(call.arguments, self)
+            return try await entry.run(Payload(call.arguments, attachments: call.attachments), self)
         }
         return try await workers.functions().request(label: call.function) { id in
-            .call(Message.Call(id: id, function: call.function, arguments: call.arguments))
+            .call(Message.Call(id: id, function: call.function, arguments: call.arguments, attachments: call.attachments))
         }
     }
 
@@ -119,13 +119,13 @@ final class AgentState: Sendable {
     }
 
     /// Runs an `invoke` on the object, wherever it lives.
-    func invoke(_ invoke: Message.Invoke) async throws -> JSONValue {
+    func invoke(_ invoke: Message.Invoke) async throws -> Payload {
         let (reference, host) = try objects.host(invoke.object)
         switch host {
         case .local:
             let actor = try objects.actor(invoke.object)
             do {
-                return try await objects.system.execute(on: actor, method: invoke.method, arguments: invoke.arguments)
+                return Payload(try await objects.system.execute(on: actor, method: invoke.method, arguments: invoke.arguments))
             } catch let error as ProtocolError {
                 throw error
             } catch {
@@ -163,6 +163,7 @@ final class AgentState: Sendable {
         hello.build = build
         hello.instance = instance
         hello.maxFrame = maximumFrameLength
+        hello.binary = true
         return .hello(hello)
     }
 

@@ -172,7 +172,7 @@ final class Worker: Sendable {
     /// `forward` for a task: returns the answer's value, or throws `ForwardedFailure` (or
     /// `crashed`); cancelling the task cancels the request. `log` and `output` messages go
     /// to the current request's client.
-    func request(label: @autoclosure @escaping @Sendable () -> String, _ make: (Int) -> Message) async throws -> JSONValue {
+    func request(label: @autoclosure @escaping @Sendable () -> String, _ make: (Int) -> Message) async throws -> Payload {
         let context = RequestContext.current
         let sent = Mutex<Int?>(nil)
         return try await withTaskCancellationHandler {
@@ -180,7 +180,7 @@ final class Worker: Sendable {
                 let id = forward(label: label(), make) { message, final in
                     switch message {
                     case .result(let reply) where final:
-                        continuation.resume(returning: reply.value)
+                        continuation.resume(returning: Payload(reply.value, attachments: reply.attachments))
                     case .error(let failure) where final:
                         continuation.resume(throwing: ForwardedFailure(failure: failure))
                     default:
@@ -434,13 +434,13 @@ private final class LinkHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Set once, before the link is registered (so before any read).
     weak var worker: Worker?
-    private var decoder = FrameDecoder(maximumLength: Frame.defaultMaximumLength + 4096)
+    private var reader = MessageReader(maximumLength: Frame.defaultMaximumLength + 4096, acceptsAttachments: true)
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        decoder.append(unwrapInboundIn(data).readableBytesView)
+        reader.append(unwrapInboundIn(data).readableBytesView)
         do {
-            while let payload = try decoder.next() {
-                worker?.receive(try Message.decode(payload: payload))
+            while let (object, attachments) = try reader.next() {
+                worker?.receive(try Message.decode(object).with(attachments: attachments))
             }
         } catch {
             Logger(label: "yonder.agent.worker").error("a worker sent a bad frame (\(error)); stopping it")

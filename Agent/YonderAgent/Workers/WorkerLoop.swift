@@ -67,7 +67,7 @@ final class WorkerLoop: TaskExecutor, @unchecked Sendable {
 
     /// Serves the link until it closes, then exits the process.
     func run() -> Never {
-        var decoder = FrameDecoder(maximumLength: Frame.defaultMaximumLength + 4096)
+        var reader = MessageReader(maximumLength: Frame.defaultMaximumLength + 4096, acceptsAttachments: true)
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         while true {
             runJobs()
@@ -84,10 +84,11 @@ final class WorkerLoop: TaskExecutor, @unchecked Sendable {
             if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
             // The agent is gone (or stopped this worker): so is this process.
             if count <= 0 { _exit(0) }
-            decoder.append(buffer[0..<count])
+            reader.append(buffer[0..<count])
             do {
-                while let payload = try decoder.next() {
-                    handle(try Message.decode(payload: payload), large: payload.count > 1 << 20)
+                while let (object, attachments) = try reader.next() {
+                    let message = try Message.decode(object).with(attachments: attachments)
+                    handle(message, large: Payload(object, attachments: attachments).approximateSize > 1 << 20)
                 }
             } catch {
                 send(.error(Message.Failure(id: nil, error: error)))
@@ -121,13 +122,13 @@ final class WorkerLoop: TaskExecutor, @unchecked Sendable {
         case .call(let call):
             start(call.id, large: large) { try await agent.call(call) }
         case .create(let create):
-            start(create.id, large: large) { try JSONValue(encoding: await agent.create(create)) }
+            start(create.id, large: large) { Payload(try JSONValue(encoding: await agent.create(create))) }
         case .invoke(let invoke):
             start(invoke.id, large: large) { try await agent.invoke(invoke) }
         case .release(let release):
             start(release.id, large: large) {
                 try await agent.release(release.object)
-                return .null
+                return Payload(.null)
             }
         case .cancel(let cancel):
             if let request = running.withLock({ $0[cancel.id] }) {
@@ -140,12 +141,12 @@ final class WorkerLoop: TaskExecutor, @unchecked Sendable {
     }
 
     /// `large`: the request's frame was big, so its memory is given back once the worker is idle.
-    private func start(_ id: Int, large: Bool, work: @escaping @Sendable () async throws -> JSONValue) {
+    private func start(_ id: Int, large: Bool, work: @escaping @Sendable () async throws -> Payload) {
         let stop = StopReason()
         let emit: @Sendable (Message) -> Void = { [self] message in send(message) }
         // The task is queued on this loop; it runs as soon as the frames read are handled.
         let body: @Sendable () async -> Void = { [self] in
-            let reply = await RequestRunner.perform(id: id, work: work, stop: stop, clientMaximum: Frame.defaultMaximumLength, emit: emit)
+            let reply = await RequestRunner.perform(id: id, work: work, stop: stop, clientMaximum: Frame.defaultMaximumLength, binary: true, emit: emit)
             let idle = running.withLock { running in
                 running.removeValue(forKey: id)
                 return running.isEmpty

@@ -47,7 +47,9 @@ import YonderProtocol
             try await connection.call("never", timeout: .milliseconds(200))
         }
         #expect(error?.code == .timedOut)
-        #expect(ContinuousClock.now - start < .seconds(2))
+        // Bounded far above the 0.3 s it takes, so that a loaded machine cannot fail it:
+        // without the client-side deadline the call would wait forever.
+        #expect(ContinuousClock.now - start < .seconds(15))
         // The agent was sent the timeout, then told to stop.
         try await Task.sleep(for: .milliseconds(100))
         #expect(peer.messages.contains { if case .cancel = $0 { true } else { false } })

@@ -11,11 +11,14 @@ import YonderProtocol
 /// the rest is the stream a peer sent. Properties checked, besides "no crash":
 /// - every payload the decoder returns has the length its prefix said, within the limit;
 /// - a message that decodes encodes to a payload that decodes to the same message;
-/// - the agent's handshake takes any decoded message without trapping.
+/// - the agent's handshake takes any decoded message without trapping;
+/// - the message reader, attachments accepted, returns only attachments of the lengths
+///   their message announced, and a message with attachments survives its frames.
 func fuzzOne(_ data: UnsafeBufferPointer<UInt8>) {
     guard let first = data.first else { return }
     let piece = Int(first) + 1
     let stream = data.dropFirst()
+    readMessages(stream, piece: piece)
     var decoder = FrameDecoder(maximumLength: 1 << 16)
     var handshake = AgentHandshake(token: "fuzz-token-0123456789", agentNonce: Array(repeating: 7, count: 32))
     var offset = stream.startIndex
@@ -39,6 +42,39 @@ func fuzzOne(_ data: UnsafeBufferPointer<UInt8>) {
         }
     }
     try? decoder.finish()
+}
+
+/// The same stream through `MessageReader`, attachments accepted.
+func readMessages(_ stream: Slice<UnsafeBufferPointer<UInt8>>, piece: Int) {
+    var reader = MessageReader(maximumLength: 1 << 16, acceptsAttachments: true)
+    var offset = stream.startIndex
+    while offset < stream.endIndex {
+        let end = min(stream.endIndex, offset + piece)
+        reader.append(stream[offset..<end])
+        offset = end
+        while true {
+            let next: (object: JSONValue, attachments: [[UInt8]])?
+            do {
+                next = try reader.next()
+            } catch {
+                return  // fatal, as on a connection
+            }
+            guard let (object, attachments) = next else { break }
+            if case .array(let lengths)? = object["attachments"] {
+                precondition(lengths.count == attachments.count, "attachments other than announced")
+                for (length, attachment) in zip(lengths, attachments) {
+                    precondition(length == .integer(Int64(attachment.count)), "an attachment of another length than announced")
+                }
+            } else {
+                precondition(attachments.isEmpty, "attachments no message announced")
+            }
+            guard let message = try? Message.decode(object).with(attachments: attachments), !message.attachments.isEmpty else { continue }
+            var again = MessageReader(maximumLength: 1 << 20, acceptsAttachments: true)
+            again.append(message.encodedFrame())
+            let decoded = (try? again.next()).flatMap { $0 }.flatMap { try? Message.decode($0.object).with(attachments: $0.attachments) }
+            precondition(decoded == message, "a message with attachments did not survive its frames")
+        }
+    }
 }
 
 @main

@@ -25,6 +25,8 @@ struct ProtocolVector: Sendable, CustomTestStringConvertible {
     /// The agent's nonce in the handshake (context.agentNonce, base64).
     var agentNonce: [UInt8]
     var maxFrame: Int
+    /// Whether the receiver accepts binary attachments (context.binary).
+    var binary: Bool
     var expectations: [Expectation]
 
     var testDescription: String { "\(file): \(name)" }
@@ -99,8 +101,13 @@ enum VectorCatalog {
         var token = "s3cret"
         var agentNonce = ProtocolVector.defaultAgentNonce
         var maxFrame = Frame.defaultMaximumLength
+        var binary = false
         if let context = fields["context"] {
-            let c = try object(context, allowed: ["role", "state", "token", "agentNonce", "maxFrame"])
+            let c = try object(context, allowed: ["role", "state", "token", "agentNonce", "maxFrame", "binary"])
+            if let value = c["binary"] {
+                guard case .bool(let flag) = value else { throw VectorFormatError(description: "context.binary must be a boolean") }
+                binary = flag
+            }
             if let value = c["agentNonce"] {
                 guard let data = Data(base64Encoded: try string(value, "context.agentNonce")) else {
                     throw VectorFormatError(description: "context.agentNonce must be base64")
@@ -156,7 +163,7 @@ enum VectorCatalog {
         }
         return ProtocolVector(
             file: file, name: name, bytes: bytes, role: role, state: state, token: token, agentNonce: agentNonce, maxFrame: maxFrame,
-            expectations: expectations)
+            binary: binary, expectations: expectations)
     }
 
     private static func object(_ value: JSONValue, allowed: Set<String>) throws(VectorFormatError) -> [String: JSONValue] {

@@ -49,13 +49,13 @@ import YonderProtocol
     @Test(arguments: VectorCatalog.all)
     func messagesRoundTrip(_ vector: ProtocolVector) throws {
         for case .message(let json) in vector.expectations {
-            let message = try Message.decode(json)
-            #expect(try Message.decode(payload: message.encodedPayload()) == message, "\(vector.name)")
-            var decoder = FrameDecoder()
-            decoder.append(message.encodedFrame())
-            let payload = try #require(try decoder.next(), "\(vector.name)")
-            #expect(try Message.decode(payload: payload) == message, "\(vector.name)")
-            #expect(decoder.bufferedByteCount == 0)
+            let message = try expectedMessageOf(json)
+            #expect(try Message.decode(payload: message.encodedPayload()).with(attachments: message.attachments) == message, "\(vector.name)")
+            var reader = MessageReader(acceptsAttachments: true)
+            reader.append(message.encodedFrame())
+            let (object, attachments) = try #require(try reader.next(), "\(vector.name)")
+            #expect(try Message.decode(object).with(attachments: attachments) == message, "\(vector.name)")
+            #expect(reader.frames.bufferedByteCount == 0)
         }
     }
 

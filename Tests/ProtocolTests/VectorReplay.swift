@@ -1,3 +1,4 @@
+import Foundation
 import YonderProtocol
 
 /// What a receiver made of one frame, or of the end of the stream.
@@ -21,14 +22,14 @@ struct VectorReplay {
 
     /// The errors that always close the connection.
     static let framingCodes: Set<ProtocolError.Code> = [
-        .emptyFrame, .frameTooLarge, .truncatedFrame, .invalidUTF8, .invalidJSON, .notAnObject,
+        .emptyFrame, .frameTooLarge, .truncatedFrame, .invalidUTF8, .invalidJSON, .notAnObject, .invalidAttachment,
     ]
 
     let vector: ProtocolVector
 
     /// Replays the bytes delivered in pieces of at most `pieceSize` bytes (nil: all at once).
     func run(pieceSize: Int?) -> [ReceivedOutcome] {
-        var decoder = FrameDecoder(maximumLength: vector.maxFrame)
+        var decoder = MessageReader(maximumLength: vector.maxFrame)
         var handshake = AgentHandshake(token: vector.token, agentNonce: vector.agentNonce)
         if vector.state == .established {
             let nonce = ProtocolVector.defaultClientNonce
@@ -43,15 +44,17 @@ struct VectorReplay {
             decoder.append(vector.bytes[offset..<end])
             offset = end
             while true {
-                let payload: [UInt8]?
+                // An agent takes attachments only once the handshake is done.
+                decoder.acceptsAttachments = vector.binary && (vector.role == .client || handshake.state == .established)
+                let next: (object: JSONValue, attachments: [[UInt8]])?
                 do {
-                    payload = try decoder.next()
+                    next = try decoder.next()
                 } catch {
                     outcomes.append(.error(error, fatal: true, id: nil))
                     return outcomes
                 }
-                guard let payload else { break }
-                let outcome = receive(payload, handshake: &handshake)
+                guard let (object, attachments) = next else { break }
+                let outcome = receive(object, attachments: attachments, handshake: &handshake)
                 outcomes.append(outcome)
                 if case .error(_, fatal: true, _) = outcome { return outcomes }
             }
@@ -64,26 +67,15 @@ struct VectorReplay {
         return outcomes
     }
 
-    private func receive(_ payload: [UInt8], handshake: inout AgentHandshake) -> ReceivedOutcome {
+    private func receive(_ object: JSONValue, attachments: [[UInt8]], handshake: inout AgentHandshake) -> ReceivedOutcome {
         do {
-            let message = try Message.decode(payload: payload)
+            let message = try Message.decode(object).with(attachments: attachments)
             if vector.role == .agent { try handshake.receive(message) }
             return .message(message)
         } catch {
             let fatal = Self.framingCodes.contains(error.code)
                 || (vector.role == .agent && handshake.state != .established)
-            return .error(error, fatal: fatal, id: fatal ? nil : Self.echoedID(payload))
-        }
-    }
-
-    /// The id an `error` answering an undecodable message carries: the object's `id` when it
-    /// is an integer from 0 to 2^53 − 1, else none.
-    static func echoedID(_ payload: [UInt8]) -> Int? {
-        guard let value = try? Message.decodeJSON(payload: payload), let id = value["id"] else { return nil }
-        switch id {
-        case .integer(let i) where (0...largestID).contains(i): return Int(i)
-        case .double(let d) where d >= 0 && d <= Double(largestID) && d.rounded() == d: return Int(d)
-        default: return nil
+            return .error(error, fatal: fatal, id: fatal ? nil : Message.echoedRequestID(in: object))
         }
     }
 }
@@ -106,16 +98,19 @@ func sameJSON(_ a: JSONValue, _ b: JSONValue) -> Bool {
 func mismatch(_ actual: Message, expected: JSONValue) -> String? {
     let expectedMessage: Message
     do {
-        expectedMessage = try Message.decode(expected)
+        expectedMessage = try expectedMessageOf(expected)
     } catch {
         return "the expected JSON does not decode: \(error)"
     }
     if expectedMessage != actual {
         return "decoded \(actual.json), expected \(expected)"
     }
-    guard case .object(let written) = actual.json, case .object(var canonical) = expected else {
+    guard case .object(var written) = actual.json, case .object(var canonical) = expected else {
         return "messages are objects"
     }
+    // Attachments were compared with the messages: as bytes, not as the lengths on the wire.
+    written["attachments"] = nil
+    canonical["attachments"] = nil
     for (key, value) in written {
         guard let expectedValue = canonical[key], sameJSON(value, expectedValue) else {
             return "member \"\(key)\": decoded \(value), expected \(canonical[key].map { "\($0)" } ?? "nothing")"
@@ -129,4 +124,17 @@ func mismatch(_ actual: Message, expected: JSONValue) -> String? {
         canonical[key] = value
     }
     return nil
+}
+
+/// The message an expected outcome describes, its `attachments` (base64 in vectors) included.
+func expectedMessageOf(_ json: JSONValue) throws -> Message {
+    let message = try Message.decode(json)
+    guard case .array(let encoded)? = json["attachments"] else { return message }
+    let attachments = try encoded.map { item -> [UInt8] in
+        guard case .string(let text) = item, let data = Data(base64Encoded: text) else {
+            throw VectorFormatError(description: "an expected message's attachments must be base64 strings")
+        }
+        return [UInt8](data)
+    }
+    return message.with(attachments: attachments)
 }

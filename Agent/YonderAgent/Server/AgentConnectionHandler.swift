@@ -315,7 +315,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         let binary = clientAcceptsBinary
         let emit: @Sendable (Message) -> Void = { message in
             guard stop.value != StopReason.disconnected else { return }
-            channel.writeAndFlush(ByteBuffer(bytes: message.encodedFrame()), promise: nil)
+            channel.writeAndFlush(ByteBuffer(frames: message), promise: nil)
         }
         let holdBack: @Sendable () -> Void = {
             while !channel.isWritable, channel.isActive, stop.value == nil { usleep(2000) }
@@ -364,13 +364,13 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         let workerID = worker.forward(label: label(), make) { message, final in
             guard final else {
                 guard stop.value != StopReason.disconnected, let relabelled = message.withRequestID(id) else { return }
-                channel.writeAndFlush(ByteBuffer(bytes: relabelled.encodedFrame()), promise: nil)
+                channel.writeAndFlush(ByteBuffer(frames: relabelled), promise: nil)
                 return
             }
             let reply = RequestRunner.answer(message, id: id, stop: stop.value, clientMaximum: clientMaximum, binary: binary)
             let end: @Sendable () -> Void = {
                 if stop.value != StopReason.disconnected {
-                    channel.writeAndFlush(ByteBuffer(bytes: reply.encodedFrame()), promise: nil)
+                    channel.writeAndFlush(ByteBuffer(frames: reply), promise: nil)
                 }
                 handler.value.finished(id)
             }
@@ -386,7 +386,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
     }
 
     private func write(_ message: Message, context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: message.encodedFrame())), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(frames: message)), promise: nil)
     }
 
     /// Sends an `error` without id, then closes: for bad frames and refused handshakes.
@@ -485,4 +485,24 @@ enum RequestRunner {
         }
     }
 
+}
+
+extension ByteBuffer {
+    /// `message`'s frame and then one frame per attachment, with each attachment's bytes
+    /// copied once, straight into the buffer.
+    init(frames message: Message) {
+        let attachments = message.attachments
+        guard !attachments.isEmpty else {
+            self.init(bytes: message.encodedFrame())
+            return
+        }
+        // The message's JSON announces the attachments' lengths.
+        let head = JSONBytes.frame(message.json)
+        self = ByteBufferAllocator().buffer(capacity: head.count + attachments.reduce(0) { $0 + 4 + $1.count })
+        writeBytes(head)
+        for attachment in attachments {
+            writeInteger(UInt32(attachment.count))
+            writeBytes(attachment)
+        }
+    }
 }

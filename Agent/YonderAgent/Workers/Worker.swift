@@ -165,7 +165,7 @@ final class Worker: Sendable {
             link.eventLoop.execute { deliver(.error(failure), true) }
             return id
         }
-        send(make(id).encodedFrame())
+        send(ByteBuffer(frames: make(id)))
         return id
     }
 
@@ -202,7 +202,7 @@ final class Worker: Sendable {
     /// Asks the worker to cancel its request `id` (it answers `cancelled` if it still runs).
     func cancel(_ id: Int) {
         guard state.withLock({ $0.pending[id] != nil }) else { return }
-        send(Message.cancel(Message.Cancel(id: id)).encodedFrame())
+        send(ByteBuffer(frames: Message.cancel(Message.Cancel(id: id))))
     }
 
     /// Ends the worker on purpose (its object was released): it exits when its link closes.
@@ -217,8 +217,7 @@ final class Worker: Sendable {
     }
 
     /// Writes a frame to the link: at once on the agent's event loop, else through it.
-    private func send(_ frame: [UInt8]) {
-        let buffer = ByteBuffer(bytes: frame)
+    private func send(_ buffer: ByteBuffer) {
         link.whenSuccess { $0.writeAndFlush(buffer, promise: nil) }
     }
 

@@ -163,6 +163,36 @@ vector(P, "not-an-object-number", "A JSON number.", frame(b"42"), [err("not_an_o
 vector(P, "not-an-object-null", "JSON null.", frame(b"null"), [err("not_an_object", fatal=True)])
 vector(P, "not-an-object-boolean", "JSON true.", frame(b"true"), [err("not_an_object", fatal=True)])
 
+# binary attachments (PROTOCOL.md section 3): in an expected message, "attachments" holds
+# the base64 of each attachment's bytes, not their lengths.
+BINARY = {"binary": True}
+vector(F, "attachments-call", "A call whose argument is a 3-byte attachment, to an agent that accepts them.",
+       frames({"type": "call", "id": 9, "function": "Echo", "arguments": {"$attachment": 0}, "attachments": [3]},
+              bytes([1, 2, 3])),
+       [msg({"type": "call", "id": 9, "function": "Echo", "arguments": {"$attachment": 0}, "attachments": ["AQID"]})],
+       BINARY)
+vector(F, "attachments-result-two", "A result with two attachments, then a ping: the raw frames are never read as JSON.",
+       frames({"type": "result", "id": 4, "value": [{"$attachment": 1}, {"$attachment": 0}], "attachments": [2, 1]},
+              b"{}", bytes([0xff]), {"type": "ping"}),
+       [msg({"type": "result", "id": 4, "value": [{"$attachment": 1}, {"$attachment": 0}], "attachments": ["e30=", "/w=="]}),
+        msg({"type": "ping"})],
+       dict(BINARY, role="client"))
+vector(F, "attachments-not-accepted", "Attachments to a receiver that did not say binary: fatal.",
+       frames({"type": "call", "id": 1, "function": "Echo", "attachments": [1]}, b"x"),
+       [err("invalid_attachment", ["attachments"], fatal=True)])
+vector(F, "attachments-wrong-length", "The attachment's frame is shorter than announced: fatal.",
+       frames({"type": "call", "id": 1, "function": "Echo", "attachments": [5]}, b"abc"),
+       [err("invalid_attachment", fatal=True)], BINARY)
+vector(F, "attachments-zero", "An attachment must hold at least one byte (empty bytes go as \"\").",
+       frame({"type": "call", "id": 1, "function": "Echo", "attachments": [0]}),
+       [err("invalid_attachment", ["attachments", "0"], fatal=True)], BINARY)
+vector(F, "attachments-not-an-array", "\"attachments\" must be an array of byte counts.",
+       frame({"type": "result", "id": 1, "attachments": "3"}),
+       [err("invalid_attachment", ["attachments"], fatal=True)], dict(BINARY, role="client"))
+vector(F, "attachments-truncated", "The stream ends before the announced attachment.",
+       frame({"type": "call", "id": 1, "function": "Echo", "attachments": [3]}),
+       [err("truncated_frame", fatal=True)], BINARY)
+
 # ---------------------------------------------------------------- messages.json
 M = "messages.json"
 # type
@@ -463,6 +493,8 @@ def check_schemas(files):
                 if "message" not in outcome:
                     continue
                 m = outcome["message"]
+                if "attachments" in m:
+                    m = dict(m, attachments=[len(base64.b64decode(a)) for a in m["attachments"]])
                 uri = (SCHEMA / f"{m['type']}.json").resolve().as_uri()
                 validator = jsonschema.Draft202012Validator({"$ref": uri}, registry=registry)
                 for e in validator.iter_errors(m):

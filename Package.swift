@@ -201,7 +201,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CoreTests",
-            dependencies: ["YonderCore", "YonderProtocol"],
+            dependencies: ["YonderCore", "YonderProtocol", "TestSupport"],
             path: "Tests/CoreTests",
             swiftSettings: upcoming
         ),

@@ -24,10 +24,7 @@ extension Connection {
         let operation = "call \(F.remoteName)"
         let arguments: Payload
         do {
-            // `Data` travels as raw bytes after the message when the agent accepts that.
-            var attachments: [[UInt8]]? = agent.acceptsAttachments ? [] : nil
-            let value = try JSONBytes.encode(input, attachments: &attachments)
-            arguments = Payload(value, attachments: attachments ?? [])
+            arguments = try encodeArguments(input)
         } catch {
             throw YonderError.local(error, operation: operation)
         }
@@ -62,6 +59,17 @@ extension Connection {
         }
     }
 
+    /// Encodes a request's input; its `Data` travels as raw bytes after the message when the
+    /// agent accepts that, else as base64.
+    func encodeArguments(_ input: some Encodable) throws(ProtocolError) -> Payload {
+        var attachments: [[UInt8]]? = agent.acceptsAttachments ? [] : nil
+        let value = try JSONBytes.encode(input, attachments: &attachments)
+        return Payload(value, attachments: attachments ?? [])
+    }
+
+    /// Whether the agent accepts binary attachments (from its `hello`).
+    package var acceptsAttachments: Bool { agent.acceptsAttachments }
+
     /// Calls the agent's no-op `yonder.ping` and returns the round-trip time.
     @discardableResult
     public func ping() async throws -> Duration {
@@ -75,6 +83,24 @@ extension Connection {
     /// and live objects.
     public func info() async throws -> AgentInfo {
         try await builtIn("yonder.info", AgentInfo.self)
+    }
+
+    /// Calls a built-in with a typed input (its `Data` as attachments where the agent takes
+    /// them) and decodes its result as `T`.
+    func builtIn<T: Decodable>(_ function: String, _ type: T.Type, input: some Encodable, timeout: Duration? = nil) async throws -> T {
+        let operation = "call \(function)"
+        let arguments: Payload
+        do {
+            arguments = try encodeArguments(input)
+        } catch {
+            throw YonderError.local(error, operation: operation)
+        }
+        let result = try await call(function, arguments: arguments, timeout: timeout, onLog: nil, operation: operation)
+        do {
+            return try result.decode(as: T.self, path: ["result"])
+        } catch {
+            throw YonderError.local(error, operation: operation)
+        }
     }
 
     /// Calls a built-in and decodes its result as `T`.

@@ -3,7 +3,8 @@ import YonderProtocol
 
 extension Connection {
     /// The most file data one `putFile`/`getFile` request carries: 8 MiB, less when the
-    /// agent's frame limit is smaller (base64 makes data a third larger on the wire).
+    /// agent's frame limit is smaller (base64, for an agent without attachments, makes data a
+    /// third larger on the wire).
     var fileChunkLength: Int {
         min(8 << 20, max(1024, (outgoingLimit - 4096) / 4 * 3))
     }
@@ -53,8 +54,8 @@ extension Connection {
     }
 
     private func putChunk(_ data: ArraySlice<UInt8>, to remotePath: String, append: Bool, mode: Int?) async throws -> Int {
-        let arguments = BuiltinWire.PutFileArguments(path: remotePath, data: Data(data).base64EncodedString(), append: append, mode: mode)
-        return try await builtIn("yonder.putFile", BuiltinWire.PutFileResult.self, arguments: try JSONValue(encoding: arguments)).size
+        let arguments = BuiltinWire.PutFileArguments(path: remotePath, data: Data(data), append: append, mode: mode)
+        return try await builtIn("yonder.putFile", BuiltinWire.PutFileResult.self, input: arguments).size
     }
 
     /// Reads the whole file `remotePath` from the agent, in pieces that fit the frame limit.
@@ -91,10 +92,8 @@ extension Connection {
         var offset = 0
         while true {
             let arguments = BuiltinWire.GetFileArguments(path: remotePath, offset: offset, length: fileChunkLength)
-            let chunk = try await builtIn("yonder.getFile", BuiltinWire.GetFileResult.self, arguments: try JSONValue(encoding: arguments))
-            guard let data = Data(base64Encoded: chunk.data) else {
-                throw YonderError(.invalidMessage, "the agent sent file data that is not base64", operation: "getFile \(remotePath)")
-            }
+            let chunk = try await builtIn("yonder.getFile", BuiltinWire.GetFileResult.self, input: arguments)
+            let data = chunk.data
             try body([UInt8](data))
             offset += data.count
             if chunk.eof || data.isEmpty || offset >= chunk.size { return }

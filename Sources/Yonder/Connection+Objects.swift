@@ -22,14 +22,16 @@ extension Connection {
         _ type: T.Type, _ arguments: T.Arguments, name: String? = nil, reuse: Bool = false
     ) async throws -> T {
         let operation = "create \(T.remoteName)"
-        let encoded: JSONValue
+        let encoded: Payload
         do {
-            encoded = try JSONBytes.encode(arguments)
+            encoded = try encodeArguments(arguments)
         } catch {
             throw YonderError.local(error, operation: operation)
         }
         let value = try await request(operation, timeout: nil) { id, _ in
-            .create(.init(id: id, objectType: T.remoteName, arguments: encoded, name: name, reuse: reuse))
+            .create(.init(
+                id: id, objectType: T.remoteName, arguments: encoded.value, name: name, reuse: reuse,
+                attachments: encoded.attachments))
         }.value
         remember(objectNamed: name)
         return try proxy(T.self, for: reference(value, operation: operation), operation: operation)
@@ -87,10 +89,10 @@ extension Connection {
 extension Connection: RemoteInvocationTransport {
     /// Sends an `invoke` for a proxy's `distributed func` call; `YonderActorSystem` calls
     /// this, apps call the proxy's methods instead.
-    public func invoke(object: String, method: String, arguments: [JSONValue]) async throws -> JSONValue {
+    package func invoke(object: String, method: String, arguments: [JSONValue], attachments: [[UInt8]]) async throws -> Payload {
         try await request("invoke \(Self.readableMethod(method)) on \(object)", timeout: nil) { id, seconds in
-            .invoke(.init(id: id, object: object, method: method, arguments: arguments, timeout: seconds))
-        }.inlined()
+            .invoke(.init(id: id, object: object, method: method, arguments: arguments, timeout: seconds, attachments: attachments))
+        }
     }
 
     /// A distributed target's identifier is a mangled symbol; its readable part is the

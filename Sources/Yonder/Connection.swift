@@ -157,9 +157,9 @@ public final class Connection: Sendable {
         let timeout = timeout ?? configuration.defaultTimeout
         let id = try replies.withLock { replies throws(YonderError) in try replies.register(operation: operation, events: events) }
         let message = build(id, timeout.map(Self.seconds))
-        let frame = message.encodedFrame()
+        let frame = JSONBytes.frame(message.json)
         let attachments = message.attachments
-        let jsonLength = frame.count - 4 - attachments.reduce(0) { $0 + 4 + $1.count }
+        let jsonLength = frame.count - 4
         if jsonLength > outgoingLimit || attachments.contains(where: { $0.count > outgoingLimit }) {
             replies.withLock { $0.discard(id) }
             let size = jsonLength > outgoingLimit ? jsonLength : attachments.map(\.count).max() ?? 0
@@ -169,7 +169,17 @@ public final class Connection: Sendable {
                 operation: operation)
         }
         if let timeout { armDeadline(id, after: timeout, operation: operation) }
-        await send(frame)
+        if attachments.isEmpty {
+            await send(frame)
+        } else {
+            // Each attachment is written from its own array, never copied into a bigger one.
+            var pieces = [frame]
+            for attachment in attachments {
+                pieces.append(withUnsafeBytes(of: UInt32(attachment.count).bigEndian, Array.init))
+                pieces.append(attachment)
+            }
+            await send(pieces: pieces)
+        }
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
                 if let early = replies.withLock({ $0.suspend(id, continuation) }) {
@@ -233,33 +243,40 @@ public final class Connection: Sendable {
         var writing = false
     }
 
+    /// Pieces from this size on are written on their own rather than joined with others.
+    private static let largePiece = 256 << 10
+
     /// Queues `frame`. The first task to find the outbox idle writes it and whatever others
     /// queue meanwhile, in one write when several are waiting; the rest return at once.
     /// Frames are never interleaved, and an uncontended call pays no extra task hop.
     func send(_ frame: [UInt8]) async {
+        await send(pieces: [frame])
+    }
+
+    /// Queues `pieces`, which together make whole frames, to be written in order with nothing
+    /// between them; large pieces are written from their own arrays, without a copy.
+    func send(pieces: [[UInt8]]) async {
         let becameWriter = outbox.withLock { outbox in
-            outbox.frames.append(frame)
+            outbox.frames.append(contentsOf: pieces)
             if outbox.writing { return false }
             outbox.writing = true
             return true
         }
         guard becameWriter else { return }
         while true {
-            let batch: [UInt8]? = outbox.withLock { outbox in
+            let waiting: [[UInt8]]? = outbox.withLock { outbox in
                 defer { outbox.frames.removeAll(keepingCapacity: true) }
-                switch outbox.frames.count {
-                case 0:
+                if outbox.frames.isEmpty {
                     outbox.writing = false
                     return nil
-                case 1:
-                    return outbox.frames[0]
-                default:
-                    return Array(outbox.frames.joined())
                 }
+                return outbox.frames
             }
-            guard let batch else { return }
+            guard let waiting else { return }
             do {
-                try await stream.write(batch)
+                for batch in Self.batches(waiting) {
+                    try await stream.write(batch)
+                }
             } catch {
                 outbox.withLock {
                     $0.frames.removeAll()
@@ -269,6 +286,26 @@ public final class Connection: Sendable {
                 return
             }
         }
+    }
+
+    /// `pieces` as few writes: small ones joined, large ones alone.
+    private static func batches(_ pieces: [[UInt8]]) -> [[UInt8]] {
+        if pieces.count == 1 { return pieces }
+        var batches: [[UInt8]] = []
+        var small: [UInt8] = []
+        for piece in pieces {
+            if piece.count >= largePiece {
+                if !small.isEmpty {
+                    batches.append(small)
+                    small = []
+                }
+                batches.append(piece)
+            } else {
+                small.append(contentsOf: piece)
+            }
+        }
+        if !small.isEmpty { batches.append(small) }
+        return batches
     }
 
     // MARK: Reading

@@ -77,7 +77,7 @@ public final class YonderActorSystem: DistributedActorSystem, Sendable {
     }
 
     public func makeInvocationEncoder() -> InvocationEncoder {
-        YonderInvocationEncoder()
+        YonderInvocationEncoder(attachments: transport?.acceptsAttachments ?? false)
     }
 
     /// The hosted actor with `id`, if it is alive.
@@ -104,8 +104,8 @@ public final class YonderActorSystem: DistributedActorSystem, Sendable {
         throwing: Err.Type,
         returning: Res.Type
     ) async throws -> Res where Act: DistributedActor, Act.ID == ActorID, Err: Error, Res: Codable {
-        let value = try await send(actor.id, target, invocation)
-        return try value.decode(as: Res.self, path: ["result"])
+        let result = try await send(actor.id, target, invocation)
+        return try result.decode(as: Res.self, path: ["result"])
     }
 
     public func remoteCallVoid<Act, Err>(
@@ -117,25 +117,30 @@ public final class YonderActorSystem: DistributedActorSystem, Sendable {
         _ = try await send(actor.id, target, invocation)
     }
 
-    private func send(_ id: ActorID, _ target: RemoteCallTarget, _ invocation: InvocationEncoder) async throws -> JSONValue {
+    private func send(_ id: ActorID, _ target: RemoteCallTarget, _ invocation: InvocationEncoder) async throws -> Payload {
         guard let transport else {
             throw ProtocolError(.unknownObject, "object \(id) is not hosted by this agent")
         }
         if !invocation.genericSubstitutions.isEmpty {
             throw ProtocolError(.unknownMethod, "\(target.identifier): generic distributed methods cannot be called remotely yet; make the method non-generic")
         }
-        return try await transport.invoke(object: id.object, method: target.identifier, arguments: invocation.arguments)
+        return try await transport.invoke(
+            object: id.object, method: target.identifier, arguments: invocation.arguments, attachments: invocation.attachments ?? [])
     }
 
     /// Runs the distributed method `method` of a hosted actor with JSON arguments: what the
     /// agent does for an `invoke` message. Throws `unknown_method` when the actor has no such
     /// method, `decode_failed` for bad arguments, and rethrows what the method throws.
-    package func execute(on actor: any DistributedActor, method: String, arguments: [JSONValue]) async throws -> JSONValue {
-        try await executeOpened(on: actor, method: method, arguments: arguments)
+    package func execute(
+        on actor: any DistributedActor, method: String, arguments: [JSONValue], attachments: [[UInt8]] = []
+    ) async throws -> Payload {
+        try await executeOpened(on: actor, method: method, arguments: arguments, attachments: attachments)
     }
 
-    private func executeOpened<Act: DistributedActor>(on actor: Act, method: String, arguments: [JSONValue]) async throws -> JSONValue {
-        var decoder = YonderInvocationDecoder(arguments: arguments)
+    private func executeOpened<Act: DistributedActor>(
+        on actor: Act, method: String, arguments: [JSONValue], attachments: [[UInt8]]
+    ) async throws -> Payload {
+        var decoder = YonderInvocationDecoder(arguments: arguments, attachments: attachments)
         let handler = YonderResultHandler()
         do {
             try await executeDistributedTarget(

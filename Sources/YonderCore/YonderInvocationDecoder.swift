@@ -6,11 +6,13 @@ public struct YonderInvocationDecoder: DistributedTargetInvocationDecoder {
     public typealias SerializationRequirement = Codable
 
     private let arguments: [JSONValue]
+    private let attachments: [[UInt8]]
     private var index = 0
 
-    /// Wraps the `arguments` of an `invoke` message.
-    package init(arguments: [JSONValue]) {
+    /// Wraps the `arguments` of an `invoke` message and the attachments they refer to.
+    package init(arguments: [JSONValue], attachments: [[UInt8]] = []) {
         self.arguments = arguments
+        self.attachments = attachments
     }
 
     public mutating func decodeGenericSubstitutions() throws -> [any Any.Type] { [] }
@@ -20,7 +22,7 @@ public struct YonderInvocationDecoder: DistributedTargetInvocationDecoder {
             throw ProtocolError(.decodeFailed, "the method takes more than the \(arguments.count) argument(s) sent", path: ["arguments", String(index)])
         }
         defer { index += 1 }
-        return try arguments[index].decode(as: Argument.self, path: ["arguments", String(index)])
+        return try JSONBytes.decode(Argument.self, from: arguments[index], path: ["arguments", String(index)], attachments: attachments)
     }
 
     public mutating func decodeErrorType() throws -> (any Any.Type)? { nil }

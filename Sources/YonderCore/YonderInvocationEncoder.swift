@@ -7,18 +7,25 @@ public struct YonderInvocationEncoder: DistributedTargetInvocationEncoder {
 
     /// The encoded arguments, in order.
     package private(set) var arguments: [JSONValue] = []
+    /// The binary attachments their `Data` became, or nil when the peer accepts none.
+    package private(set) var attachments: [[UInt8]]?
     /// Mangled names of generic substitutions (calls that need any are refused).
     package private(set) var genericSubstitutions: [String] = []
 
     /// An empty invocation; the runtime records into it.
     public init() {}
 
+    /// An empty invocation whose `Data` arguments become binary attachments.
+    package init(attachments: Bool) {
+        self.attachments = attachments ? [] : nil
+    }
+
     public mutating func recordGenericSubstitution<T>(_ type: T.Type) throws {
         genericSubstitutions.append(_mangledTypeName(type) ?? String(reflecting: type))
     }
 
     public mutating func recordArgument<Value: Codable>(_ argument: RemoteCallArgument<Value>) throws {
-        arguments.append(try JSONValue(encoding: argument.value))
+        arguments.append(try JSONBytes.encode(argument.value, attachments: &attachments))
     }
 
     public mutating func recordErrorType<E: Error>(_ type: E.Type) throws {}

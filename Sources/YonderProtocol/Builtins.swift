@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+package import FoundationEssentials
+#else
+package import Foundation
+#endif
+
 /// The arguments and results of the built-in functions (PROTOCOL.md section 9): one
 /// definition, which the agent encodes and the client decodes.
 
@@ -102,13 +108,13 @@ package enum BuiltinWire {
     /// `yonder.putFile`'s arguments.
     package struct PutFileArguments: Codable, Sendable {
         package var path: String
-        /// The bytes, base64.
-        package var data: String
+        /// The bytes: base64 on the wire, or an attachment (PROTOCOL.md section 3).
+        package var data: Data
         package var append: Bool?
         package var mode: Int?
         package var createDirectories: Bool?
 
-        package init(path: String, data: String, append: Bool? = nil, mode: Int? = nil, createDirectories: Bool? = nil) {
+        package init(path: String, data: Data, append: Bool? = nil, mode: Int? = nil, createDirectories: Bool? = nil) {
             self.path = path
             self.data = data
             self.append = append
@@ -136,14 +142,14 @@ package enum BuiltinWire {
         }
     }
 
-    /// `yonder.getFile`'s result: a piece of the file, base64, the file's size and whether
-    /// the piece reaches its end.
+    /// `yonder.getFile`'s result: a piece of the file (base64, or an attachment), the file's
+    /// size and whether the piece reaches its end.
     package struct GetFileResult: Codable, Sendable {
-        package var data: String
+        package var data: Data
         package var size: Int
         package var eof: Bool
 
-        package init(data: String, size: Int, eof: Bool) {
+        package init(data: Data, size: Int, eof: Bool) {
             self.data = data
             self.size = size
             self.eof = eof

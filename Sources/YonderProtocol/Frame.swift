@@ -31,6 +31,12 @@ package struct FrameDecoder: Sendable {
     package var maximumLength: Int
     private var buffer: [UInt8] = []
     private var start = 0
+    /// A large frame received straight into an array of its own, sized from its prefix: its
+    /// length, and the payload so far. Its bytes are copied once, and the array never grows.
+    private var large: (length: Int, payload: [UInt8])?
+
+    /// Payloads from this size on are received into their own array.
+    static let directLength = 1 << 20
 
     /// Makes a decoder that accepts payloads of up to `maximumLength` bytes.
     package init(maximumLength: Int = Frame.defaultMaximumLength) {
@@ -38,10 +44,30 @@ package struct FrameDecoder: Sendable {
     }
 
     /// Bytes received but not yet returned as a payload.
-    package var bufferedByteCount: Int { buffer.count - start }
+    package var bufferedByteCount: Int {
+        buffer.count - start + (large.map { 4 + $0.payload.count } ?? 0)
+    }
 
     /// Adds bytes read from the stream.
-    package mutating func append(_ bytes: some Sequence<UInt8>) {
+    package mutating func append(_ bytes: some Collection<UInt8>) {
+        if var frame = large {
+            // Taken out first, so that the payload has one owner and grows in place.
+            large = nil
+            let missing = frame.length - frame.payload.count
+            if bytes.count <= missing {
+                frame.payload.append(contentsOf: bytes)
+                large = frame
+                return
+            }
+            frame.payload.append(contentsOf: bytes.prefix(missing))
+            large = frame
+            appendToBuffer(bytes.dropFirst(missing))
+            return
+        }
+        appendToBuffer(bytes)
+    }
+
+    private mutating func appendToBuffer(_ bytes: some Collection<UInt8>) {
         if start > 0, start >= buffer.count / 2 {
             buffer.removeSubrange(0..<start)
             start = 0
@@ -51,7 +77,13 @@ package struct FrameDecoder: Sendable {
 
     /// The next complete payload, or nil when more bytes are needed.
     package mutating func next() throws(ProtocolError) -> [UInt8]? {
-        guard bufferedByteCount >= 4 else { return nil }
+        if let frame = large {
+            guard frame.payload.count == frame.length else { return nil }
+            large = nil
+            return frame.payload
+        }
+        let buffered = buffer.count - start
+        guard buffered >= 4 else { return nil }
         let length =
             Int(buffer[start]) << 24 | Int(buffer[start + 1]) << 16
             | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
@@ -64,7 +96,18 @@ package struct FrameDecoder: Sendable {
                 "a frame announced \(length) bytes, over the maximum of \(maximumLength); send large data in pieces or raise the limit in hello"
             )
         }
-        guard bufferedByteCount >= 4 + length else { return nil }
+        guard buffered >= 4 + length else {
+            if length >= Self.directLength {
+                // Allocated only now that the length has passed the checks.
+                var payload: [UInt8] = []
+                payload.reserveCapacity(length)
+                payload.append(contentsOf: buffer[(start + 4)...])
+                buffer.removeAll(keepingCapacity: buffer.capacity <= 1 << 20)
+                start = 0
+                large = (length, payload)
+            }
+            return nil
+        }
         let payload = Array(buffer[(start + 4)..<(start + 4 + length)])
         start += 4 + length
         if start == buffer.count {

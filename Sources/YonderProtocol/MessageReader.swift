@@ -25,7 +25,7 @@ package struct MessageReader: Sendable {
     }
 
     /// Adds bytes read from the stream.
-    package mutating func append(_ bytes: some Sequence<UInt8>) {
+    package mutating func append(_ bytes: some Collection<UInt8>) {
         frames.append(bytes)
     }
 

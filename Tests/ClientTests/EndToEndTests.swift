@@ -35,6 +35,9 @@ import Yonder
         let output = try await connection.run(ReverseChunks.self, input)
         #expect(output.label == "MIXED")
         #expect(output.parts == [Data([3, 2, 1]), Data(), Data(big.reversed())])
+        // Through a method of an object in its own process, too.
+        let counter = try await connection.create(Counter.self, .init(start: 7))
+        #expect(try await counter.reversed(big) == Chunks(label: "7", parts: [Data(big.reversed())]))
         // The untyped form sees an attachment as the base64 string it stands for.
         let echoed = try await connection.call("yonder.ping", arguments: ["data": "AQID"])
         #expect(echoed == ["data": "AQID"])

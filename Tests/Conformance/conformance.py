@@ -672,6 +672,21 @@ class Conformance(unittest.TestCase):
         reply, _ = client.call("yonder.getFile", {"path": path + "-missing"})
         self.assertEqual(reply["code"], "file_error")
 
+    def test_put_and_get_file_with_attachments(self):
+        client = self.connect(binary=True)
+        data = secrets.token_bytes(3 << 20)
+        path = f"/tmp/yonder-conformance-{secrets.token_hex(4)}"
+        self.addCleanup(lambda: os.path.exists(path) and os.remove(path))
+        reply, _ = client.call("yonder.putFile", {"path": path, "data": {"$attachment": 0}}, attachments=[data])
+        self.assertEqual(reply["value"], {"size": len(data)})
+        reply, _ = client.call("yonder.getFile", {"path": path, "offset": 1, "length": 2 << 20})
+        self.assertEqual(reply["value"]["data"], {"$attachment": 0})
+        self.assertEqual(reply["_attachments"], [data[1:1 + (2 << 20)]])
+        self.assertEqual((reply["value"]["size"], reply["value"]["eof"]), (len(data), False))
+        # An empty piece is "" (an attachment holds at least one byte).
+        reply, _ = client.call("yonder.getFile", {"path": path, "offset": len(data)})
+        self.assertEqual((reply["value"]["data"], reply["value"]["eof"]), ("", True))
+
     def test_cancel_and_concurrency(self):
         client = self.connect()
         slow = client.request({"type": "call", "function": "Sleep", "arguments": 30_000})

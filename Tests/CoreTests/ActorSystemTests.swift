@@ -1,5 +1,7 @@
 import Distributed
+import Foundation
 import Testing
+import TestSupport
 import YonderCore
 import YonderProtocol
 
@@ -18,6 +20,10 @@ distributed actor TallyCounter: RemoteObject {
         return value
     }
 
+    distributed func reversed(_ data: Data, and more: Data) -> [Data] {
+        [Data(more.reversed()), Data(data.reversed())]
+    }
+
     distributed func fail(_ message: String) throws -> Int {
         throw TallyError(message: message)
     }
@@ -29,11 +35,16 @@ struct TallyError: Error { var message: String }
 /// JSON invocation encoder and decoder without a network.
 struct InProcessTransport: RemoteInvocationTransport {
     let host: YonderActorSystem
-    func invoke(object: String, method: String, arguments: [JSONValue]) async throws -> JSONValue {
+    var acceptsAttachments = true
+    /// What the last invoke sent, to see the attachments go.
+    let sent = Locked<(arguments: [JSONValue], attachments: [[UInt8]])?>(nil)
+
+    func invoke(object: String, method: String, arguments: [JSONValue], attachments: [[UInt8]]) async throws -> Payload {
+        sent.withLock { $0 = (arguments, attachments) }
         guard let actor = host.hostedActor(RemoteObjectID(object)) else {
             throw ProtocolError(.unknownObject, "no object \(object)")
         }
-        return try await host.execute(on: actor, method: method, arguments: arguments)
+        return try await host.execute(on: actor, method: method, arguments: arguments, attachments: attachments)
     }
 }
 
@@ -46,6 +57,25 @@ struct InProcessTransport: RemoteInvocationTransport {
         #expect(__isRemoteActor(proxy))
         #expect(try await proxy.increment(by: 5) == 15)
         #expect(try await proxy.increment(by: 1) == 16)
+    }
+
+    @Test(arguments: [true, false])
+    func dataArgumentsAndResultsTravelAsAttachmentsWhenThePeerAcceptsThem(accepts: Bool) async throws {
+        let host = YonderActorSystem()
+        let hosted = TallyCounter(.init(start: 0), actorSystem: host)
+        let transport = InProcessTransport(host: host, acceptsAttachments: accepts)
+        let client = YonderActorSystem(transport: transport)
+        let proxy = try TallyCounter.resolve(id: hosted.id, using: client)
+        let result = try await proxy.reversed(Data([1, 2, 3]), and: Data([4, 5]))
+        #expect(result == [Data([5, 4]), Data([3, 2, 1])])
+        let sent = try #require(transport.sent.withLock { $0 })
+        if accepts {
+            #expect(sent.arguments == [["$attachment": 0], ["$attachment": 1]])
+            #expect(sent.attachments == [[1, 2, 3], [4, 5]])
+        } else {
+            #expect(sent.arguments == [.string("AQID"), .string("BAU=")])
+            #expect(sent.attachments.isEmpty)
+        }
     }
 
     @Test func hostedErrorsReachTheCaller() async throws {

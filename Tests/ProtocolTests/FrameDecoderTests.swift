@@ -36,4 +36,36 @@ import YonderProtocol
         #expect(try decoder.next() == nil)
         #expect(throws: ProtocolError.self) { try decoder.finish() }
     }
+
+    /// A large frame goes into an array of its own; what follows it in the same read must
+    /// still come out, in order, however the bytes are cut.
+    @Test(arguments: [1 << 10, 65_536, 1_000_003, 5 << 20])
+    func largeFramesInAnyPiecesKeepTheirBytesAndWhatFollows(piece: Int) throws {
+        let big = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
+        let stream = Frame.encode(payload: big) + Message.ping(.init(nonce: 5)).encodedFrame()
+            + Frame.encode(payload: Array(big.prefix(2 << 20)))
+        var decoder = FrameDecoder()
+        var payloads: [[UInt8]] = []
+        var offset = 0
+        while offset < stream.count {
+            let end = min(stream.count, offset + piece)
+            decoder.append(stream[offset..<end])
+            offset = end
+            while let payload = try decoder.next() { payloads.append(payload) }
+        }
+        try decoder.finish()
+        #expect(payloads.count == 3)
+        #expect(payloads.first == big)
+        #expect(try payloads.dropFirst().first.map { try Message.decode(payload: $0) } == .ping(.init(nonce: 5)))
+        #expect(payloads.last == Array(big.prefix(2 << 20)))
+    }
+
+    @Test func aLargeFrameCutShortIsTruncated() throws {
+        var decoder = FrameDecoder()
+        let frame = Frame.encode(payload: [UInt8](repeating: 9, count: 2 << 20))
+        decoder.append(frame.prefix(1 << 20))
+        #expect(try decoder.next() == nil)
+        #expect(decoder.bufferedByteCount == 1 << 20)
+        #expect(throws: ProtocolError.self) { try decoder.finish() }
+    }
 }

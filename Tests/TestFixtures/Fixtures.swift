@@ -130,6 +130,11 @@ public distributed actor Counter: RemoteObject {
     /// The current value.
     public distributed func current() -> Int { value }
 
+    /// The bytes reversed, with the value as a label: `Data` through a method.
+    public distributed func reversed(_ data: Data) -> Chunks {
+        Chunks(label: String(value), parts: [Data(data.reversed())])
+    }
+
     /// Throws `FixtureError`.
     public distributed func fail(_ reason: String) throws {
         throw FixtureError(reason: reason)

@@ -19,8 +19,8 @@ enum Builtins {
         FunctionEntry(name: "yonder.info", json: { _, agent in try JSONValue(encoding: agent.info()) }),
         FunctionEntry(name: "yonder.objects", json: { _, agent in try JSONValue(encoding: agent.objects.references) }),
         FunctionEntry(name: "yonder.exec", json: { value, _ in try await Exec.run(value) }),
-        FunctionEntry(name: "yonder.putFile", json: { value, _ in try Files.put(value) }),
-        FunctionEntry(name: "yonder.getFile", json: { value, _ in try Files.get(value) }),
+        FunctionEntry(name: "yonder.putFile", run: { input, _ in try Files.put(input) }),
+        FunctionEntry(name: "yonder.getFile", run: { input, _ in try Files.get(input) }),
     ]
 
     /// The built-ins' names: these run in the agent itself, never in a worker.

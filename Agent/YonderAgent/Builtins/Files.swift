@@ -19,11 +19,9 @@ enum Files {
         ProtocolError(.fileError, "cannot \(action) \(path): \(errorText(code))", path: ["arguments", "path"])
     }
 
-    static func put(_ value: JSONValue) throws -> JSONValue {
-        let arguments = try value.decode(as: BuiltinWire.PutFileArguments.self, path: ["arguments"])
-        guard let data = Data(base64Encoded: arguments.data) else {
-            throw ProtocolError(.decodeFailed, "data must be base64", path: ["arguments", "data"])
-        }
+    static func put(_ input: Payload) throws -> Payload {
+        let arguments = try input.decode(as: BuiltinWire.PutFileArguments.self, path: ["arguments"])
+        let data = arguments.data
         if arguments.createDirectories ?? true {
             try makeParents(of: arguments.path)
         }
@@ -46,11 +44,13 @@ enum Files {
         }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("stat", arguments.path) }
-        return try JSONValue(encoding: BuiltinWire.PutFileResult(size: Int(info.st_size)))
+        return Payload(try JSONValue(encoding: BuiltinWire.PutFileResult(size: Int(info.st_size))))
     }
 
-    static func get(_ value: JSONValue) throws -> JSONValue {
-        let arguments = try value.decode(as: BuiltinWire.GetFileArguments.self, path: ["arguments"])
+    /// The bytes go as an attachment, which the agent inlines as base64 for a client that
+    /// does not accept attachments.
+    static func get(_ input: Payload) throws -> Payload {
+        let arguments = try input.decode(as: BuiltinWire.GetFileArguments.self, path: ["arguments"])
         let offset = arguments.offset ?? 0
         let length = arguments.length ?? maximumReadLength
         guard offset >= 0 else {
@@ -78,8 +78,8 @@ enum Files {
             if count == 0 { break }
             filled += count
         }
-        return try JSONValue(encoding: BuiltinWire.GetFileResult(
-            data: Data(buffer[0..<filled]).base64EncodedString(), size: size, eof: offset + filled >= size))
+        return try Payload(encoding: BuiltinWire.GetFileResult(
+            data: Data(buffer[0..<filled]), size: size, eof: offset + filled >= size))
     }
 
     private static func makeParents(of path: String) throws(ProtocolError) {

@@ -29,7 +29,7 @@ struct FunctionEntry: Sendable {
 /// A creatable object type: a user's `RemoteObject`.
 struct ObjectTypeEntry: Sendable {
     var name: String
-    var create: @Sendable (JSONValue, YonderActorSystem) async throws -> any DistributedActor
+    var create: @Sendable (Payload, YonderActorSystem) async throws -> any DistributedActor
 }
 
 extension RemoteFunction {

@@ -101,14 +101,15 @@ final class AgentState: Sendable {
                 throw ProtocolError(.unavailable, "this agent holds \(objects.count) objects, the most it keeps at once; release some (yonder objects NAME lists them), or start the agent with a higher --max-objects")
             }
             guard let workers else {
-                let actor = try await type.create(create.arguments, objects.system)
+                let actor = try await type.create(Payload(create.arguments, attachments: create.attachments), objects.system)
                 return ((actor.id as? RemoteObjectID)?.object ?? "\(actor.id)", .local)
             }
             let id = objects.newID()
             let worker = try workers.objectWorker(id: id, type: type.name)
             do {
                 _ = try await worker.request(label: "\(type.name).init") { requestID in
-                    .create(Message.Create(id: requestID, objectType: type.name, arguments: create.arguments))
+                    .create(Message.Create(
+                        id: requestID, objectType: type.name, arguments: create.arguments, attachments: create.attachments))
                 }
             } catch {
                 worker.stop()
@@ -125,7 +126,8 @@ final class AgentState: Sendable {
         case .local:
             let actor = try objects.actor(invoke.object)
             do {
-                return Payload(try await objects.system.execute(on: actor, method: invoke.method, arguments: invoke.arguments))
+                return try await objects.system.execute(
+                    on: actor, method: invoke.method, arguments: invoke.arguments, attachments: invoke.attachments)
             } catch let error as ProtocolError {
                 throw error
             } catch {
@@ -133,7 +135,9 @@ final class AgentState: Sendable {
             }
         case .worker(let worker):
             return try await worker.request(label: Self.label(invoke, on: reference)) { id in
-                .invoke(Message.Invoke(id: id, object: invoke.object, method: invoke.method, arguments: invoke.arguments))
+                .invoke(Message.Invoke(
+                    id: id, object: invoke.object, method: invoke.method, arguments: invoke.arguments,
+                    attachments: invoke.attachments))
             }
         }
     }

@@ -35,6 +35,15 @@ struct E2E: AsyncParsableCommand {
     @Option(help: "Round trips run before measuring.")
     var warmup = 1_000
 
+    @Option(help: "yonder.ping calls made with 64 in flight.")
+    var calls = 100_000
+
+    @Option(help: "MiB of Data sent to yonder.ping and back as an attachment (at most 64).")
+    var bytesMiB = 64
+
+    @Option(help: "MiB sent through OpenSSH's tunnel to an echo and back, the bulk baseline.")
+    var rawMiB = 256
+
     @Option(help: "Cold and warm ups measured (the median is reported).")
     var ups = 3
 
@@ -81,6 +90,10 @@ struct E2E: AsyncParsableCommand {
         let connection = try await cluster.connection()
         log("yonder.ping through the tunnel")
         let ping = try await Local.pingLatency(connection, iterations: iterations, warmup: warmup)
+        log("\(calls) yonder.ping calls, 64 in flight, through the tunnel")
+        let throughput = try await Local.throughput(connection, calls: calls, inFlight: 64)
+        log("\(bytesMiB) MiB of Data to yonder.ping and back, as attachments, through the tunnel")
+        let bytesSeconds = try await Local.bytesRoundTrip(connection, mebibytes: bytesMiB)
 
         // OpenSSH's tunnel echo on the same sshd.
         let node = cluster.state.nodes[0]
@@ -102,6 +115,8 @@ struct E2E: AsyncParsableCommand {
         log("16-byte echo through ssh -N -L")
         let socket = try BlockingSocket(port: localPort)
         let openssh = try socket.latency(iterations: iterations, warmup: warmup)
+        log("\(rawMiB) MiB through ssh -N -L to the echo and back")
+        let rawSeconds = try socket.bulk(mebibytes: rawMiB)
         socket.close()
         try await cluster.down()
 
@@ -110,7 +125,11 @@ struct E2E: AsyncParsableCommand {
             coldUps: cold, warmUps: warm,
             pingP50Microseconds: ping.p50, pingP99Microseconds: ping.p99,
             opensshEchoP50Microseconds: openssh.p50, opensshEchoP99Microseconds: openssh.p99,
-            ratio: ping.p50 / openssh.p50, iterations: iterations, agent: "\(connection.agent)")
+            ratio: ping.p50 / openssh.p50,
+            callsPerSecond: throughput,
+            bytesMegabytesPerSecond: Double(2 * bytesMiB << 20) / bytesSeconds / 1e6,
+            rawMegabytesPerSecond: Double(2 * rawMiB << 20) / rawSeconds / 1e6,
+            iterations: iterations, agent: "\(connection.agent)")
         try report.emit(json: json)
     }
 
@@ -129,6 +148,9 @@ struct E2EReport: BenchReport {
     var opensshEchoP50Microseconds: Double
     var opensshEchoP99Microseconds: Double
     var ratio: Double
+    var callsPerSecond: Double
+    var bytesMegabytesPerSecond: Double
+    var rawMegabytesPerSecond: Double
     var iterations: Int
     var agent: String
 
@@ -140,6 +162,10 @@ struct E2EReport: BenchReport {
         row("warm up (all running), median", String(format: "%.3f s (target < 0.5 s)", warmUpSeconds))
         row("yonder.ping via tunnel, p50 / p99", String(format: "%.1f µs / %.1f µs", pingP50Microseconds, pingP99Microseconds))
         row("16 B echo via ssh -N -L, p50 / p99", String(format: "%.1f µs / %.1f µs", opensshEchoP50Microseconds, opensshEchoP99Microseconds))
-        row("call p50 / OpenSSH echo p50", String(format: "%.2fx (target ≤ 2x)", ratio))
+        row("call p50 / OpenSSH echo p50", String(format: "%.2fx (target ≤ 1x)", ratio))
+        row("yonder.ping, 64 in flight", String(format: "%.0f calls/s (target ≥ 50,000)", callsPerSecond))
+        row("Data round trip as attachments", String(format: "%.0f MB/s (both directions)", bytesMegabytesPerSecond))
+        row("bulk echo through ssh -N -L", String(format: "%.0f MB/s (both directions)", rawMegabytesPerSecond))
+        row("Data / OpenSSH bulk", String(format: "%.0f%% (target ≥ 80%%)", 100 * bytesMegabytesPerSecond / rawMegabytesPerSecond))
     }
 }

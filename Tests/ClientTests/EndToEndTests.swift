@@ -24,6 +24,34 @@ import Yonder
         await connection.close()
     }
 
+    /// More calls in flight on one connection than the agent runs at once (1,024): it stops
+    /// reading until some finish, and every call still gets its own answer.
+    @Test func tenThousandCallsInFlightOnOneConnection() async throws {
+        let agent = try TestAgent.start()
+        defer { agent.stop() }
+        let connection = try await agent.connect()
+        let answered = Locked(0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<10_000 {
+                group.addTask {
+                    // Half to the agent's no-op, half to a user function in its worker.
+                    if index.isMultiple(of: 2) {
+                        let echoed = try await connection.call("yonder.ping", arguments: .integer(Int64(index)))
+                        #expect(echoed == .integer(Int64(index)))
+                    } else {
+                        let echoed = try await connection.run(Echo.self, String(index))
+                        #expect(echoed == String(index))
+                    }
+                    answered.withLock { $0 += 1 }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(answered.withLock { $0 } == 10_000)
+        #expect(!connection.isClosed)
+        await connection.close()
+    }
+
     @Test func dataTravelsAsAttachmentsAndComesBackWhole() async throws {
         let agent = try TestAgent.start()
         defer { agent.stop() }

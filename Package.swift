@@ -48,6 +48,14 @@ let package = Package(
             swiftSettings: upcoming
         ),
 
+        // MARK: AWS: request signing, credentials, endpoints
+        .target(
+            name: "YonderAWS",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            path: "Sources/YonderAWS",
+            swiftSettings: upcoming
+        ),
+
         // MARK: Local servers (a private sshd, an echo server) for tests, benchmarks and the local provider
         .target(
             name: "YonderLocalServers",
@@ -197,6 +205,13 @@ let package = Package(
             name: "ProtocolTests",
             dependencies: ["YonderProtocol", "TestSupport"],
             path: "Tests/ProtocolTests",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "AWSTests",
+            dependencies: ["YonderAWS", "TestSupport"],
+            path: "Tests/AWSTests",
+            exclude: ["botocore_sigv4.py"],
             swiftSettings: upcoming
         ),
         .testTarget(

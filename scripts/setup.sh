@@ -26,16 +26,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# botocore: the reference the AWS request signer is tested against.
-if ! python3 -c "import botocore" 2>/dev/null; then
+# botocore: the reference the AWS request signer is tested against; moto_server: the AWS
+# emulator the AWS provider is tested against.
+if ! python3 -c "import botocore, moto.server, flask" 2>/dev/null; then
     if ! python3 -m pip --version >/dev/null 2>&1; then
         log "installing python3-pip"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
     fi
-    log "installing botocore (pip)"
-    python3 -m pip install --quiet --disable-pip-version-check botocore >/dev/null 2>&1 \
-        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages botocore >/dev/null
+    log "installing botocore and moto[server] (pip)"
+    python3 -m pip install --quiet --disable-pip-version-check botocore "moto[server]" >/dev/null 2>&1 \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages botocore "moto[server]" >/dev/null
 fi
 
 if ! command -v swift >/dev/null; then

@@ -42,6 +42,8 @@ public struct EC2: Sendable {
         public var instanceLifecycle: String?
         /// The key pair named at launch.
         public var keyName: String?
+        /// When it was launched, ISO 8601 as EC2 writes it.
+        public var launchTime: String?
         /// Where it runs.
         public var placement: Placement?
         /// Its tags.
@@ -131,6 +133,18 @@ public struct EC2: Sendable {
             parameters.removeAll { $0.0 == "NextToken" }
             parameters.append(("NextToken", next))
         }
+    }
+
+    /// The instances `ids`, in any state.
+    public func instances(ids: [String]) async throws(AWSError) -> [Instance] {
+        struct Answer: Decodable {
+            var reservationSet: ItemList<Reservation>?
+        }
+        struct Reservation: Decodable, Sendable { var instancesSet: ItemList<Instance>? }
+        guard !ids.isEmpty else { return [] }
+        let parameters = ids.enumerated().map { ("InstanceId.\($0.offset + 1)", $0.element) }
+        let answer = try await client.call("DescribeInstances", parameters, as: Answer.self)
+        return (answer.reservationSet?.items ?? []).flatMap { $0.instancesSet?.items ?? [] }
     }
 
     /// What `RunInstances` needs for one instance.

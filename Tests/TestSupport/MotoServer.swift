@@ -15,14 +15,16 @@ public final class MotoServer: @unchecked Sendable {
 
     /// Starts one; nil (with a message) when `moto_server` is not installed outside CI.
     /// Under CI a missing emulator is an error.
-    public static func start() throws -> MotoServer? {
+    /// `settings`: moto's own environment variables, e.g.
+    /// `MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION`, so that it refuses what AWS refuses.
+    public static func start(settings: [String: String] = [:]) throws -> MotoServer? {
         guard Self.installed() else {
             let message = "moto is not installed; scripts/setup.sh installs it (pip install 'moto[server]')"
             if runningUnderCI { throw RawFrameError(message) }
             print("skipped: \(message)")
             return nil
         }
-        return try MotoServer()
+        return try MotoServer(settings: settings)
     }
 
     /// Whether `python3 -m moto.server` can run.
@@ -30,12 +32,13 @@ public final class MotoServer: @unchecked Sendable {
         (try? ChildProcess.runCapturing("/usr/bin/env", ["python3", "-c", "import moto.server, flask"]))?.exitCode == 0
     }
 
-    private init() throws {
+    private init(settings: [String: String]) throws {
         let port = try Self.freePort()
         // Its own process (not Foundation's `Process`, whose wait for a Python server that
         // was told to stop never returned here), with its output discarded.
         pid = try ChildProcess.spawn(
-            "/usr/bin/env", ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], output: "/dev/null")
+            "/usr/bin/env", ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
+            environment: ProcessInfo.processInfo.environment.merging(settings) { $1 }, output: "/dev/null")
         endpoint = URL(string: "http://127.0.0.1:\(port)")!
         let deadline = Date().addingTimeInterval(30)
         while !Self.accepts(port: port) {

@@ -20,6 +20,11 @@ public struct SSHConfiguration: Sendable {
     /// OpenSSH's sshd switch the connection to interactive mode (TCP_NODELAY). Tunnels then
     /// never wait on Nagle's algorithm. Failures are ignored.
     public var requestInteractiveMode: Bool
+    /// A command whose standard input and output carry the connection instead of a TCP
+    /// socket, as OpenSSH's `ProxyCommand`: e.g. `ssh -W %h:%p jump.example.com` to go
+    /// through a jump host. `%h`, `%p` and `%r` become the host, port and user (quoted for
+    /// the shell), `%%` a percent sign. It runs under `/bin/sh` and is ended with the session.
+    public var proxyCommand: String?
 
     /// A configuration with OpenSSH's defaults: port 22, the user's `known_hosts`, a 15 s
     /// connect timeout and a keep-alive every 15 s (lost after 3 silent intervals).
@@ -30,7 +35,8 @@ public struct SSHConfiguration: Sendable {
         connectTimeout: Duration = .seconds(15),
         keepAliveInterval: Duration? = .seconds(15),
         keepAliveCountMax: Int = 3,
-        requestInteractiveMode: Bool = true
+        requestInteractiveMode: Bool = true,
+        proxyCommand: String? = nil
     ) {
         self.host = host
         self.port = port
@@ -41,6 +47,7 @@ public struct SSHConfiguration: Sendable {
         self.keepAliveInterval = keepAliveInterval
         self.keepAliveCountMax = keepAliveCountMax
         self.requestInteractiveMode = requestInteractiveMode
+        self.proxyCommand = proxyCommand
     }
 
     /// `user@host:port`, for messages.

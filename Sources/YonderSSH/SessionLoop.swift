@@ -34,6 +34,8 @@ final class SessionLoop: @unchecked Sendable {
     // loop thread (jobs and tasks run there).
     let raw: OpaquePointer
     let socket: Int32
+    /// The proxy command at the other end of `socket`, if the session runs through one.
+    var proxyProcess: pid_t?
     let destination: String
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -78,13 +80,21 @@ final class SessionLoop: @unchecked Sendable {
     /// session on it and starts the loop thread. The SSH handshake is left to the caller.
     static func start(_ configuration: SSHConfiguration) async throws -> SessionLoop {
         LibSSH2.initialize()
-        let destination = "\(configuration.host):\(configuration.port)"
+        let destination = configuration.proxyCommand.map {
+            "\(configuration.host):\(configuration.port) (through the proxy command `\($0)`)"
+        } ?? "\(configuration.host):\(configuration.port)"
         let deadline = ContinuousClock.now + configuration.connectTimeout
         let result: Result<SessionLoop, SSHError> = await withCheckedContinuation { continuation in
             let thread = Thread {
                 let socket: Int32
+                var proxy: pid_t?
                 do {
-                    socket = try TCPConnector.connect(host: configuration.host, port: configuration.port, deadline: deadline)
+                    if let command = configuration.proxyCommand {
+                        (socket, proxy) = try ProxyCommandConnector.connect(
+                            command: command, host: configuration.host, port: configuration.port, user: configuration.user)
+                    } else {
+                        socket = try TCPConnector.connect(host: configuration.host, port: configuration.port, deadline: deadline)
+                    }
                 } catch let error as SSHError {
                     continuation.resume(returning: .failure(error))
                     return
@@ -98,6 +108,7 @@ final class SessionLoop: @unchecked Sendable {
                     capacity: inboundCapacity, start: 0, end: 0, taken: 0, closed: 0, error: 0, socket: socket))
                 guard let raw = yonder_ssh_session_new(inbound) else {
                     close(socket)
+                    if let proxy { ProxyCommandConnector.finish(proxy) }
                     inbound.pointee.data.deallocate()
                     inbound.deallocate()
                     continuation.resume(returning: .failure(SSHError(.handshakeFailed, "libssh2 could not allocate a session for \(destination)")))
@@ -113,6 +124,7 @@ final class SessionLoop: @unchecked Sendable {
                 guard pipe(&fds) == 0 else {
                     libssh2_session_free(raw)
                     close(socket)
+                    if let proxy { ProxyCommandConnector.finish(proxy) }
                     continuation.resume(returning: .failure(SSHError(.connectionLost, "cannot make a wake-up pipe: \(String(cString: strerror(errno)))")))
                     return
                 }
@@ -121,6 +133,7 @@ final class SessionLoop: @unchecked Sendable {
                     _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
                 }
                 let loop = SessionLoop(raw: raw, socket: socket, destination: destination, inbound: inbound, wake: (fds[0], fds[1]))
+                loop.proxyProcess = proxy
                 if let interval = configuration.keepAliveInterval {
                     let seconds = max(1, Int(interval.components.seconds))
                     loop.keepAlive = (seconds, max(1, configuration.keepAliveCountMax))
@@ -469,6 +482,7 @@ final class SessionLoop: @unchecked Sendable {
         tasks = []
         freeSession()
         close(socket)
+        if let proxyProcess { ProxyCommandConnector.finish(proxyProcess) }
         inbound.pointee.data.deallocate()
         inbound.deallocate()
         scratch.deallocate()

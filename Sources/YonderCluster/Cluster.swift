@@ -164,6 +164,7 @@ public final class Cluster: Sendable {
                 pinnedHostKey: endpoint.pinnedHostKey, acceptNewHostKeys: endpoint.acceptNewHostKeys,
                 container: bootstrap.container, agentPort: outcome.endpoint.port, agentBuild: build,
                 sshdProcessID: endpoint.sshdProcessID, runsOnHost: spec.image == nil ? true : nil)
+            node.proxyCommand = endpoint.proxyCommand
             let connection: Connection
             do {
                 let tunnel = try await session.openTunnel(host: "127.0.0.1", port: outcome.endpoint.port)

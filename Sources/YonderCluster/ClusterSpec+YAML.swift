@@ -41,7 +41,7 @@ extension ClusterSpec {
 private struct SpecReader {
     let file: String
 
-    static let topFields = ["name", "provider", "image_id", "image", "num_nodes", "resources", "envs", "env", "hosts", "identity_file", "accept_new_host_keys", "agent"]
+    static let topFields = ["name", "provider", "image_id", "image", "num_nodes", "resources", "envs", "env", "hosts", "identity_file", "accept_new_host_keys", "ssh_proxy_command", "agent"]
     static let resourceFields = ["cpus", "memory", "accelerators", "gpus", "shm_size", "use_spot", "image_id"]
 
     func fail(_ node: Node?, _ field: String, _ problem: String) -> ClusterError {
@@ -113,6 +113,13 @@ private struct SpecReader {
         }
         if let node = fields["identity_file"] { spec.identityFile = try string(node, "identity_file") }
         if let node = fields["accept_new_host_keys"] { spec.acceptNewHostKeys = try bool(node, "accept_new_host_keys") }
+        if let node = fields["ssh_proxy_command"] {
+            let command = try string(node, "ssh_proxy_command")
+            guard !command.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw fail(node, "ssh_proxy_command", "empty; give a command such as \"ssh -W %h:%p jump.example.com\"")
+            }
+            spec.sshProxyCommand = command
+        }
         if let node = fields["agent"] {
             if let mapping = node.mapping {
                 var product: String?

@@ -37,6 +37,11 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     public var identityFile: String?
     /// For the `ssh` provider: record unknown host keys on first use (else they are refused).
     public var acceptNewHostKeys: Bool
+    /// For the `ssh` provider: a command that carries each node's SSH connection instead of
+    /// TCP, as OpenSSH's `ProxyCommand` (SkyPilot's `ssh_proxy_command`): e.g.
+    /// `ssh -W %h:%p jump.example.com` through a jump host. `%h`, `%p`, `%r` are the node's
+    /// host, port and user.
+    public var sshProxyCommand: String?
     /// A custom agent executable (statically linked) to run instead of `yonder-agent`.
     public var agent: String?
     /// A custom agent that `up` builds from the user's package (instead of `agent`).
@@ -93,8 +98,9 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
         name: String, provider: Provider = .local, image: String? = nil, numNodes: Int = 1,
         resources: Resources = Resources(), envs: [String: String] = [:], hosts: [String] = [],
         identityFile: String? = nil, acceptNewHostKeys: Bool = false, agent: String? = nil,
-        agentProduct: AgentProduct? = nil
+        agentProduct: AgentProduct? = nil, sshProxyCommand: String? = nil
     ) {
+        self.sshProxyCommand = sshProxyCommand
         self.name = name
         self.provider = provider
         self.image = image
@@ -133,6 +139,9 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
         case .local:
             guard hosts.isEmpty else {
                 throw ClusterError(.invalidSpec, "cluster \(name): only the ssh provider takes hosts")
+            }
+            guard sshProxyCommand == nil else {
+                throw ClusterError(.invalidSpec, "cluster \(name): the local provider reaches its nodes directly; ssh_proxy_command is for the ssh provider")
             }
         }
         if agent != nil && agentProduct != nil {

@@ -29,6 +29,8 @@ public struct ClusterState: Codable, Sendable, Equatable {
         public var pinnedHostKey: String?
         /// Whether unknown host keys are recorded on first use.
         public var acceptNewHostKeys: Bool
+        /// The command the node's SSH connection runs through, if any.
+        public var proxyCommand: String?
         /// The container's name.
         public var container: String
         /// The agent's loopback port on the node when it was last seen. Only informative: a

@@ -17,6 +17,8 @@ struct NodeEndpoint: Sendable {
     var pinnedHostKey: String?
     var acceptNewHostKeys: Bool
     var sshdProcessID: Int32?
+    /// The command the SSH connection runs through (OpenSSH's `ProxyCommand`), if any.
+    var proxyCommand: String?
     /// Made by this `up` (released again if it fails).
     var isNew = false
     /// For local nodes: the folder of the node's private sshd (`~/.yonder/local/NAME-I`).
@@ -35,6 +37,7 @@ struct NodeEndpoint: Sendable {
     init(_ node: ClusterState.NodeState) {
         self.init(host: node.host, port: node.port, user: node.user, identityFile: node.identityFile,
                   pinnedHostKey: node.pinnedHostKey, acceptNewHostKeys: node.acceptNewHostKeys, sshdProcessID: node.sshdProcessID)
+        proxyCommand = node.proxyCommand
     }
 
     func connect() async throws -> SSHSession {
@@ -42,7 +45,8 @@ struct NodeEndpoint: Sendable {
         if let identityFile { authentication.append(.privateKey(path: identityFile)) }
         authentication.append(.agent)
         let hostKeys: HostKeyPolicy = pinnedHostKey.map { .pinned([$0]) } ?? .knownHosts(acceptNew: acceptNewHostKeys)
-        return try await SSHSession.connect(SSHConfiguration(host: host, port: port, user: user, authentication: authentication, hostKeys: hostKeys))
+        return try await SSHSession.connect(SSHConfiguration(
+            host: host, port: port, user: user, authentication: authentication, hostKeys: hostKeys, proxyCommand: proxyCommand))
     }
 }
 
@@ -75,8 +79,10 @@ struct SSHHostsProvider: Provider {
             guard let host = SSHHost(text) else {
                 throw ClusterError(.invalidSpec, "cluster \(spec.name): \"\(text)\" is not user@host or user@host:port")
             }
-            return NodeEndpoint(host: host.host, port: host.port, user: host.user, identityFile: spec.identityFile,
-                                pinnedHostKey: nil, acceptNewHostKeys: spec.acceptNewHostKeys, sshdProcessID: nil)
+            var endpoint = NodeEndpoint(host: host.host, port: host.port, user: host.user, identityFile: spec.identityFile,
+                                        pinnedHostKey: nil, acceptNewHostKeys: spec.acceptNewHostKeys, sshdProcessID: nil)
+            endpoint.proxyCommand = spec.sshProxyCommand
+            return endpoint
         }
     }
 

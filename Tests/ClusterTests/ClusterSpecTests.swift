@@ -52,7 +52,9 @@ struct ClusterSpecTests {
             hosts: [ubuntu@10.0.0.5, "root@gpu-1.example.com:2222"]
             identity_file: ~/.ssh/id_ed25519
             accept_new_host_keys: yes
+            ssh_proxy_command: ssh -W %h:%p bastion.example.com
             """)
+        #expect(spec.sshProxyCommand == "ssh -W %h:%p bastion.example.com")
         #expect(spec.hosts == ["ubuntu@10.0.0.5", "root@gpu-1.example.com:2222"])
         #expect(spec.numNodes == 2)
         #expect(spec.acceptNewHostKeys)

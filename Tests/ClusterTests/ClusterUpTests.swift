@@ -181,6 +181,33 @@ struct ClusterUpTests {
         #expect(try containers(name).isEmpty)
     }
 
+    @Test func sshProviderReachesAPrivateNodeThroughAJumpHost() async throws {
+        // The node's name resolves only on the jump host's side: here the jump host is the
+        // test's sshd, and `ssh -W` there connects on to 127.0.0.1, the "private" node.
+        let server = try SSHServerFixture()
+        let savedHome = ProcessInfo.processInfo.environment["HOME"]
+        setenv("HOME", home.path, 1)
+        defer { if let savedHome { setenv("HOME", savedHome, 1) } }
+        let name = "t\(UInt16.random(in: 0...UInt16.max))"
+        var spec = spec(name)
+        spec.provider = .ssh
+        spec.hosts = ["\(server.user)@yonder-private-node.invalid:\(server.port)"]
+        spec.identityFile = server.clientKey
+        spec.acceptNewHostKeys = true
+        spec.sshProxyCommand =
+            "ssh -q -i \(server.clientKey) -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(server.knownHosts) "
+            + "-p \(server.port) -W 127.0.0.1:%p \(server.user)@127.0.0.1"
+        let cluster = try await Cluster.up(spec) { _ in }
+        #expect(try await cluster.connection().ping() < .seconds(1))
+        #expect(cluster.state.nodes[0].proxyCommand == spec.sshProxyCommand)
+        await cluster.close()
+        // A later process finds its way in again from the state alone.
+        let attached = try await Cluster.attach(name)
+        #expect(try await attached.connection().ping() < .seconds(1))
+        try await attached.down()
+        #expect(try containers(name).isEmpty)
+    }
+
     @Test func aMissingImageFailsClearlyAndLeavesNothing() async throws {
         let name = "t\(UInt16.random(in: 0...UInt16.max))"
         let error = await #expect(throws: ClusterError.self) {

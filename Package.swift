@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "YonderCluster",
             dependencies: [
-                "Yonder", "YonderSSH", "YonderLocalServers",
+                "Yonder", "YonderSSH", "YonderLocalServers", "YonderAWS",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

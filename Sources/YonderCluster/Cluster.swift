@@ -78,7 +78,7 @@ public final class Cluster: Sendable {
         let build = try AgentExecutable.build(of: agentPath)
         let credentials = try RegistryCredentials.fromEnvironment(environment)
         let previous = try? ClusterState.load(spec.name)
-        let provider = Providers.provider(for: spec.provider)
+        let provider = Providers.provider(for: spec, environment: environment)
 
         var endpoints: [NodeEndpoint] = []
         do {
@@ -122,7 +122,10 @@ public final class Cluster: Sendable {
         } catch {
             for up in ups { await up.undo(onHost: spec.image == nil) }
             for endpoint in endpoints where endpoint.isNew { await provider.release(endpoint) }
-            if previous == nil { ClusterState.remove(spec.name) }
+            if previous == nil {
+                try? await provider.finishDown(spec, progress: progress)
+                ClusterState.remove(spec.name)
+            }
             throw error
         }
     }
@@ -165,6 +168,7 @@ public final class Cluster: Sendable {
                 container: bootstrap.container, agentPort: outcome.endpoint.port, agentBuild: build,
                 sshdProcessID: endpoint.sshdProcessID, runsOnHost: spec.image == nil ? true : nil)
             node.proxyCommand = endpoint.proxyCommand
+            node.instanceID = endpoint.instanceID
             let connection: Connection
             do {
                 let tunnel = try await session.openTunnel(host: "127.0.0.1", port: outcome.endpoint.port)

@@ -13,7 +13,7 @@ extension Cluster {
         let lock = try ClusterLock.acquire(name, for: "taken down")
         defer { lock.release() }
         var state = try ClusterState.load(name)
-        let provider = Providers.provider(for: state.spec.provider)
+        let provider = Providers.provider(for: state.spec)
         var kept: [ClusterState.NodeState] = []
         var problems: [String] = []
         var forgotten: [String] = []
@@ -52,6 +52,7 @@ extension Cluster {
             let nodes = kept.map { String($0.index ?? 0) }.joined(separator: ", ")
             throw ClusterError(.nodeUnreachable, "cluster \(name) is not down: \(problems.joined(separator: "; ")). Yonder still records node(s) \(nodes); run `yonder down \(name)` again once they answer, or `yonder down \(name) --forget` to forget them (what runs there is then left)")
         }
+        try await provider.finishDown(state.spec, progress: progress)
         ClusterState.remove(name)
         // What `sshConfig` made beyond the nodes' keys: the pinned host keys, the ~/.ssh/config block.
         try? FileManager.default.removeItem(atPath: SSHConfigEntry.knownHostsPath(cluster: name))

@@ -9,6 +9,8 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
 
         /// The cluster spec cannot be used: a bad field, value or file.
         public static let invalidSpec = Code("invalidSpec")
+        /// The cloud provider refused or failed a request (its own code and message follow).
+        public static let providerFailed = Code("providerFailed")
         /// No cluster of that name is known.
         public static let unknownCluster = Code("unknownCluster")
         /// A node cannot run containers: no Docker, or no access to its daemon.

@@ -39,6 +39,8 @@ public struct ClusterReport: Codable, Sendable {
         public var objects: [ObjectReference]
         /// What went wrong reaching the node or its agent.
         public var problem: String?
+        /// For `aws` nodes: the instance as EC2 reports it, e.g. `i-0abc (g5.xlarge, spot, running)`.
+        public var instance: String?
     }
 }
 
@@ -49,10 +51,12 @@ extension Cluster {
     public static func report(_ name: String) async throws -> ClusterReport {
         let state = try ClusterState.load(name)
         var nodes: [ClusterReport.NodeReport] = []
+        let instances = state.spec.provider == .aws ? await AWSProvider(spec: state.spec, environment: ProcessInfo.processInfo.environment).describe(state.nodes.compactMap(\.instanceID)) : [:]
         for (index, node) in state.nodes.enumerated() {
             var entry = ClusterReport.NodeReport(
                 index: index, address: "\(node.user)@\(node.host):\(node.port)", container: node.container, onHost: node.isOnHost,
                 containerState: "unreachable", objects: [])
+            entry.instance = node.instanceID.map { instances[$0] ?? "\($0) (not found in EC2)" }
             do {
                 let session = try await NodeEndpoint(node).connect()
                 do {

@@ -41,8 +41,9 @@ extension ClusterSpec {
 private struct SpecReader {
     let file: String
 
-    static let topFields = ["name", "provider", "image_id", "image", "num_nodes", "resources", "envs", "env", "hosts", "identity_file", "accept_new_host_keys", "ssh_proxy_command", "agent"]
-    static let resourceFields = ["cpus", "memory", "accelerators", "gpus", "shm_size", "use_spot", "image_id"]
+    static let topFields = ["name", "provider", "image_id", "image", "num_nodes", "resources", "envs", "env", "hosts", "identity_file", "accept_new_host_keys", "ssh_proxy_command", "agent",
+                            "region", "ami", "ssh_user", "ssh_cidr"]
+    static let resourceFields = ["cpus", "memory", "accelerators", "gpus", "shm_size", "use_spot", "image_id", "instance_type", "disk_size"]
 
     func fail(_ node: Node?, _ field: String, _ problem: String) -> ClusterError {
         let line = node?.mark.map { ":\($0.line)" } ?? ""
@@ -113,6 +114,10 @@ private struct SpecReader {
         }
         if let node = fields["identity_file"] { spec.identityFile = try string(node, "identity_file") }
         if let node = fields["accept_new_host_keys"] { spec.acceptNewHostKeys = try bool(node, "accept_new_host_keys") }
+        if let node = fields["region"] { spec.region = try string(node, "region") }
+        if let node = fields["ami"] { spec.ami = try string(node, "ami") }
+        if let node = fields["ssh_user"] { spec.sshUser = try string(node, "ssh_user") }
+        if let node = fields["ssh_cidr"] { spec.sshCIDR = try string(node, "ssh_cidr") }
         if let node = fields["ssh_proxy_command"] {
             let command = try string(node, "ssh_proxy_command")
             guard !command.trimmingCharacters(in: .whitespaces).isEmpty else {
@@ -163,6 +168,11 @@ private struct SpecReader {
                 }
                 resources.shmSize = text.lowercased()
             case "use_spot": resources.useSpot = try bool(value, "resources.use_spot")
+            case "instance_type": resources.instanceType = try string(value, "resources.instance_type")
+            case "disk_size":
+                let size = try integer(value, "resources.disk_size")
+                guard (8...16384).contains(size) else { throw fail(value, "resources.disk_size", "\(size) GB is out of range; allowed: 8 to 16384") }
+                resources.diskSizeGB = size
             default: break  // image_id, read with the top-level fields
             }
         }

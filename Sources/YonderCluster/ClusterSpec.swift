@@ -54,7 +54,20 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
         case local
         /// Existing machines reached over SSH.
         case ssh
+        /// EC2 instances Yonder creates in the user's AWS account, and deletes at `down`.
+        case aws
     }
+
+    /// For `aws`: the region (else `AWS_REGION`, `AWS_DEFAULT_REGION`, or the profile's).
+    public var region: String?
+    /// For `aws`: the AMI the instances boot (an Ubuntu or Deep Learning AMI with Docker,
+    /// or any Linux whose cloud-init runs the user-data that installs it).
+    public var ami: String?
+    /// For `aws`: the user the AMI lets in with the cluster's key (`ubuntu` by default).
+    public var sshUser: String?
+    /// For `aws`: who may reach the nodes' SSH port, as an IPv4 CIDR (all by default, as
+    /// SkyPilot does; the key is the only way in).
+    public var sshCIDR: String?
 
     /// What each node needs.
     public struct Resources: Codable, Sendable, Equatable {
@@ -68,6 +81,11 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
         public var shmSize: String?
         /// Spot or interruptible capacity (used by cloud providers).
         public var useSpot: Bool
+        /// For `aws`: the instance type; without it, the cheapest type of Yonder's catalog
+        /// that has the cpus, memory and accelerators asked for.
+        public var instanceType: String?
+        /// For `aws`: the root volume's size in GB.
+        public var diskSizeGB: Int?
 
         /// No limits.
         public init(cpus: Double? = nil, memoryGB: Double? = nil, accelerators: Accelerators? = nil, shmSize: String? = nil, useSpot: Bool = false) {
@@ -136,12 +154,22 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
             guard hosts.count == numNodes else {
                 throw ClusterError(.invalidSpec, "cluster \(name): \(numNodes) nodes but \(hosts.count) hosts; give one host per node")
             }
+        case .aws:
+            guard hosts.isEmpty else {
+                throw ClusterError(.invalidSpec, "cluster \(name): the aws provider makes its own machines; hosts are for the ssh provider")
+            }
+            guard ami != nil else {
+                throw ClusterError(.invalidSpec, "cluster \(name): the aws provider needs ami: (an AMI id such as ami-0abcdef1234567890 of the region, e.g. Ubuntu 22.04's or a Deep Learning AMI)")
+            }
+            if let cidr = sshCIDR, cidr.range(of: #"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$"#, options: .regularExpression) == nil {
+                throw ClusterError(.invalidSpec, "cluster \(name): ssh_cidr \"\(cidr)\" is not an IPv4 CIDR such as 203.0.113.0/24")
+            }
         case .local:
             guard hosts.isEmpty else {
                 throw ClusterError(.invalidSpec, "cluster \(name): only the ssh provider takes hosts")
             }
             guard sshProxyCommand == nil else {
-                throw ClusterError(.invalidSpec, "cluster \(name): the local provider reaches its nodes directly; ssh_proxy_command is for the ssh provider")
+                throw ClusterError(.invalidSpec, "cluster \(name): the local provider reaches its nodes directly; ssh_proxy_command is for the ssh and aws providers")
             }
         }
         if agent != nil && agentProduct != nil {

@@ -31,6 +31,8 @@ public struct ClusterState: Codable, Sendable, Equatable {
         public var acceptNewHostKeys: Bool
         /// The command the node's SSH connection runs through, if any.
         public var proxyCommand: String?
+        /// For `aws` nodes: the EC2 instance id.
+        public var instanceID: String?
         /// The container's name.
         public var container: String
         /// The agent's loopback port on the node when it was last seen. Only informative: a

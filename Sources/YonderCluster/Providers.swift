@@ -23,6 +23,8 @@ struct NodeEndpoint: Sendable {
     var isNew = false
     /// For local nodes: the folder of the node's private sshd (`~/.yonder/local/NAME-I`).
     var localFolder: URL?
+    /// For `aws` nodes: the EC2 instance.
+    var instanceID: String?
 
     init(host: String, port: Int, user: String, identityFile: String?, pinnedHostKey: String?, acceptNewHostKeys: Bool, sshdProcessID: Int32?) {
         self.host = host
@@ -38,6 +40,7 @@ struct NodeEndpoint: Sendable {
         self.init(host: node.host, port: node.port, user: node.user, identityFile: node.identityFile,
                   pinnedHostKey: node.pinnedHostKey, acceptNewHostKeys: node.acceptNewHostKeys, sshdProcessID: node.sshdProcessID)
         proxyCommand = node.proxyCommand
+        instanceID = node.instanceID
     }
 
     func connect() async throws -> SSHSession {
@@ -61,13 +64,23 @@ protocol Provider: Sendable {
     /// Releases a node made by ``provision(_:previous:progress:)``: after a failed `up` (for
     /// the nodes it made) and at `down` (for all), once their containers are gone.
     func release(_ node: NodeEndpoint) async
+
+    /// After every node of a `down` was released (and after a failed first `up`): removes
+    /// what the provider made for the cluster as a whole, and throws, naming it, if anything
+    /// of the cluster is left.
+    func finishDown(_ spec: ClusterSpec, progress: @escaping @Sendable (ClusterProgress) -> Void) async throws
+}
+
+extension Provider {
+    func finishDown(_ spec: ClusterSpec, progress: @escaping @Sendable (ClusterProgress) -> Void) async throws {}
 }
 
 enum Providers {
-    static func provider(for kind: ClusterSpec.Provider) -> any Provider {
-        switch kind {
+    static func provider(for spec: ClusterSpec, environment: [String: String] = ProcessInfo.processInfo.environment) -> any Provider {
+        switch spec.provider {
         case .local: LocalProvider()
         case .ssh: SSHHostsProvider()
+        case .aws: AWSProvider(spec: spec, environment: environment)
         }
     }
 }

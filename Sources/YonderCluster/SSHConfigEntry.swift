@@ -55,7 +55,7 @@ enum SSHConfigEntry {
     static func authorizedKeys(for provider: ClusterSpec.Provider) -> String {
         switch provider {
         case .local: ClusterState.home.appendingPathComponent("local/authorized_keys").path
-        case .ssh: ".ssh/authorized_keys"
+        case .ssh, .aws: ".ssh/authorized_keys"
         }
     }
 

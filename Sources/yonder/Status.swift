@@ -57,6 +57,9 @@ struct Status: AsyncParsableCommand {
                     node.agentUptime.map(Self.duration) ?? "-", objects.isEmpty ? "-" : objects,
                 ]
             })
+            for node in report.nodes {
+                if let instance = node.instance { print("node \(node.index): instance \(instance)") }
+            }
             for node in troubled {
                 printError("yonder: node \(node.index): \(node.problem ?? "")")
             }

@@ -55,6 +55,23 @@ struct ClusterSpecTests {
             ssh_proxy_command: ssh -W %h:%p bastion.example.com
             """)
         #expect(spec.sshProxyCommand == "ssh -W %h:%p bastion.example.com")
+        let aws = try ClusterSpec.parse("""
+            name: train
+            provider: aws
+            region: eu-west-1
+            ami: ami-0123456789abcdef0
+            ssh_user: ec2-user
+            ssh_cidr: 203.0.113.0/24
+            resources: {instance_type: g5.xlarge, use_spot: true, disk_size: 200}
+            """)
+        #expect(aws.provider == .aws && aws.region == "eu-west-1" && aws.ami == "ami-0123456789abcdef0")
+        #expect(aws.sshUser == "ec2-user" && aws.sshCIDR == "203.0.113.0/24")
+        #expect(aws.resources.instanceType == "g5.xlarge" && aws.resources.useSpot && aws.resources.diskSizeGB == 200)
+        try aws.validate()
+        #expect(throws: ClusterError.self) { try ClusterSpec(name: "noami", provider: .aws).validate() }
+        var badCIDR = aws
+        badCIDR.sshCIDR = "everyone"
+        #expect(throws: ClusterError.self) { try badCIDR.validate() }
         #expect(spec.hosts == ["ubuntu@10.0.0.5", "root@gpu-1.example.com:2222"])
         #expect(spec.numNodes == 2)
         #expect(spec.acceptNewHostKeys)
@@ -66,7 +83,7 @@ struct ClusterSpecTests {
         ("name: a\nimage_idd: docker:x", ["spec.yaml:2", "image_idd", "unknown field", "allowed:", "image_id"]),
         ("image_id: docker:x", ["name: missing"]),
         ("name: 'bad name!'", ["spec.yaml:1", "name", "not allowed"]),
-        ("name: a\nprovider: aws", ["provider", "\"aws\"", "allowed: local, ssh"]),
+        ("name: a\nprovider: gcp", ["provider", "\"gcp\"", "allowed: local, ssh, aws"]),
         ("name: a\nimage_id: ubuntu", ["image_id", "must start with docker:"]),
         ("name: a\nimage_id: docker:x\nimage: docker:y", ["image", "already given by image_id"]),
         ("name: a\nnum_nodes: 0", ["num_nodes", "out of range", "1 to 64"]),
@@ -141,5 +158,19 @@ struct ClusterSpecTests {
         #expect(throws: ClusterError.self) { try ClusterState.load("../../etc/passwd") }
         let down = await #expect(throws: ClusterError.self) { _ = try await Cluster.down("../x") }
         #expect(down?.code == .invalidSpec)
+    }
+}
+
+/// The instance catalog's choice for resources.
+@Suite struct InstanceCatalogTests {
+    @Test func theCheapestTypeThatHasWhatIsAskedFor() {
+        #expect(InstanceType.cheapest(cpus: nil, memoryGB: nil, accelerators: nil)?.name == "t3.medium")
+        #expect(InstanceType.cheapest(cpus: 4, memoryGB: 16, accelerators: nil)?.name == "t3.xlarge")
+        #expect(InstanceType.cheapest(cpus: 8, memoryGB: 64, accelerators: nil)?.name == "r6i.2xlarge")
+        #expect(InstanceType.cheapest(cpus: nil, memoryGB: nil, accelerators: .init(name: "A10G", count: 1))?.name == "g5.xlarge")
+        #expect(InstanceType.cheapest(cpus: 16, memoryGB: nil, accelerators: .init(name: "a10g", count: 1))?.name == "g5.4xlarge")
+        #expect(InstanceType.cheapest(cpus: nil, memoryGB: nil, accelerators: .init(name: "A100", count: 8))?.name == "p4d.24xlarge")
+        #expect(InstanceType.cheapest(cpus: nil, memoryGB: nil, accelerators: .init(name: "TPU", count: 1)) == nil)
+        #expect(InstanceType.cheapest(cpus: 1000, memoryGB: nil, accelerators: nil) == nil)
     }
 }

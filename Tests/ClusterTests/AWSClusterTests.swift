@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+import TestSupport
+import Yonder
+import YonderAWS
+import YonderCluster
+import YonderLocalServers
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `provider: aws` from `up` to a call to `down`, against `moto_server`. The emulator's
+/// instances have no machines behind them, so the nodes are reached the way a user reaches
+/// instances in a private subnet: `ssh_proxy_command` through a jump host, here the test's
+/// sshd, which leads to this machine's Docker.
+@Suite(.serialized, .enabled(if: ClusterTestEnvironment.shouldRun))
+struct AWSClusterTests {
+    let home: URL
+    init() throws {
+        home = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-home-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        setenv("YONDER_HOME", home.path, 1)
+    }
+
+    @Test func upToACallToDownLeavesNothingInAWSOrDocker() async throws {
+        guard let moto = try MotoServer.start() else { return }
+        defer { moto.stop() }
+        let server = try SSHServerFixture()
+        // The AWS settings a user would export, pointing at the emulator; restored after.
+        let saved = moto.environment.keys.map { ($0, ProcessInfo.processInfo.environment[$0]) }
+        for (key, value) in moto.environment { setenv(key, value, 1) }
+        let savedHome = ProcessInfo.processInfo.environment["HOME"]
+        setenv("HOME", home.path, 1)
+        defer {
+            for (key, value) in saved {
+                if let value { setenv(key, value, 1) } else { unsetenv(key) }
+            }
+            if let savedHome { setenv("HOME", savedHome, 1) }
+        }
+
+        let name = "aws\(UInt16.random(in: 0...UInt16.max))"
+        var spec = ClusterSpec(
+            name: name, provider: .aws, image: ClusterTestEnvironment.image, numNodes: 2,
+            resources: .init(cpus: 2, memoryGB: 4, useSpot: true), agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
+        spec.ami = "ami-1e749f67"
+        spec.sshUser = server.user
+        spec.identityFile = server.clientKey
+        spec.sshCIDR = "198.51.100.0/24"
+        spec.sshProxyCommand =
+            "ssh -q -i \(server.clientKey) -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(server.knownHosts) "
+            + "-p \(server.port) -W 127.0.0.1:\(server.port) \(server.user)@127.0.0.1"
+
+        let steps = Locked<[String]>([])
+        let cluster = try await Cluster.up(spec) { event in steps.withLock { $0.append(event.detail) } }
+        #expect(try await cluster.connection().ping() < .seconds(1))
+        #expect(try await cluster.connection(node: 1).ping() < .seconds(1))
+        // The catalog's cheapest type for 2 vCPUs and 4 GiB, shown with its price.
+        #expect(steps.withLock { $0 }.contains { $0.contains("t3.medium") && $0.contains("$0.042/h") })
+
+        let ec2 = EC2(endpoint: moto.endpoint, region: "us-east-1", credentials: AWSCredentials(accessKeyID: "testing", secretAccessKey: "testing"))
+        let instances = try await ec2.instances(tagged: ["yonder-cluster": name], states: ["running"])
+        #expect(instances.count == 2)
+        #expect(Set(instances.map(\.instanceId)) == Set(cluster.state.nodes.compactMap(\.instanceID)))
+        #expect(instances.allSatisfy { $0.instanceType == "t3.medium" && $0.instanceLifecycle == "spot" })
+        #expect(try await ec2.securityGroups(tagged: ["yonder-cluster": name]).first?.ipPermissions?.items.first?.ipRanges?.items.map(\.cidrIp) == ["198.51.100.0/24"])
+        await cluster.close()
+        let report = try await Cluster.report(name)
+        #expect(report.nodes.count == 2 && report.nodes.allSatisfy { $0.problem == nil })
+        #expect(report.nodes.allSatisfy { $0.instance?.contains("(t3.medium, spot, running)") == true })
+
+        // up again finds everything by tag and makes nothing.
+        let again = try await Cluster.up(spec)
+        #expect(Set(again.state.nodes.compactMap(\.instanceID)) == Set(cluster.state.nodes.compactMap(\.instanceID)))
+        try await again.down()
+
+        let provisioner = AWSProvisioner(ec2: ec2)
+        #expect(try await provisioner.leftovers(cluster: name).isEmpty)
+        let left = try ChildProcess.run("/usr/bin/env", ["docker", "ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"])
+        #expect(left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+    }
+}

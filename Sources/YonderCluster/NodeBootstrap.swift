@@ -78,6 +78,9 @@ struct NodeBootstrap {
         // command on a node costs sshd about 80 ms to set up, so the warm path makes one.
         let probe = try await timed("docker", "checking Docker and \(container) on \(node)") { try await probeNode() }
         if let existing = try await reuse(probe) { return existing }
+        if let gpus = spec.resources.accelerators {
+            try await timed("gpu", "checking that containers can see \(gpus.count)× \(gpus.name)") { try await checkGPUs(gpus) }
+        }
 
         // With credentials, the login lives in a private folder for the pull only (ImagePull.swift).
         try await timed("image", image) { try await ensureImage(image, credentials: credentials) }
@@ -138,6 +141,37 @@ struct NodeBootstrap {
             throw ClusterError(.dockerUnavailable, "\(node): cannot reach the Docker daemon as \(session.configuration.user): \(reason.isEmpty ? "\(result.status)" : reason); start dockerd or add the user to the docker group")
         }
         return Self.parseProbe(result.stdoutText)
+    }
+
+    /// Before a GPU container is made: the node has a working NVIDIA driver with enough GPUs,
+    /// and Docker can hand them to containers. A cluster whose containers could not see
+    /// their GPUs is never started; the error names what is missing and how to add it.
+    func checkGPUs(_ gpus: ClusterSpec.Accelerators) async throws {
+        let result = try await run("""
+            if ! command -v nvidia-smi >/dev/null 2>&1; then echo "driver missing"; exit 3; fi
+            count=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU') || { echo "driver failing"; exit 3; }
+            echo "gpus $count"
+            if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia || command -v nvidia-container-cli >/dev/null 2>&1; then
+                echo "toolkit yes"
+            else
+                echo "toolkit missing"; exit 3
+            fi
+            """)
+        let output = result.stdoutText
+        let wanted = "\(gpus.count)× \(gpus.name)"
+        if output.contains("driver missing") {
+            throw ClusterError(.dockerUnavailable, "\(node): the spec asks for \(wanted), but the node has no NVIDIA driver (nvidia-smi is not installed); install the driver, or use a Deep Learning AMI, which has it")
+        }
+        if output.contains("driver failing") {
+            throw ClusterError(.dockerUnavailable, "\(node): the spec asks for \(wanted), but nvidia-smi fails there: the NVIDIA driver is not working (a reboot after installing it, or a kernel without its module?)")
+        }
+        let count = output.split(separator: "\n").first { $0.hasPrefix("gpus ") }.flatMap { Int($0.dropFirst(5)) } ?? 0
+        guard count >= gpus.count else {
+            throw ClusterError(.dockerUnavailable, "\(node): the spec asks for \(wanted), but nvidia-smi sees \(count) GPU(s) there")
+        }
+        if output.contains("toolkit missing") || result.status != .exited(0) {
+            throw ClusterError(.dockerUnavailable, "\(node): the node has \(count) GPU(s), but Docker cannot give them to containers: the NVIDIA container toolkit is missing; install nvidia-container-toolkit and run `nvidia-ctk runtime configure --runtime=docker`, then restart Docker")
+        }
     }
 
     /// Reads the probe's lines: `home H`, `state STATE BUILD`, and the endpoint line.

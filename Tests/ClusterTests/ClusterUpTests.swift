@@ -208,6 +208,21 @@ struct ClusterUpTests {
         #expect(try containers(name).isEmpty)
     }
 
+    @Test func aGPUClusterOnANodeWithoutGPUsIsRefusedBeforeAnyContainer() async throws {
+        // This machine has no NVIDIA driver (the test says so and stops if it has one).
+        guard (try? ChildProcess.runCapturing("/usr/bin/env", ["sh", "-c", "command -v nvidia-smi"]))?.exitCode != 0 else {
+            print("skipped: this machine has nvidia-smi; the test needs a node without GPUs")
+            return
+        }
+        let name = "t\(UInt16.random(in: 0...UInt16.max))"
+        var spec = spec(name)
+        spec.resources.accelerators = .init(name: "A100", count: 1)
+        let error = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(spec) { _ in } }
+        #expect(error?.message.contains("1× A100") == true)
+        #expect(error?.message.contains("no NVIDIA driver") == true)
+        #expect(try containers(name).isEmpty)
+    }
+
     @Test func aMissingImageFailsClearlyAndLeavesNothing() async throws {
         let name = "t\(UInt16.random(in: 0...UInt16.max))"
         let error = await #expect(throws: ClusterError.self) {

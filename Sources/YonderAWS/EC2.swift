@@ -240,6 +240,26 @@ public struct EC2: Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// An AMI as `DescribeImages` reports it.
+    public struct Image: Decodable, Sendable {
+        /// `ami-…`.
+        public var imageId: String
+        /// Its name, e.g. `ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-…`.
+        public var name: String?
+        /// The device its root volume is attached as (`/dev/sda1`, `/dev/xvda`).
+        public var rootDeviceName: String?
+    }
+
+    /// The AMI `id`, or nil when the region has none by that id.
+    public func image(_ id: String) async throws(AWSError) -> Image? {
+        struct Answer: Decodable { var imagesSet: ItemList<Image>? }
+        do {
+            return try await client.call("DescribeImages", [("ImageId.1", id)], as: Answer.self).imagesSet?.items.first
+        } catch where error.code == "InvalidAMIID.NotFound" || error.code == "InvalidAMIID.Malformed" {
+            return nil
+        }
+    }
+
     // MARK: Security groups
 
     /// Makes a security group with `tags`; returns its id.

@@ -25,6 +25,34 @@ struct AWSProvider: Provider {
         }
     }
 
+    /// The AMI to boot and its root device: the spec's id, or the one an SSM parameter holds
+    /// (the spec's `ssm:NAME`, else AWS's public Ubuntu or Deep Learning AMI parameter).
+    func image(_ spec: ClusterSpec, ec2: EC2, say: @Sendable (String) -> Void) async throws -> EC2.Image {
+        let configuration = AWSConfiguration(environment: environment)
+        var id = spec.ami ?? ""
+        if !id.hasPrefix("ami-") {
+            let parameter = id.hasPrefix("ssm:") ? String(id.dropFirst(4)) : (spec.resources.accelerators == nil ? SSM.ubuntuAMI : SSM.deepLearningAMI)
+            do {
+                let region = try configuration.region(spec.region)
+                let ssm = SSM(endpoint: try configuration.endpoint(service: "ssm", region: region), region: region, credentials: try configuration.credentials())
+                id = try await ssm.parameter(parameter)
+            } catch {
+                throw ClusterError(.providerFailed, "cluster \(spec.name): cannot find the AMI through the SSM parameter \(parameter): \(error.code): \(error.message); give ami: ami-… of the region")
+            }
+            say("AMI \(id), from the SSM parameter \(parameter)")
+        }
+        let image: EC2.Image?
+        do {
+            image = try await ec2.image(id)
+        } catch {
+            throw ClusterError(.providerFailed, "cluster \(spec.name): cannot look up the AMI \(id): \(error.code): \(error.message)")
+        }
+        guard let image else {
+            throw ClusterError(.providerFailed, "cluster \(spec.name): the AMI \(id) does not exist in this region (AMIs are per region); give an AMI id of the region, or leave ami out for Ubuntu 22.04")
+        }
+        return image
+    }
+
     func provision(_ spec: ClusterSpec, previous: ClusterState?, progress: @escaping @Sendable (ClusterProgress) -> Void) async throws -> [NodeEndpoint] {
         let say: @Sendable (String) -> Void = { text in progress(ClusterProgress(node: nil, step: "aws", detail: text, elapsed: .zero)) }
         let provisioner = try provisioner(spec)
@@ -43,11 +71,12 @@ struct AWSProvider: Provider {
                        chosen.name, chosen.cpus, chosen.memoryGB, chosen.gpu.map { ", \($0.count)× \($0.model)" } ?? "", Self.describe(spec.resources), chosen.hourlyPrice))
         }
         let user = spec.sshUser ?? "ubuntu"
+        let image = try await image(spec, ec2: provisioner.ec2, say: say)
         var plan = AWSProvisioner.Plan(
-            cluster: spec.name, nodes: spec.numNodes, imageId: spec.ami ?? "", instanceType: type, publicKey: publicKey,
+            cluster: spec.name, nodes: spec.numNodes, imageId: image.imageId, instanceType: type, publicKey: publicKey,
             creator: environment["USER"] ?? "yonder")
         plan.spot = spec.resources.useSpot
-        plan.rootVolume = spec.resources.diskSizeGB.map { ("/dev/sda1", $0) }
+        plan.rootVolume = spec.resources.diskSizeGB.map { (image.rootDeviceName ?? "/dev/sda1", $0) }
         plan.sshCIDR = spec.sshCIDR ?? "0.0.0.0/0"
         plan.userData = Self.userData(user: user)
         let outcome: AWSProvisioner.Outcome

@@ -60,8 +60,9 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
 
     /// For `aws`: the region (else `AWS_REGION`, `AWS_DEFAULT_REGION`, or the profile's).
     public var region: String?
-    /// For `aws`: the AMI the instances boot (an Ubuntu or Deep Learning AMI with Docker,
-    /// or any Linux whose cloud-init runs the user-data that installs it).
+    /// For `aws`: the AMI the instances boot: an id (`ami-…`), or `ssm:NAME`, an SSM parameter
+    /// holding one. Without it, AWS's public parameter of Canonical's Ubuntu 22.04 (CPU nodes)
+    /// or of the Deep Learning AMI (GPU nodes, with the NVIDIA driver and container toolkit).
     public var ami: String?
     /// For `aws`: the user the AMI lets in with the cluster's key (`ubuntu` by default).
     public var sshUser: String?
@@ -158,8 +159,8 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
             guard hosts.isEmpty else {
                 throw ClusterError(.invalidSpec, "cluster \(name): the aws provider makes its own machines; hosts are for the ssh provider")
             }
-            guard ami != nil else {
-                throw ClusterError(.invalidSpec, "cluster \(name): the aws provider needs ami: (an AMI id such as ami-0abcdef1234567890 of the region, e.g. Ubuntu 22.04's or a Deep Learning AMI)")
+            if let ami, !(ami.hasPrefix("ami-") || ami.hasPrefix("ssm:/")) {
+                throw ClusterError(.invalidSpec, "cluster \(name): ami \"\(ami)\" is neither an AMI id (ami-…) nor an SSM parameter (ssm:/aws/service/…)")
             }
             if let cidr = sshCIDR, cidr.range(of: #"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$"#, options: .regularExpression) == nil {
                 throw ClusterError(.invalidSpec, "cluster \(name): ssh_cidr \"\(cidr)\" is not an IPv4 CIDR such as 203.0.113.0/24")

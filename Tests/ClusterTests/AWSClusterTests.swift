@@ -43,7 +43,10 @@ struct AWSClusterTests {
         var spec = ClusterSpec(
             name: name, provider: .aws, image: ClusterTestEnvironment.image, numNodes: 2,
             resources: .init(cpus: 2, memoryGB: 4, useSpot: true), agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
-        spec.ami = "ami-1e749f67"
+        // The AMI through an SSM parameter, as AWS publishes them (the emulator has Amazon
+        // Linux's, whose root device is /dev/xvda).
+        spec.ami = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+        spec.resources.diskSizeGB = 50
         spec.sshUser = server.user
         spec.identityFile = server.clientKey
         spec.sshCIDR = "198.51.100.0/24"
@@ -63,6 +66,8 @@ struct AWSClusterTests {
         #expect(instances.count == 2)
         #expect(Set(instances.map(\.instanceId)) == Set(cluster.state.nodes.compactMap(\.instanceID)))
         #expect(instances.allSatisfy { $0.instanceType == "t3.medium" && $0.instanceLifecycle == "spot" })
+        #expect(instances.allSatisfy { $0.imageId == "ami-0ed094fb1304fd857" })
+        #expect(steps.withLock { $0 }.contains { $0.contains("AMI ami-0ed094fb1304fd857, from the SSM parameter") })
         #expect(try await ec2.securityGroups(tagged: ["yonder-cluster": name]).first?.ipPermissions?.items.first?.ipRanges?.items.map(\.cidrIp) == ["198.51.100.0/24"])
         await cluster.close()
         let report = try await Cluster.report(name)
@@ -78,5 +83,24 @@ struct AWSClusterTests {
         #expect(try await provisioner.leftovers(cluster: name).isEmpty)
         let left = try ChildProcess.run("/usr/bin/env", ["docker", "ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"])
         #expect(left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+    }
+
+    @Test func anAMIThatCannotBeFoundStopsUpBeforeAnythingIsMade() async throws {
+        guard let moto = try MotoServer.start() else { return }
+        defer { moto.stop() }
+        let name = "aws\(UInt16.random(in: 0...UInt16.max))"
+        var spec = ClusterSpec(name: name, provider: .aws, image: ClusterTestEnvironment.image, agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
+        let server = try SSHServerFixture()
+        spec.identityFile = server.clientKey
+        let environment = ProcessInfo.processInfo.environment.merging(moto.environment) { $1 }
+        // No ami: Canonical's public Ubuntu parameter, which the emulator does not have.
+        let missing = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(spec, environment: environment) }
+        #expect(missing?.message.contains("/aws/service/canonical/ubuntu") == true, "\(String(describing: missing))")
+        #expect(missing?.message.contains("ParameterNotFound") == true)
+        spec.ami = "ami-00000000000000000"
+        let unknown = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(spec, environment: environment) }
+        #expect(unknown?.message.contains("does not exist in this region") == true)
+        let ec2 = EC2(endpoint: moto.endpoint, region: "us-east-1", credentials: AWSCredentials(accessKeyID: "testing", secretAccessKey: "testing"))
+        #expect(try await AWSProvisioner(ec2: ec2).leftovers(cluster: name).isEmpty)
     }
 }

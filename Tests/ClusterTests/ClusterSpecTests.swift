@@ -68,7 +68,10 @@ struct ClusterSpecTests {
         #expect(aws.sshUser == "ec2-user" && aws.sshCIDR == "203.0.113.0/24")
         #expect(aws.resources.instanceType == "g5.xlarge" && aws.resources.useSpot && aws.resources.diskSizeGB == 200)
         try aws.validate()
-        #expect(throws: ClusterError.self) { try ClusterSpec(name: "noami", provider: .aws).validate() }
+        try ClusterSpec(name: "noami", provider: .aws).validate()
+        var badAMI = aws
+        badAMI.ami = "ubuntu-22.04"
+        #expect(throws: ClusterError.self) { try badAMI.validate() }
         var badCIDR = aws
         badCIDR.sshCIDR = "everyone"
         #expect(throws: ClusterError.self) { try badCIDR.validate() }

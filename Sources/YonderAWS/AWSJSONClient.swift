@@ -1,0 +1,120 @@
+import AsyncHTTPClient
+public import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// A client of an AWS JSON 1.1 API (SSM, ECR): each call is a signed POST of a JSON body
+/// with `X-Amz-Target: PREFIX.Action`, answered with JSON. Errors keep AWS's `__type` and
+/// message; throttling and failed connections are retried with backoff, as in
+/// ``AWSQueryClient``.
+public struct AWSJSONClient: Sendable {
+    /// Where requests go, e.g. `https://ssm.us-east-1.amazonaws.com`.
+    public let endpoint: URL
+    /// The target prefix, e.g. `AmazonSSM` or `AmazonEC2ContainerRegistry_V20150921`.
+    public let targetPrefix: String
+    let signer: SigV4Signer
+    /// How many times a throttled or failed call is tried in all.
+    public var attempts = 6
+    /// How long one attempt may take.
+    public var timeout: Duration = .seconds(20)
+
+    /// A client of `service` at `endpoint`.
+    public init(service: String, targetPrefix: String, endpoint: URL, region: String, credentials: AWSCredentials) {
+        self.endpoint = endpoint
+        self.targetPrefix = targetPrefix
+        self.signer = SigV4Signer(credentials: credentials, region: region, service: service)
+    }
+
+    /// Calls `action` with the JSON object `input` and decodes the answer as `T`.
+    public func call<T: Decodable>(_ action: String, _ input: [String: Any] = [:], as type: T.Type) async throws(AWSError) -> T {
+        let body: [UInt8]
+        do {
+            body = Array(try JSONSerialization.data(withJSONObject: input))
+        } catch {
+            throw AWSError(code: "InvalidInput", message: "\(action): the input is not JSON: \(error)")
+        }
+        var delay = 0.25
+        var attempt = 1
+        while true {
+            let outcome: Result<Data, AWSError>
+            do {
+                outcome = try await post(body, action: action)
+            } catch {
+                outcome = .failure(AWSError(
+                    code: "ConnectionFailed",
+                    message: "\(action): could not reach \(endpoint) within \(timeout): \(error); check the network, or AWS_ENDPOINT_URL if it is set"))
+            }
+            switch outcome {
+            case .success(let data):
+                do {
+                    return try JSONDecoder().decode(T.self, from: data)
+                } catch {
+                    throw AWSError(code: "UnreadableAnswer", message: "\(action): the answer could not be read (\(error)): \(String(decoding: data.prefix(400), as: UTF8.self))")
+                }
+            case .failure(let error) where attempt < attempts && AWSQueryClient.retryable(error.code):
+                attempt += 1
+                try? await Task.sleep(for: .milliseconds(Int(delay * 1000 * Double.random(in: 0.8...1.2))))
+                delay = min(delay * 2, 8)
+            case .failure(let error):
+                throw error
+            }
+        }
+    }
+
+    private func post(_ body: [UInt8], action: String) async throws -> Result<Data, AWSError> {
+        let signed = signer.sign(
+            SigV4Signer.Request(
+                method: "POST", url: endpoint,
+                headers: [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", "\(targetPrefix).\(action)")],
+                body: body),
+            at: Date())
+        var request = HTTPClientRequest(url: endpoint.absoluteString)
+        request.method = .POST
+        for (name, value) in signed.headers where name.lowercased() != "host" {
+            request.headers.add(name: name, value: value)
+        }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let nanoseconds = Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(nanoseconds))
+        let data = Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)
+        if (200..<300).contains(response.status.code) { return .success(data) }
+        struct Failure: Decodable {
+            var type: String?
+            var message: String?
+            var Message: String?
+            enum CodingKeys: String, CodingKey { case type = "__type", message, Message }
+        }
+        let failure = try? JSONDecoder().decode(Failure.self, from: data)
+        // `__type` may carry a namespace: `com.amazonaws.ssm#ParameterNotFound`.
+        guard let code = failure?.type?.split(separator: "#").last.map(String.init) else {
+            return .failure(AWSError(code: "HTTP\(response.status.code)", message: "\(action) failed with HTTP \(response.status.code): \(String(decoding: data.prefix(400), as: UTF8.self))"))
+        }
+        return .failure(AWSError(code: code, message: "\(action): \(failure?.message ?? failure?.Message ?? "no message")"))
+    }
+}
+
+/// The SSM call the AWS provider makes: reading a (public) parameter.
+public struct SSM: Sendable {
+    /// The JSON client the calls go through.
+    public let client: AWSJSONClient
+
+    /// SSM in `region` at `endpoint`.
+    public init(endpoint: URL, region: String, credentials: AWSCredentials) {
+        client = AWSJSONClient(service: "ssm", targetPrefix: "AmazonSSM", endpoint: endpoint, region: region, credentials: credentials)
+    }
+
+    /// The value of the parameter `name`, e.g. an AMI id from AWS's public parameters.
+    public func parameter(_ name: String) async throws(AWSError) -> String {
+        struct Answer: Decodable {
+            struct Parameter: Decodable { var Value: String }
+            var Parameter: Parameter
+        }
+        return try await client.call("GetParameter", ["Name": name], as: Answer.self).Parameter.Value
+    }
+
+    /// The public parameter of Canonical's Ubuntu 22.04 LTS AMI for x86-64.
+    public static let ubuntuAMI = "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
+    /// The public parameter of AWS's Deep Learning AMI (NVIDIA driver, Docker and the NVIDIA
+    /// container toolkit) on Ubuntu 22.04 for x86-64.
+    public static let deepLearningAMI = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+}

@@ -118,3 +118,44 @@ public struct SSM: Sendable {
     /// container toolkit) on Ubuntu 22.04 for x86-64.
     public static let deepLearningAMI = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 }
+
+/// The ECR call the clusters make: a registry login token from the caller's AWS credentials.
+public struct ECR: Sendable {
+    /// The JSON client the calls go through.
+    public let client: AWSJSONClient
+
+    /// ECR in `region` at `endpoint`.
+    public init(endpoint: URL, region: String, credentials: AWSCredentials) {
+        client = AWSJSONClient(
+            service: "ecr", targetPrefix: "AmazonEC2ContainerRegistry_V20150921", endpoint: endpoint, region: region, credentials: credentials)
+    }
+
+    /// A `docker login` user name and password for the registry of `account` (valid for 12
+    /// hours), and the registry's address.
+    public func loginToken(account: String) async throws(AWSError) -> (username: String, password: String, endpoint: String) {
+        struct Answer: Decodable {
+            struct Authorization: Decodable {
+                var authorizationToken: String
+                var proxyEndpoint: String?
+            }
+            var authorizationData: [Authorization]
+        }
+        let answer = try await client.call("GetAuthorizationToken", ["registryIds": [account]], as: Answer.self)
+        guard let data = answer.authorizationData.first, let decoded = Data(base64Encoded: data.authorizationToken),
+            let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":")
+        else {
+            throw AWSError(code: "UnreadableAnswer", message: "GetAuthorizationToken answered without a user:password token")
+        }
+        return (String(text[..<colon]), String(text[text.index(after: colon)...]), data.proxyEndpoint ?? "")
+    }
+
+    /// The account and region of an ECR registry host
+    /// (`123456789012.dkr.ecr.us-east-1.amazonaws.com`), or nil for any other host.
+    public static func registry(_ host: String) -> (account: String, region: String)? {
+        let parts = host.split(separator: ".").map(String.init)
+        guard parts.count >= 6, parts[0].count == 12, parts[0].allSatisfy(\.isNumber), parts[1] == "dkr",
+            parts[2] == "ecr" || parts[2] == "ecr-fips", parts[4] == "amazonaws", parts[5] == "com"
+        else { return nil }
+        return (parts[0], parts[3])
+    }
+}

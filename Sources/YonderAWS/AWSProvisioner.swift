@@ -73,6 +73,8 @@ public struct AWSProvisioner: Sendable {
         public var leaked: [String]
         /// What this `up` made (for messages): `security group sg-…`, `instance i-… (node 1)`, …
         public var made: [String]
+        /// The instances this `up` started (to terminate again if what follows fails).
+        public var madeInstances: [String]
     }
 
     /// The tags of resources of `cluster`.
@@ -154,7 +156,7 @@ public struct AWSProvisioner: Sendable {
             let nodes = (0..<plan.nodes).compactMap { rank in
                 running.first { $0.instanceId == byRank[rank]?.instanceId }.map { Node(rank: rank, instance: $0) }
             }
-            return Outcome(nodes: nodes, leaked: leaked, made: made)
+            return Outcome(nodes: nodes, leaked: leaked, made: made, madeInstances: madeInstances)
         } catch {
             var failure = error
             let left = await undo(instances: madeInstances, group: madeGroup, key: madeKey, progress: progress)

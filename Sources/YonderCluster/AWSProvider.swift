@@ -88,7 +88,7 @@ struct AWSProvider: Provider {
         if !outcome.leaked.isEmpty {
             say("warning: instances tagged for cluster \(spec.name) beyond its \(spec.numNodes) node(s), still running and costing: \(outcome.leaked.joined(separator: ", ")); `yonder down \(spec.name)` terminates them")
         }
-        let made = Set(outcome.made.compactMap { $0.split(separator: " ").dropFirst().first.map(String.init) })
+        let made = Set(outcome.madeInstances)
         var endpoints: [NodeEndpoint] = []
         for node in outcome.nodes {
             let instance = node.instance

@@ -76,7 +76,7 @@ public final class Cluster: Sendable {
         }
         let agentPath = try AgentExecutable.locate(spec: located, environment: environment)
         let build = try AgentExecutable.build(of: agentPath)
-        let credentials = try RegistryCredentials.fromEnvironment(environment)
+        let credentials = try await RegistryCredentials.resolve(image: spec.image, environment: environment)
         let previous = try? ClusterState.load(spec.name)
         let provider = Providers.provider(for: spec, environment: environment)
 

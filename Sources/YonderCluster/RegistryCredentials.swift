@@ -1,3 +1,4 @@
+import YonderAWS
 /// Credentials for a private registry, read from the environment and never written to disk
 /// by Yonder. Their description never shows the password.
 public struct RegistryCredentials: Sendable, CustomStringConvertible {
@@ -32,6 +33,25 @@ public struct RegistryCredentials: Sendable, CustomStringConvertible {
             throw ClusterError(.invalidSpec, "YONDER_DOCKER_PASSWORD is set but YONDER_DOCKER_USERNAME is not; set both (or neither)")
         case (_, nil):
             throw ClusterError(.invalidSpec, "YONDER_DOCKER_USERNAME is set but YONDER_DOCKER_PASSWORD is not; set both (or neither)")
+        }
+    }
+
+    /// The credentials to pull `image` with: those of the environment (`fromEnvironment`);
+    /// else, for an image in Amazon ECR (`ACCOUNT.dkr.ecr.REGION.amazonaws.com/…`), a login
+    /// token fetched with the user's AWS credentials (found as the AWS CLI finds them), fresh
+    /// at every `up`; else none.
+    public static func resolve(image: String?, environment: [String: String]) async throws -> RegistryCredentials? {
+        if let given = try fromEnvironment(environment) { return given }
+        guard let image, let host = registry(of: image), let (account, region) = ECR.registry(host) else { return nil }
+        let configuration = AWSConfiguration(environment: environment)
+        do {
+            let ecr = ECR(endpoint: try configuration.endpoint(service: "ecr", region: region), region: region, credentials: try configuration.credentials())
+            let token = try await ecr.loginToken(account: account)
+            return RegistryCredentials(username: token.username, password: token.password, server: host)
+        } catch {
+            throw ClusterError(
+                .imageUnavailable,
+                "the image \(image) is in Amazon ECR, and getting a login token for it failed: \(error.code): \(error.message); check your AWS credentials (they need ecr:GetAuthorizationToken), or set YONDER_DOCKER_USERNAME and YONDER_DOCKER_PASSWORD")
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import YonderCluster
 
 struct ClusterSpecTests {
@@ -177,3 +178,32 @@ struct ClusterSpecTests {
         #expect(InstanceType.cheapest(cpus: 1000, memoryGB: nil, accelerators: nil) == nil)
     }
 }
+
+/// Registry logins for images in Amazon ECR, from AWS credentials alone, against moto_server.
+@Suite struct ECRLoginTests {
+    @Test func anECRImageGetsATokenFromAWSCredentialsAndGivenCredentialsWin() async throws {
+        guard let moto = try MotoServer.start() else { return }
+        defer { moto.stop() }
+        let image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest"
+        let login = try #require(try await RegistryCredentials.resolve(image: image, environment: moto.environment))
+        // The emulator's token for account 123456789012, decoded from base64 "AWS:…".
+        #expect(login.username == "AWS")
+        #expect(login.password == "123456789012-auth-token")
+        #expect(login.server == "123456789012.dkr.ecr.us-east-1.amazonaws.com")
+        #expect(!login.description.contains(login.password))
+
+        var given = moto.environment
+        given["YONDER_DOCKER_USERNAME"] = "robot"
+        given["YONDER_DOCKER_PASSWORD"] = "given-secret"
+        #expect(try await RegistryCredentials.resolve(image: image, environment: given)?.username == "robot")
+        #expect(try await RegistryCredentials.resolve(image: "registry.example.com/app:1", environment: moto.environment) == nil)
+        #expect(try await RegistryCredentials.resolve(image: "debian:12", environment: moto.environment) == nil)
+
+        // No AWS credentials: the error says what to do.
+        let error = await #expect(throws: ClusterError.self) {
+            _ = try await RegistryCredentials.resolve(image: image, environment: ["HOME": "/nonexistent"])
+        }
+        #expect(error?.message.contains("ECR") == true && error?.message.contains("YONDER_DOCKER_USERNAME") == true)
+    }
+}
+

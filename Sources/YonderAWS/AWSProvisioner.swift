@@ -75,6 +75,10 @@ public struct AWSProvisioner: Sendable {
         public var made: [String]
         /// The instances this `up` started (to terminate again if what follows fails).
         public var madeInstances: [String]
+        /// The security group this `up` made, if it made one.
+        public var madeGroup: String?
+        /// The key pair this `up` imported, if it did.
+        public var madeKey: String?
     }
 
     /// The tags of resources of `cluster`.
@@ -156,7 +160,7 @@ public struct AWSProvisioner: Sendable {
             let nodes = (0..<plan.nodes).compactMap { rank in
                 running.first { $0.instanceId == byRank[rank]?.instanceId }.map { Node(rank: rank, instance: $0) }
             }
-            return Outcome(nodes: nodes, leaked: leaked, made: made, madeInstances: madeInstances)
+            return Outcome(nodes: nodes, leaked: leaked, made: made, madeInstances: madeInstances, madeGroup: madeGroup, madeKey: madeKey)
         } catch {
             var failure = error
             let left = await undo(instances: madeInstances, group: madeGroup, key: madeKey, progress: progress)
@@ -193,6 +197,12 @@ public struct AWSProvisioner: Sendable {
             }
             try? await Task.sleep(for: pollInterval)
         }
+    }
+
+    /// Removes what an `up` made (its `Outcome`'s instances, group and key pair) when what
+    /// follows it fails; returns what could not be removed.
+    public func undo(_ outcome: Outcome, progress: @Sendable (String) -> Void = { _ in }) async -> [String] {
+        await undo(instances: outcome.madeInstances, group: outcome.madeGroup, key: outcome.madeKey, progress: progress)
     }
 
     /// Removes instances, then the group and the key pair; returns what could not be removed.

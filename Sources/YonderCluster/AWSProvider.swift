@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import YonderAWS
 import YonderLocalServers
 import YonderSSH
@@ -10,6 +11,18 @@ import YonderSSH
 struct AWSProvider: Provider {
     let spec: ClusterSpec
     let environment: [String: String]
+    /// What the last `provision` made, for `undoProvision`.
+    private let made = Made()
+
+    private final class Made: Sendable {
+        let outcome = Mutex<AWSProvisioner.Outcome?>(nil)
+        func withLock<R>(_ body: (inout AWSProvisioner.Outcome?) -> R) -> R { outcome.withLock { body(&$0) } }
+    }
+
+    init(spec: ClusterSpec, environment: [String: String]) {
+        self.spec = spec
+        self.environment = environment
+    }
 
     /// How long a new instance may take to let the cluster's key in.
     static let sshTimeout: Duration = .seconds(600)
@@ -85,6 +98,7 @@ struct AWSProvider: Provider {
         } catch {
             throw ClusterError(.providerFailed, "cluster \(spec.name): \(error.code): \(error.message)")
         }
+        made.withLock { $0 = outcome }
         if !outcome.leaked.isEmpty {
             say("warning: instances tagged for cluster \(spec.name) beyond its \(spec.numNodes) node(s), still running and costing: \(outcome.leaked.joined(separator: ", ")); `yonder down \(spec.name)` terminates them")
         }
@@ -129,6 +143,14 @@ struct AWSProvider: Provider {
     func release(_ node: NodeEndpoint) async {
         guard let id = node.instanceID, let provisioner = try? provisioner(spec) else { return }
         try? await provisioner.ec2.terminate([id])
+    }
+
+    func undoProvision(progress: @escaping @Sendable (ClusterProgress) -> Void) async {
+        guard let outcome = made.withLock({ $0 }), let provisioner = try? provisioner(spec) else { return }
+        let left = await provisioner.undo(outcome) { text in progress(ClusterProgress(node: nil, step: "aws", detail: text, elapsed: .zero)) }
+        if !left.isEmpty {
+            progress(ClusterProgress(node: nil, step: "aws", detail: "could not remove \(left.joined(separator: ", ")); `yonder down \(spec.name)` removes what is tagged for the cluster"))
+        }
     }
 
     func finishDown(_ spec: ClusterSpec, progress: @escaping @Sendable (ClusterProgress) -> Void) async throws {

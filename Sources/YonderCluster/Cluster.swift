@@ -122,10 +122,8 @@ public final class Cluster: Sendable {
         } catch {
             for up in ups { await up.undo(onHost: spec.image == nil) }
             for endpoint in endpoints where endpoint.isNew { await provider.release(endpoint) }
-            if previous == nil {
-                try? await provider.finishDown(spec, progress: progress)
-                ClusterState.remove(spec.name)
-            }
+            await provider.undoProvision(progress: progress)
+            if previous == nil { ClusterState.remove(spec.name) }
             throw error
         }
     }

@@ -65,14 +65,18 @@ protocol Provider: Sendable {
     /// the nodes it made) and at `down` (for all), once their containers are gone.
     func release(_ node: NodeEndpoint) async
 
-    /// After every node of a `down` was released (and after a failed first `up`): removes
-    /// what the provider made for the cluster as a whole, and throws, naming it, if anything
-    /// of the cluster is left.
+    /// After every node of a `down` was released: removes what the provider made for the
+    /// cluster as a whole, and throws, naming it, if anything of the cluster is left.
     func finishDown(_ spec: ClusterSpec, progress: @escaping @Sendable (ClusterProgress) -> Void) async throws
+
+    /// After a failed `up`, once its new nodes were released: removes what `provision` made
+    /// for the cluster as a whole, and nothing it found already there.
+    func undoProvision(progress: @escaping @Sendable (ClusterProgress) -> Void) async
 }
 
 extension Provider {
     func finishDown(_ spec: ClusterSpec, progress: @escaping @Sendable (ClusterProgress) -> Void) async throws {}
+    func undoProvision(progress: @escaping @Sendable (ClusterProgress) -> Void) async {}
 }
 
 enum Providers {

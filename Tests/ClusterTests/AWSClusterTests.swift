@@ -23,6 +23,51 @@ struct AWSClusterTests {
         setenv("YONDER_HOME", home.path, 1)
     }
 
+    /// A spec whose nodes are reached through the test's sshd as a jump host.
+    static func spec(_ name: String, server: SSHServerFixture, nodes: Int = 2, image: String = ClusterTestEnvironment.image) -> ClusterSpec {
+        var spec = ClusterSpec(
+            name: name, provider: .aws, image: image, numNodes: nodes,
+            resources: .init(cpus: 2, memoryGB: 4, useSpot: true), agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
+        spec.ami = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+        spec.sshUser = server.user
+        spec.identityFile = server.clientKey
+        spec.sshProxyCommand =
+            "ssh -q -i \(server.clientKey) -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(server.knownHosts) "
+            + "-p \(server.port) -W 127.0.0.1:\(server.port) \(server.user)@127.0.0.1"
+        return spec
+    }
+
+    @Test func aFailedUpRemovesWhatItMadeInAWSAndNothingItFound() async throws {
+        guard let moto = try MotoServer.start() else { return }
+        defer { moto.stop() }
+        let server = try SSHServerFixture()
+        let environment = ProcessInfo.processInfo.environment.merging(moto.environment) { $1 }.merging(["HOME": home.path]) { $1 }
+        let ec2 = EC2(endpoint: moto.endpoint, region: "us-east-1", credentials: AWSCredentials(accessKeyID: "testing", secretAccessKey: "testing"))
+        let provisioner = AWSProvisioner(ec2: ec2)
+
+        // A fresh cluster whose image cannot be pulled: what up made in AWS goes again.
+        let fresh = "aws\(UInt16.random(in: 0...UInt16.max))"
+        await #expect(throws: (any Error).self) {
+            _ = try await Cluster.up(Self.spec(fresh, server: server, nodes: 1, image: "yonder/does-not-exist:1"), environment: environment)
+        }
+        #expect(try await provisioner.leftovers(cluster: fresh).isEmpty)
+
+        // A cluster already in AWS (made earlier, its state file lost): a failed up leaves it.
+        let existing = "aws\(UInt16.random(in: 0...UInt16.max))"
+        var plan = AWSProvisioner.Plan(
+            cluster: existing, nodes: 1, imageId: "ami-0ed094fb1304fd857", instanceType: "t3.medium",
+            publicKey: try String(contentsOfFile: server.clientKey + ".pub", encoding: .utf8), creator: "tests")
+        plan.spot = true
+        let earlier = try await provisioner.up(plan)
+        await #expect(throws: (any Error).self) {
+            _ = try await Cluster.up(Self.spec(existing, server: server, nodes: 1, image: "yonder/does-not-exist:1"), environment: environment)
+        }
+        let left = try await provisioner.leftovers(cluster: existing)
+        #expect(left.count == 3)  // its instance, group and key pair
+        #expect(left.contains { $0.contains(earlier.nodes[0].instance.instanceId) })
+        #expect(try await provisioner.down(cluster: existing).isEmpty)
+    }
+
     @Test func upToACallToDownLeavesNothingInAWSOrDocker() async throws {
         guard let moto = try MotoServer.start() else { return }
         defer { moto.stop() }

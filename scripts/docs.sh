@@ -9,7 +9,8 @@ python3 scripts/check-docs.py
 status=0
 for target in YonderCore Yonder YonderCluster YonderAgent; do
     output="$(swift package generate-documentation --target "$target" --analyze 2>&1)" || status=1
-    if grep -E "warning:|error:" <<<"$output"; then
+    # SwiftPM's notes about files a dependency's targets leave undeclared are not ours.
+    if grep -E "warning:|error:" <<<"$output" | grep -v "which are unhandled; explicitly declare them as resources"; then
         echo "docs: $target has documentation warnings (above)"
         status=1
     fi

@@ -21,21 +21,9 @@ extension Connection {
         _ function: F.Type, _ input: F.Input, timeout: Duration? = nil,
         onLog: (@Sendable (RemoteLogRecord) -> Void)? = nil
     ) async throws -> F.Output {
-        let operation = "call \(F.remoteName)"
-        let arguments: Payload
-        do {
-            arguments = try encodeArguments(input)
-        } catch {
-            throw YonderError.local(error, operation: operation)
-        }
-        let result = try await call(F.remoteName, arguments: arguments, timeout: timeout, onLog: onLog, operation: operation)
-        do {
-            return try result.decode(as: F.Output.self, path: ["result"])
-        } catch {
-            var failure = YonderError.local(error, operation: operation)
-            failure.message = "the agent's result does not decode as \(F.Output.self) (are the app and the agent built from the same source?): \(failure.message)"
-            throw failure
-        }
+        try await typedCall(
+            F.remoteName, input: input, as: F.Output.self, timeout: timeout, onLog: onLog,
+            mismatch: "the agent's result does not decode as \(F.Output.self) (are the app and the agent built from the same source?)")
     }
 
     /// Calls the function registered as `function` with JSON arguments and returns its JSON
@@ -87,7 +75,17 @@ extension Connection {
 
     /// Calls a built-in with a typed input (its `Data` as attachments where the agent takes
     /// them) and decodes its result as `T`.
-    func builtIn<T: Decodable>(_ function: String, _ type: T.Type, input: some Encodable, timeout: Duration? = nil) async throws -> T {
+    func builtIn<T: Decodable>(_ function: String, _ type: T.Type, input: some Encodable = JSONValue.null, timeout: Duration? = nil) async throws -> T {
+        try await typedCall(function, input: input, as: T.self, timeout: timeout, onLog: nil, mismatch: nil)
+    }
+
+    /// The path of every typed call: encodes `input` (`Data` as attachments where the agent
+    /// takes them), calls `function` and decodes its result as `T`; a result that does not
+    /// decode is reported after `mismatch`, when given.
+    private func typedCall<T: Decodable>(
+        _ function: String, input: some Encodable, as type: T.Type, timeout: Duration?,
+        onLog: (@Sendable (RemoteLogRecord) -> Void)?, mismatch: String?
+    ) async throws -> T {
         let operation = "call \(function)"
         let arguments: Payload
         do {
@@ -95,22 +93,13 @@ extension Connection {
         } catch {
             throw YonderError.local(error, operation: operation)
         }
-        let result = try await call(function, arguments: arguments, timeout: timeout, onLog: nil, operation: operation)
+        let result = try await call(function, arguments: arguments, timeout: timeout, onLog: onLog, operation: operation)
         do {
             return try result.decode(as: T.self, path: ["result"])
         } catch {
-            throw YonderError.local(error, operation: operation)
-        }
-    }
-
-    /// Calls a built-in and decodes its result as `T`.
-    func builtIn<T: Decodable>(_ function: String, _ type: T.Type, arguments: JSONValue = nil, timeout: Duration? = nil) async throws -> T {
-        let operation = "call \(function)"
-        let result = try await call(function, arguments: Payload(arguments), timeout: timeout, onLog: nil, operation: operation)
-        do {
-            return try result.decode(as: T.self, path: ["result"])
-        } catch {
-            throw YonderError.local(error, operation: operation)
+            var failure = YonderError.local(error, operation: operation)
+            if let mismatch { failure.message = "\(mismatch): \(failure.message)" }
+            throw failure
         }
     }
 }

@@ -157,9 +157,11 @@ public final class Connection: Sendable {
         let timeout = timeout ?? configuration.defaultTimeout
         let id = try replies.withLock { replies throws(YonderError) in try replies.register(operation: operation, events: events) }
         let message = build(id, timeout.map(Self.seconds))
-        let frame = JSONBytes.frame(message.json)
+        // The message's frame first, then its attachments' frames (each written from its own
+        // array, never copied into a bigger one).
+        let pieces = message.framePieces()
         let attachments = message.attachments
-        let jsonLength = frame.count - 4
+        let jsonLength = pieces[0].count - 4
         if jsonLength > outgoingLimit || attachments.contains(where: { $0.count > outgoingLimit }) {
             replies.withLock { $0.discard(id) }
             let size = jsonLength > outgoingLimit ? jsonLength : attachments.map(\.count).max() ?? 0
@@ -169,17 +171,7 @@ public final class Connection: Sendable {
                 operation: operation)
         }
         if let timeout { armDeadline(id, after: timeout, operation: operation) }
-        if attachments.isEmpty {
-            await send(frame)
-        } else {
-            // Each attachment is written from its own array, never copied into a bigger one.
-            var pieces = [frame]
-            for attachment in attachments {
-                pieces.append(withUnsafeBytes(of: UInt32(attachment.count).bigEndian, Array.init))
-                pieces.append(attachment)
-            }
-            await send(pieces: pieces)
-        }
+        await send(pieces: pieces)
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
                 if let early = replies.withLock({ $0.suspend(id, continuation) }) {

@@ -202,14 +202,20 @@ extension Message {
     /// This message as complete frames: its own (length prefix and payload), then one
     /// binary frame per attachment.
     package func encodedFrame() -> [UInt8] {
-        let attachments = self.attachments
-        guard !attachments.isEmpty else { return JSONBytes.frame(json) }
-        var bytes = JSONBytes.frame(json, reserving: 128 + attachments.reduce(0) { $0 + 4 + $1.count })
+        attachments.isEmpty ? JSONBytes.frame(json) : Array(framePieces().joined())
+    }
+
+    /// The same bytes as `encodedFrame()`, in pieces that a writer can send one after the
+    /// other without joining them: the message's frame, then each attachment's 4-byte length
+    /// prefix and its bytes, the latter in the array they are held in (not copied).
+    package func framePieces() -> [[UInt8]] {
+        var pieces = [JSONBytes.frame(json)]
         for attachment in attachments {
-            Frame.appendPrefix(UInt32(attachment.count), to: &bytes)
-            bytes.append(contentsOf: attachment)
+            var prefix: [UInt8] = []
+            Frame.appendPrefix(UInt32(attachment.count), to: &prefix)
+            pieces += [prefix, attachment]
         }
-        return bytes
+        return pieces
     }
 }
 

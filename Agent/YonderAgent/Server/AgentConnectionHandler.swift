@@ -491,18 +491,12 @@ extension ByteBuffer {
     /// `message`'s frame and then one frame per attachment, with each attachment's bytes
     /// copied once, straight into the buffer.
     init(frames message: Message) {
-        let attachments = message.attachments
-        guard !attachments.isEmpty else {
+        guard !message.attachments.isEmpty else {
             self.init(bytes: message.encodedFrame())
             return
         }
-        // The message's JSON announces the attachments' lengths.
-        let head = JSONBytes.frame(message.json)
-        self = ByteBufferAllocator().buffer(capacity: head.count + attachments.reduce(0) { $0 + 4 + $1.count })
-        writeBytes(head)
-        for attachment in attachments {
-            writeInteger(UInt32(attachment.count))
-            writeBytes(attachment)
-        }
+        let pieces = message.framePieces()
+        self = ByteBufferAllocator().buffer(capacity: pieces.reduce(0) { $0 + $1.count })
+        for piece in pieces { writeBytes(piece) }
     }
 }

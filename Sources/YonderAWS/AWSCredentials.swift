@@ -98,6 +98,15 @@ public struct AWSConfiguration: Sendable {
         return url
     }
 
+    /// A client of `service` (`EC2.init`, `SSM.init`, …) made with the endpoint, region and
+    /// credentials found here, the region being `region` when given (see `region(_:)`).
+    public func client<Client>(
+        _ service: String, region given: String? = nil, _ make: (_ endpoint: URL, _ region: String, _ credentials: AWSCredentials) -> Client
+    ) throws(AWSError) -> Client {
+        let region = try region(given)
+        return make(try endpoint(service: service, region: region), region, try credentials())
+    }
+
     static func defaultEndpoint(service: String, region: String) -> String {
         let suffix = region.hasPrefix("cn-") ? "amazonaws.com.cn" : "amazonaws.com"
         let host = service == "ecr" ? "api.ecr" : service

@@ -1,12 +1,9 @@
-import AsyncHTTPClient
 public import Foundation
-import NIOCore
-import NIOHTTP1
 
 /// A client of an AWS JSON 1.1 API (SSM, ECR): each call is a signed POST of a JSON body
 /// with `X-Amz-Target: PREFIX.Action`, answered with JSON. Errors keep AWS's `__type` and
-/// message; throttling and failed connections are retried with backoff, as in
-/// ``AWSQueryClient``.
+/// message; throttling and failed connections are retried with backoff, as for
+/// ``AWSQueryClient`` (both go through the same signed request).
 public struct AWSJSONClient: Sendable {
     /// Where requests go, e.g. `https://ssm.us-east-1.amazonaws.com`.
     public let endpoint: URL
@@ -33,51 +30,20 @@ public struct AWSJSONClient: Sendable {
         } catch {
             throw AWSError(code: "InvalidInput", message: "\(action): the input is not JSON: \(error)")
         }
-        var delay = 0.25
-        var attempt = 1
-        while true {
-            let outcome: Result<Data, AWSError>
-            do {
-                outcome = try await post(body, action: action)
-            } catch {
-                outcome = .failure(AWSError(
-                    code: "ConnectionFailed",
-                    message: "\(action): could not reach \(endpoint) within \(timeout): \(error); check the network, or AWS_ENDPOINT_URL if it is set"))
-            }
-            switch outcome {
-            case .success(let data):
-                do {
-                    return try JSONDecoder().decode(T.self, from: data)
-                } catch {
-                    throw AWSError(code: "UnreadableAnswer", message: "\(action): the answer could not be read (\(error)): \(String(decoding: data.prefix(400), as: UTF8.self))")
-                }
-            case .failure(let error) where attempt < attempts && AWSQueryClient.retryable(error.code):
-                attempt += 1
-                try? await Task.sleep(for: .milliseconds(Int(delay * 1000 * Double.random(in: 0.8...1.2))))
-                delay = min(delay * 2, 8)
-            case .failure(let error):
-                throw error
-            }
+        let data = try await AWSRequest.post(
+            body, headers: [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", "\(targetPrefix).\(action)")],
+            action: action, endpoint: endpoint, signer: signer, attempts: attempts, timeout: timeout
+        ) { data, status in Self.error(in: data, status: status, action: action) }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch {
+            throw AWSError(code: "UnreadableAnswer", message: "\(action): the answer could not be read (\(error)): \(String(decoding: data.prefix(400), as: UTF8.self))")
         }
     }
 
-    private func post(_ body: [UInt8], action: String) async throws -> Result<Data, AWSError> {
-        let signed = signer.sign(
-            SigV4Signer.Request(
-                method: "POST", url: endpoint,
-                headers: [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", "\(targetPrefix).\(action)")],
-                body: body),
-            at: Date())
-        var request = HTTPClientRequest(url: endpoint.absoluteString)
-        request.method = .POST
-        for (name, value) in signed.headers where name.lowercased() != "host" {
-            request.headers.add(name: name, value: value)
-        }
-        request.body = .bytes(ByteBuffer(bytes: body))
-        let nanoseconds = Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-        let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(nanoseconds))
-        let data = Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)
-        if (200..<300).contains(response.status.code) { return .success(data) }
+    /// The AWS error a JSON answer carries: `__type` (perhaps with a namespace,
+    /// `com.amazonaws.ssm#ParameterNotFound`) and `message`.
+    static func error(in data: Data, status: UInt, action: String) -> AWSError {
         struct Failure: Decodable {
             var type: String?
             var message: String?
@@ -85,11 +51,10 @@ public struct AWSJSONClient: Sendable {
             enum CodingKeys: String, CodingKey { case type = "__type", message, Message }
         }
         let failure = try? JSONDecoder().decode(Failure.self, from: data)
-        // `__type` may carry a namespace: `com.amazonaws.ssm#ParameterNotFound`.
         guard let code = failure?.type?.split(separator: "#").last.map(String.init) else {
-            return .failure(AWSError(code: "HTTP\(response.status.code)", message: "\(action) failed with HTTP \(response.status.code): \(String(decoding: data.prefix(400), as: UTF8.self))"))
+            return AWSError(code: "HTTP\(status)", message: "\(action) failed with HTTP \(status): \(String(decoding: data.prefix(400), as: UTF8.self))")
         }
-        return .failure(AWSError(code: code, message: "\(action): \(failure?.message ?? failure?.Message ?? "no message")"))
+        return AWSError(code: code, message: "\(action): \(failure?.message ?? failure?.Message ?? "no message")")
     }
 }
 

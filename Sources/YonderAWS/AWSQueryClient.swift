@@ -1,7 +1,4 @@
-import AsyncHTTPClient
 public import Foundation
-import NIOCore
-import NIOHTTP1
 import XMLCoder
 
 /// A client of one AWS service's Query API (EC2, and the Query form of others): each call is
@@ -46,52 +43,10 @@ public struct AWSQueryClient: Sendable {
         let form = ([("Action", action), ("Version", version)] + parameters)
             .map { "\(SigV4Signer.encode($0.0))=\(SigV4Signer.encode($0.1))" }
             .joined(separator: "&")
-        var delay = 0.25
-        var attempt = 1
-        while true {
-            let outcome: Result<Data, AWSError>
-            do {
-                outcome = try await post(Array(form.utf8), action: action)
-            } catch {
-                outcome = .failure(AWSError(
-                    code: "ConnectionFailed",
-                    message: "\(action): could not reach \(endpoint) within \(timeout): \(error); check the network, or AWS_ENDPOINT_URL if it is set"))
-            }
-            switch outcome {
-            case .success(let data):
-                return data
-            case .failure(let error) where attempt < attempts && Self.retryable(error.code):
-                attempt += 1
-                try? await Task.sleep(for: .milliseconds(Int(delay * 1000 * Double.random(in: 0.8...1.2))))
-                delay = min(delay * 2, 8)
-            case .failure(let error):
-                throw error
-            }
-        }
-    }
-
-    static func retryable(_ code: String) -> Bool {
-        ["RequestLimitExceeded", "Throttling", "ThrottlingException", "ServiceUnavailable", "InternalError",
-         "Unavailable", "ConnectionFailed", "HTTP500", "HTTP502", "HTTP503", "HTTP504"].contains(code)
-    }
-
-    private func post(_ body: [UInt8], action: String) async throws -> Result<Data, AWSError> {
-        let signed = signer.sign(
-            SigV4Signer.Request(
-                method: "POST", url: endpoint,
-                headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: body),
-            at: Date())
-        var request = HTTPClientRequest(url: endpoint.absoluteString)
-        request.method = .POST
-        for (name, value) in signed.headers where name.lowercased() != "host" {
-            request.headers.add(name: name, value: value)
-        }
-        request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
-        let buffer = try await response.body.collect(upTo: 64 << 20)
-        let data = Data(buffer.readableBytesView)
-        if (200..<300).contains(response.status.code) { return .success(data) }
-        return .failure(Self.error(in: data, status: response.status.code, action: action))
+        return try await AWSRequest.post(
+            Array(form.utf8), headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], action: action,
+            endpoint: endpoint, signer: signer, attempts: attempts, timeout: timeout
+        ) { data, status in Self.error(in: data, status: status, action: action) }
     }
 
     /// The AWS error an answer carries: `<Response><Errors><Error><Code>…` (EC2) or

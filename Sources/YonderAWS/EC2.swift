@@ -119,12 +119,23 @@ public struct EC2: Sendable {
 
     /// Instances whose tags match every `tags` pair, in any state unless `states` is given.
     public func instances(tagged tags: [String: String], states: [String]? = nil) async throws(AWSError) -> [Instance] {
+        try await describeInstances(Self.filters(tags: tags, more: states.map { ["instance-state-name": $0] } ?? [:]))
+    }
+
+    /// The instances `ids`, in any state.
+    public func instances(ids: [String]) async throws(AWSError) -> [Instance] {
+        guard !ids.isEmpty else { return [] }
+        return try await describeInstances(ids.enumerated().map { ("InstanceId.\($0.offset + 1)", $0.element) })
+    }
+
+    /// `DescribeInstances` with `parameters`, every page.
+    private func describeInstances(_ parameters: [(String, String)]) async throws(AWSError) -> [Instance] {
         struct Answer: Decodable {
             var reservationSet: ItemList<Reservation>?
             var nextToken: String?
         }
         struct Reservation: Decodable, Sendable { var instancesSet: ItemList<Instance>? }
-        var parameters = Self.filters(tags: tags, more: states.map { ["instance-state-name": $0] } ?? [:])
+        var parameters = parameters
         var found: [Instance] = []
         while true {
             let answer = try await client.call("DescribeInstances", parameters, as: Answer.self)
@@ -133,18 +144,6 @@ public struct EC2: Sendable {
             parameters.removeAll { $0.0 == "NextToken" }
             parameters.append(("NextToken", next))
         }
-    }
-
-    /// The instances `ids`, in any state.
-    public func instances(ids: [String]) async throws(AWSError) -> [Instance] {
-        struct Answer: Decodable {
-            var reservationSet: ItemList<Reservation>?
-        }
-        struct Reservation: Decodable, Sendable { var instancesSet: ItemList<Instance>? }
-        guard !ids.isEmpty else { return [] }
-        let parameters = ids.enumerated().map { ("InstanceId.\($0.offset + 1)", $0.element) }
-        let answer = try await client.call("DescribeInstances", parameters, as: Answer.self)
-        return (answer.reservationSet?.items ?? []).flatMap { $0.instancesSet?.items ?? [] }
     }
 
     /// What `RunInstances` needs for one instance.

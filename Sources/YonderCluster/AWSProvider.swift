@@ -28,11 +28,8 @@ struct AWSProvider: Provider {
     static let sshTimeout: Duration = .seconds(600)
 
     func provisioner(_ spec: ClusterSpec) throws -> AWSProvisioner {
-        let configuration = AWSConfiguration(environment: environment)
         do {
-            let region = try configuration.region(spec.region)
-            let ec2 = EC2(endpoint: try configuration.endpoint(service: "ec2", region: region), region: region, credentials: try configuration.credentials())
-            return AWSProvisioner(ec2: ec2)
+            return AWSProvisioner(ec2: try AWSConfiguration(environment: environment).client("ec2", region: spec.region, EC2.init))
         } catch {
             throw ClusterError(.providerFailed, "cluster \(spec.name): \(error.message)")
         }
@@ -41,13 +38,11 @@ struct AWSProvider: Provider {
     /// The AMI to boot and its root device: the spec's id, or the one an SSM parameter holds
     /// (the spec's `ssm:NAME`, else AWS's public Ubuntu or Deep Learning AMI parameter).
     func image(_ spec: ClusterSpec, ec2: EC2, say: @Sendable (String) -> Void) async throws -> EC2.Image {
-        let configuration = AWSConfiguration(environment: environment)
         var id = spec.ami ?? ""
         if !id.hasPrefix("ami-") {
             let parameter = id.hasPrefix("ssm:") ? String(id.dropFirst(4)) : (spec.resources.accelerators == nil ? SSM.ubuntuAMI : SSM.deepLearningAMI)
             do {
-                let region = try configuration.region(spec.region)
-                let ssm = SSM(endpoint: try configuration.endpoint(service: "ssm", region: region), region: region, credentials: try configuration.credentials())
+                let ssm = try AWSConfiguration(environment: environment).client("ssm", region: spec.region, SSM.init)
                 id = try await ssm.parameter(parameter)
             } catch {
                 throw ClusterError(.providerFailed, "cluster \(spec.name): cannot find the AMI through the SSM parameter \(parameter): \(error.code): \(error.message); give ami: ami-… of the region")

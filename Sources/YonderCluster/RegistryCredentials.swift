@@ -43,9 +43,8 @@ public struct RegistryCredentials: Sendable, CustomStringConvertible {
     public static func resolve(image: String?, environment: [String: String]) async throws -> RegistryCredentials? {
         if let given = try fromEnvironment(environment) { return given }
         guard let image, let host = registry(of: image), let (account, region) = ECR.registry(host) else { return nil }
-        let configuration = AWSConfiguration(environment: environment)
         do {
-            let ecr = ECR(endpoint: try configuration.endpoint(service: "ecr", region: region), region: region, credentials: try configuration.credentials())
+            let ecr = try AWSConfiguration(environment: environment).client("ecr", region: region, ECR.init)
             let token = try await ecr.loginToken(account: account)
             return RegistryCredentials(username: token.username, password: token.password, server: host)
         } catch {

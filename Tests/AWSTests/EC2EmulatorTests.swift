@@ -6,9 +6,7 @@ import YonderAWS
 /// The EC2 calls against `moto_server`, a real HTTP server that keeps what it is told.
 @Suite(.serialized) struct EC2EmulatorTests {
     static func ec2(_ moto: MotoServer) throws -> EC2 {
-        let configuration = AWSConfiguration(environment: moto.environment, home: "/nonexistent")
-        let region = try configuration.region()
-        return EC2(endpoint: try configuration.endpoint(service: "ec2", region: region), region: region, credentials: try configuration.credentials())
+        try AWSConfiguration(environment: moto.environment, home: "/nonexistent").client("ec2", EC2.init)
     }
 
     static func publicKey() throws -> String {

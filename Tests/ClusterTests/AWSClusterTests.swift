@@ -31,9 +31,7 @@ struct AWSClusterTests {
         spec.ami = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
         spec.sshUser = server.user
         spec.identityFile = server.clientKey
-        spec.sshProxyCommand =
-            "ssh -q -i \(server.clientKey) -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(server.knownHosts) "
-            + "-p \(server.port) -W 127.0.0.1:\(server.port) \(server.user)@127.0.0.1"
+        spec.sshProxyCommand = server.jumpCommand(to: "127.0.0.1:\(server.port)")
         return spec
     }
 
@@ -85,19 +83,11 @@ struct AWSClusterTests {
         }
 
         let name = "aws\(UInt16.random(in: 0...UInt16.max))"
-        var spec = ClusterSpec(
-            name: name, provider: .aws, image: ClusterTestEnvironment.image, numNodes: 2,
-            resources: .init(cpus: 2, memoryGB: 4, useSpot: true), agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
-        // The AMI through an SSM parameter, as AWS publishes them (the emulator has Amazon
-        // Linux's, whose root device is /dev/xvda).
-        spec.ami = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+        // Two spot nodes for 2 vCPUs and 4 GiB, the AMI through an SSM parameter as AWS
+        // publishes them (the emulator has Amazon Linux's, whose root device is /dev/xvda).
+        var spec = Self.spec(name, server: server)
         spec.resources.diskSizeGB = 50
-        spec.sshUser = server.user
-        spec.identityFile = server.clientKey
         spec.sshCIDR = "198.51.100.0/24"
-        spec.sshProxyCommand =
-            "ssh -q -i \(server.clientKey) -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(server.knownHosts) "
-            + "-p \(server.port) -W 127.0.0.1:\(server.port) \(server.user)@127.0.0.1"
 
         let steps = Locked<[String]>([])
         let cluster = try await Cluster.up(spec) { event in steps.withLock { $0.append(event.detail) } }

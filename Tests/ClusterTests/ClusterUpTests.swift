@@ -194,9 +194,7 @@ struct ClusterUpTests {
         spec.hosts = ["\(server.user)@yonder-private-node.invalid:\(server.port)"]
         spec.identityFile = server.clientKey
         spec.acceptNewHostKeys = true
-        spec.sshProxyCommand =
-            "ssh -q -i \(server.clientKey) -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(server.knownHosts) "
-            + "-p \(server.port) -W 127.0.0.1:%p \(server.user)@127.0.0.1"
+        spec.sshProxyCommand = server.jumpCommand(to: "127.0.0.1:%p")
         let cluster = try await Cluster.up(spec) { _ in }
         #expect(try await cluster.connection().ping() < .seconds(1))
         #expect(cluster.state.nodes[0].proxyCommand == spec.sshProxyCommand)

@@ -15,8 +15,7 @@ struct ProxyCommandTests {
 
     /// The jump: `ssh -W` to the target's address, marked so the test can find it.
     func jump(marker: String) -> String {
-        "ssh -q -i \(server.clientKey) -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(server.knownHosts) "
-            + "-o SetEnv=YONDER_JUMP=\(marker) -p \(server.port) -W %h:%p \(server.user)@127.0.0.1"
+        server.jumpCommand(to: "%h:%p", marker: marker)
     }
 
     /// Processes whose command line holds `marker`.

@@ -33,7 +33,7 @@ public final class MotoServer: @unchecked Sendable {
     }
 
     private init(settings: [String: String]) throws {
-        let port = try Self.freePort()
+        let port = try LocalSSHServer.freePort()
         // Its own process (not Foundation's `Process`, whose wait for a Python server that
         // was told to stop never returned here), with its output discarded.
         pid = try ChildProcess.spawn(
@@ -41,7 +41,7 @@ public final class MotoServer: @unchecked Sendable {
             environment: ProcessInfo.processInfo.environment.merging(settings) { $1 }, output: "/dev/null")
         endpoint = URL(string: "http://127.0.0.1:\(port)")!
         let deadline = Date().addingTimeInterval(30)
-        while !Self.accepts(port: port) {
+        while !LocalSSHServer.canConnect(port: port) {
             guard kill(pid, 0) == 0, Date() < deadline else {
                 stop()
                 throw RawFrameError("moto_server did not start listening on 127.0.0.1:\(port) within 30 s")
@@ -69,31 +69,5 @@ public final class MotoServer: @unchecked Sendable {
             "AWS_ENDPOINT_URL": endpoint.absoluteString, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_REGION": "us-east-1",
         ]
-    }
-
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard ok else { throw RawFrameError("no free loopback port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    private static func accepts(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 }

@@ -39,6 +39,15 @@ public final class SSHServerFixture: Sendable {
     /// A key that is not in authorized_keys.
     public let strangerKey: String
 
+    /// An OpenSSH command that jumps through this server to `target` (`HOST:PORT`, where
+    /// `%h` and `%p` may stand for the destination's), as a `ProxyCommand`; `marker`, when
+    /// given, tags its command line so a test can find the process.
+    public func jumpCommand(to target: String, marker: String? = nil) -> String {
+        "ssh -q -i \(clientKey) -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(knownHosts) "
+            + (marker.map { "-o SetEnv=YONDER_JUMP=\($0) " } ?? "")
+            + "-p \(port) -W \(target) \(user)@127.0.0.1"
+    }
+
     public init(extraConfiguration: [String] = []) throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-sshd-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -98,6 +98,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-file"), help: "Write the agent's own log here instead of stderr.")
     var logFile: String?
 
+    @Option(name: .customLong("activity-file"), help: "Write when a request last ran here, as `UNIX_SECONDS RUNNING` (requests running now), at the start and every second while requests run; autostop's watcher reads it.")
+    var activityFile: String?
+
     func validate() throws {
         if [tokenFile, tokenEnv, newTokenFile].compactMap({ $0 }).count != 1 {
             throw ValidationError("give exactly one of --token-file PATH, --token-env NAME or --new-token-file PATH")
@@ -172,6 +175,7 @@ struct Serve: AsyncParsableCommand {
             record["event"] = nil
             try writePrivately(newTokenFile, Message.jsonText(.object(record)) + Array("\n".utf8))
         }
+        if let activityFile { server.activity.record(to: activityFile) }
         let text = String(decoding: Message.jsonText(.object(line)), as: UTF8.self)
         writeAll(1, Array((text + "\n").utf8))
 

@@ -41,6 +41,9 @@ public struct AWSProvisioner: Sendable {
         public var userData: String?
         /// Who made the cluster, for the `yonder-creator` tag.
         public var creator: String
+        /// What a shutdown from inside a node does (`stop`, or `terminate` for autostop with
+        /// `down`); set on new and reused instances alike. Nil leaves EC2's default (stop).
+        public var shutdownBehavior: String?
 
         /// A plan of `nodes` instances of `instanceType` from `imageId`.
         public init(cluster: String, nodes: Int, imageId: String, instanceType: String, publicKey: String, creator: String) {
@@ -140,6 +143,9 @@ public struct AWSProvisioner: Sendable {
                 progress("starting stopped instance(s) \(stopped.joined(separator: ", "))")
                 try await ec2.start(stopped)
             }
+            if let behavior = plan.shutdownBehavior {
+                for instance in byRank.values { try await ec2.setShutdownBehavior(instance.instanceId, behavior) }
+            }
             for rank in 0..<plan.nodes where byRank[rank] == nil {
                 var launch = EC2.Launch(imageId: plan.imageId, instanceType: plan.instanceType)
                 launch.keyName = plan.resourceName
@@ -147,8 +153,9 @@ public struct AWSProvisioner: Sendable {
                 launch.userData = plan.userData
                 launch.spot = plan.spot
                 launch.rootVolume = plan.rootVolume
+                launch.shutdownBehavior = plan.shutdownBehavior
                 launch.tags = tags + [EC2.Tag(key: "yonder-node", value: String(rank)), EC2.Tag(key: "Name", value: "\(plan.resourceName)-\(rank)")]
-                let instance = try await ec2.run(launch)
+                let instance = try await run(launch, rank: rank, progress: progress)
                 madeInstances.append(instance.instanceId)
                 made.append("instance \(instance.instanceId) (node \(rank))")
                 progress("node \(rank): \(plan.spot ? "spot " : "")\(plan.instanceType) instance \(instance.instanceId) started")
@@ -169,6 +176,69 @@ public struct AWSProvisioner: Sendable {
                 : "; removing what this up made failed, so these are left: \(left.joined(separator: ", ")); run `yonder down \(plan.cluster)`"
             throw failure
         }
+    }
+
+    /// AWS's codes for "no capacity for this type here now", on-demand or spot: worth trying
+    /// the region's other zones.
+    static let capacityCodes: Set<String> = [
+        "InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity", "Unsupported",
+        "UnfulfillableCapacity", "SpotMaxPriceTooLow",
+    ]
+
+    /// Starts one node's instance; when AWS has no capacity for the type where it tried, tries
+    /// each of the region's other zones before giving up, naming the type and the zones. A
+    /// quota refusal says which quota to raise.
+    func run(_ launch: EC2.Launch, rank: Int, progress: @Sendable (String) -> Void) async throws(AWSError) -> EC2.Instance {
+        let kind = "\(launch.spot ? "spot " : "")\(launch.instanceType)"
+        var refusal: AWSError
+        do {
+            return try await ec2.run(launch)
+        } catch {
+            refusal = error
+        }
+        if Self.quotaCodes.contains(refusal.code) {
+            throw AWSError(code: refusal.code, message: "\(refusal.message) (\(Self.quotaAdvice(instanceType: launch.instanceType, spot: launch.spot)))")
+        }
+        guard Self.capacityCodes.contains(refusal.code), launch.availabilityZone == nil else { throw refusal }
+        var tried = ["the zone AWS chose"]
+        for zone in try await ec2.availabilityZones() {
+            progress("node \(rank): no \(kind) capacity in \(tried.last!) (\(refusal.code)); trying \(zone)")
+            var attempt = launch
+            attempt.availabilityZone = zone
+            do {
+                return try await ec2.run(attempt)
+            } catch where Self.capacityCodes.contains(error.code) {
+                refusal = error
+                tried.append(zone)
+            }
+        }
+        throw AWSError(
+            code: refusal.code,
+            message: "no \(kind) capacity in any zone of the region (tried \(tried.joined(separator: ", "))): \(refusal.message); try another instance type or region\(launch.spot ? ", or on-demand (use_spot: false)" : ""), or again later")
+    }
+
+    /// AWS's codes for a vCPU or instance-count quota reached.
+    static let quotaCodes: Set<String> = ["VcpuLimitExceeded", "MaxSpotInstanceCountExceeded", "InstanceLimitExceeded"]
+
+    /// Which EC2 quota limits `instanceType` (on-demand or spot), and where to raise it.
+    public static func quotaAdvice(instanceType: String, spot: Bool) -> String {
+        let family = instanceType.prefix { $0.isLetter }.lowercased()
+        let (name, code): (String, String?)
+        switch family {
+        case "g", "vt": (name, code) = spot ? ("All G and VT Spot Instance Requests", "L-3819A6DF") : ("Running On-Demand G and VT instances", "L-DB2E81BA")
+        case "p": (name, code) = spot ? ("All P Spot Instance Requests", "L-7212CCBC") : ("Running On-Demand P instances", "L-417A185B")
+        case "inf": (name, code) = (spot ? "All Inf Spot Instance Requests" : "Running On-Demand Inf instances", nil)
+        case "trn": (name, code) = (spot ? "All Trn Spot Instance Requests" : "Running On-Demand Trn instances", nil)
+        case "dl": (name, code) = (spot ? "All DL Spot Instance Requests" : "Running On-Demand DL instances", nil)
+        case "x": (name, code) = (spot ? "All X Spot Instance Requests" : "Running On-Demand X instances", nil)
+        case "f": (name, code) = (spot ? "All F Spot Instance Requests" : "Running On-Demand F instances", nil)
+        default:
+            (name, code) = spot
+                ? ("All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests", "L-34B43A08")
+                : ("Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", "L-1216C47A")
+        }
+        let page = "https://console.aws.amazon.com/servicequotas/home/services/ec2/quotas" + (code.map { "/\($0)" } ?? "")
+        return "the account's EC2 quota \"\(name)\"\(code.map { " (\($0))" } ?? "") counts the vCPUs of \(instanceType); ask AWS to raise it at \(page), or use a smaller type"
     }
 
     /// Polls until every instance of `ids` runs; an instance that ends (spot reclaimed,

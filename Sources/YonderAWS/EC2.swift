@@ -164,6 +164,9 @@ public struct EC2: Sendable {
         public var rootVolume: (device: String, gigabytes: Int)?
         /// An availability zone to start in, or nil for any.
         public var availabilityZone: String?
+        /// What a shutdown from inside the instance does: `stop` (EC2's default) or
+        /// `terminate`; nil leaves EC2's default.
+        public var shutdownBehavior: String?
         /// Tags for the instance and its volumes.
         public var tags: [Tag] = []
 
@@ -200,6 +203,7 @@ public struct EC2: Sendable {
             ]
         }
         if let zone = launch.availabilityZone { parameters.append(("Placement.AvailabilityZone", zone)) }
+        if let behavior = launch.shutdownBehavior { parameters.append(("InstanceInitiatedShutdownBehavior", behavior)) }
         if !launch.tags.isEmpty {
             for (index, resource) in ["instance", "volume"].enumerated() {
                 parameters.append(("TagSpecification.\(index + 1).ResourceType", resource))
@@ -214,6 +218,32 @@ public struct EC2: Sendable {
             throw AWSError(code: "UnreadableAnswer", message: "RunInstances answered with no instance")
         }
         return instance
+    }
+
+    /// Sets what a shutdown from inside instance `id` does: `stop` or `terminate`.
+    public func setShutdownBehavior(_ id: String, _ behavior: String) async throws(AWSError) {
+        _ = try await client.send("ModifyInstanceAttribute", [("InstanceId", id), ("Attribute", "instanceInitiatedShutdownBehavior"), ("Value", behavior)])
+    }
+
+    /// What a shutdown from inside instance `id` does (`stop` or `terminate`).
+    public func shutdownBehavior(of id: String) async throws(AWSError) -> String? {
+        struct Answer: Decodable {
+            struct Value: Decodable { var value: String? }
+            var instanceInitiatedShutdownBehavior: Value?
+        }
+        let answer = try await client.call(
+            "DescribeInstanceAttribute", [("InstanceId", id), ("Attribute", "instanceInitiatedShutdownBehavior")], as: Answer.self)
+        return answer.instanceInitiatedShutdownBehavior?.value
+    }
+
+    /// The region's availability zones that are available, by name.
+    public func availabilityZones() async throws(AWSError) -> [String] {
+        struct Answer: Decodable {
+            struct Zone: Decodable { var zoneName: String; var zoneState: String? }
+            var availabilityZoneInfo: ItemList<Zone>
+        }
+        let answer = try await client.call("DescribeAvailabilityZones", [], as: Answer.self)
+        return answer.availabilityZoneInfo.items.filter { ($0.zoneState ?? "available") == "available" }.map(\.zoneName)
     }
 
     /// Terminates `ids` (nothing to do for none).

@@ -87,6 +87,8 @@ struct AWSProvider: Provider {
         plan.rootVolume = spec.resources.diskSizeGB.map { (image.rootDeviceName ?? "/dev/sda1", $0) }
         plan.sshCIDR = spec.sshCIDR ?? "0.0.0.0/0"
         plan.userData = Self.userData(user: user)
+        // Autostop shuts a node down from inside: stopped, or terminated with `down`.
+        plan.shutdownBehavior = spec.autostop?.down == true ? "terminate" : "stop"
         let outcome: AWSProvisioner.Outcome
         do {
             outcome = try await provisioner.up(plan) { say($0) }

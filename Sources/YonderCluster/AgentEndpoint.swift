@@ -13,6 +13,9 @@ struct AgentEndpoint: Decodable, Sendable, Equatable {
     static let containerFile = "/yonder/run/agent.json"
     /// The agent's file in its folder on the node, for agents without a container.
     static let hostFileName = "agent.json"
+    /// The agent's activity file inside the container (`serve --activity-file`), which the
+    /// autostop watcher reads; with no container, `activity` in the agent's folder.
+    static let activityFile = "/yonder/run/activity"
 
     /// The prefix of the line that carries the file in a node command's output; anything the
     /// node's login files or banners print around it is ignored.

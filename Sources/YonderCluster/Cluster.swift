@@ -159,6 +159,7 @@ public final class Cluster: Sendable {
         do {
             outcome = try await bootstrap.bring()
             let outcome = outcome!
+            try await bootstrap.installAutostop()
             let connectStart = ContinuousClock.now
             var node = ClusterState.NodeState(
                 host: endpoint.host, port: endpoint.port, user: endpoint.user, identityFile: endpoint.identityFile,

@@ -41,6 +41,12 @@ public struct ClusterReport: Codable, Sendable {
         public var problem: String?
         /// For `aws` nodes: the instance as EC2 reports it, e.g. `i-0abc (g5.xlarge, spot, running)`.
         public var instance: String?
+        /// The spec's autostop, e.g. `30m idle, then stop`; nil without one.
+        public var autostop: String?
+        /// Seconds since the node's last activity, as its autostop watcher last saw it.
+        public var idleSeconds: Double?
+        /// Whether the autostop watcher runs on the node (nil without autostop).
+        public var autostopWatching: Bool?
     }
 }
 
@@ -57,6 +63,7 @@ extension Cluster {
                 index: index, address: "\(node.user)@\(node.host):\(node.port)", container: node.container, onHost: node.isOnHost,
                 containerState: "unreachable", objects: [])
             entry.instance = node.instanceID.map { instances[$0] ?? "\($0) (not found in EC2)" }
+            entry.autostop = state.spec.autostop?.description
             do {
                 let session = try await NodeEndpoint(node).connect()
                 do {
@@ -79,10 +86,19 @@ extension Cluster {
     private static func inspect(
         _ node: ClusterState.NodeState, cluster: String, index: Int, over session: SSHSession, into entry: inout ClusterReport.NodeReport
     ) async throws {
-        let inspected = try await session.run(NodeCommands.state(node.container, onHost: node.isOnHost))
-        entry.containerState = inspected.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        let autostop = entry.autostop != nil
+        let inspected = try await session.run(
+            "printf 'yonder-state %s\\n' \"$(\(NodeCommands.state(node.container, onHost: node.isOnHost)))\"" + (autostop ? "\n" + AutostopWatcher.status(node.container) : ""))
+        entry.containerState = AgentEndpoint.field("yonder-state", in: inspected.stdoutText) ?? "unknown"
+        if autostop, let (idle, watching) = AutostopWatcher.parseStatus(inspected.stdoutText) {
+            entry.idleSeconds = idle
+            entry.autostopWatching = watching
+        } else if autostop {
+            entry.autostopWatching = false
+        }
         guard entry.containerState == "running" else {
-            entry.problem = "the \(node.isOnHost ? "agent" : "container") is \(entry.containerState); run `yonder up \(cluster)` to bring it back"
+            let stopped = autostop && entry.containerState != "missing" ? " (its autostop: \(entry.autostop ?? ""))" : ""
+            entry.problem = "the \(node.isOnHost ? "agent" : "container") is \(entry.containerState)\(stopped); run `yonder up \(cluster)` to bring it back"
             return
         }
         let connection = try await connectAgent(cluster: cluster, index: index, node: node, over: session, deadline: .seconds(5)).0

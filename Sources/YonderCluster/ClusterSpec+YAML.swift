@@ -42,7 +42,7 @@ private struct SpecReader {
     let file: String
 
     static let topFields = ["name", "provider", "image_id", "image", "num_nodes", "resources", "envs", "env", "hosts", "identity_file", "accept_new_host_keys", "ssh_proxy_command", "agent",
-                            "region", "ami", "ssh_user", "ssh_cidr"]
+                            "region", "ami", "ssh_user", "ssh_cidr", "autostop"]
     static let resourceFields = ["cpus", "memory", "accelerators", "gpus", "shm_size", "use_spot", "image_id", "instance_type", "disk_size"]
 
     func fail(_ node: Node?, _ field: String, _ problem: String) -> ClusterError {
@@ -125,6 +125,7 @@ private struct SpecReader {
             }
             spec.sshProxyCommand = command
         }
+        if let node = fields["autostop"] { spec.autostop = try autostop(node) }
         if let node = fields["agent"] {
             if let mapping = node.mapping {
                 var product: String?
@@ -177,6 +178,40 @@ private struct SpecReader {
             }
         }
         return resources
+    }
+
+    /// `autostop:` as SkyPilot writes it: minutes (`30`), a duration (`90s`, `30m`, `2h`),
+    /// `true` (5 minutes) or `false`, or `{idle_minutes: 30, down: true}`.
+    func autostop(_ node: Node) throws -> ClusterSpec.Autostop? {
+        let help = "give minutes (30), a duration (90s, 30m, 2h), true, false, or {idle_minutes: 30, down: true}"
+        if let mapping = node.mapping {
+            var idle: Int?
+            var down = false
+            for (key, value) in mapping {
+                switch try string(key, "autostop") {
+                case "idle_minutes": idle = try duration(value, "autostop.idle_minutes", help: help)
+                case "down": down = try bool(value, "autostop.down")
+                case let other: throw fail(key, "autostop.\(other)", "unknown field; allowed: idle_minutes, down")
+                }
+            }
+            return ClusterSpec.Autostop(idleSeconds: idle ?? 300, down: down)
+        }
+        switch try string(node, "autostop").lowercased() {
+        case "false", "no", "off": return nil
+        case "true", "yes", "on": return ClusterSpec.Autostop(idleSeconds: 300)
+        default: return ClusterSpec.Autostop(idleSeconds: try duration(node, "autostop", help: help))
+        }
+    }
+
+    /// Seconds from minutes (`30`) or a duration with its unit (`90s`, `30m`, `2h`).
+    func duration(_ node: Node, _ field: String, help: String) throws -> Int {
+        let text = try string(node, field).trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        let (number, unit) = text.last.flatMap { units[$0] }.map { (text.dropLast(), $0) } ?? (Substring(text), 60)
+        guard let value = Int(number), value > 0, value <= 366 * 86400 / unit else {
+            throw fail(node, field, "\"\(text)\" is not a positive duration; \(help)")
+        }
+        return value * unit
     }
 
     // MARK: Values

@@ -70,6 +70,36 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     /// SkyPilot does; the key is the only way in).
     public var sshCIDR: String?
 
+    /// Stop the nodes after they have been idle this long; nil never stops them.
+    public var autostop: Autostop?
+
+    /// When an idle cluster stops itself, and how.
+    ///
+    /// A node is idle when no call, exec, object call, file transfer or `yonder ssh` session
+    /// has been active on it for `idleSeconds`. A watcher on the node itself (not on the
+    /// client) then stops the container (`local`, `ssh`) or the machine (`aws`); with `down`,
+    /// it removes the container, or terminates the instance, instead. The next `yonder up`
+    /// brings the cluster back; what lived in the container's memory (objects) is lost.
+    public struct Autostop: Codable, Sendable, Equatable, CustomStringConvertible {
+        /// How long a node may be idle, in seconds.
+        public var idleSeconds: Int
+        /// Remove the container, or terminate the instance, rather than stop it.
+        public var down: Bool
+
+        /// Stop (or, with `down`, remove) after `idleSeconds` without activity.
+        public init(idleSeconds: Int, down: Bool = false) {
+            self.idleSeconds = idleSeconds
+            self.down = down
+        }
+
+        /// `30m idle, then stop`.
+        public var description: String {
+            let seconds = idleSeconds
+            let amount = seconds % 3600 == 0 ? "\(seconds / 3600)h" : seconds % 60 == 0 ? "\(seconds / 60)m" : "\(seconds)s"
+            return "\(amount) idle, then \(down ? "down" : "stop")"
+        }
+    }
+
     /// What each node needs.
     public struct Resources: Codable, Sendable, Equatable {
         /// CPUs for the container (`docker run --cpus`).
@@ -117,8 +147,9 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
         name: String, provider: Provider = .local, image: String? = nil, numNodes: Int = 1,
         resources: Resources = Resources(), envs: [String: String] = [:], hosts: [String] = [],
         identityFile: String? = nil, acceptNewHostKeys: Bool = false, agent: String? = nil,
-        agentProduct: AgentProduct? = nil, sshProxyCommand: String? = nil
+        agentProduct: AgentProduct? = nil, sshProxyCommand: String? = nil, autostop: Autostop? = nil
     ) {
+        self.autostop = autostop
         self.sshProxyCommand = sshProxyCommand
         self.name = name
         self.provider = provider
@@ -172,6 +203,9 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
             guard sshProxyCommand == nil else {
                 throw ClusterError(.invalidSpec, "cluster \(name): the local provider reaches its nodes directly; ssh_proxy_command is for the ssh and aws providers")
             }
+        }
+        if let autostop, autostop.idleSeconds < 1 {
+            throw ClusterError(.invalidSpec, "cluster \(name): autostop after \(autostop.idleSeconds) s; give at least 1 second")
         }
         if agent != nil && agentProduct != nil {
             throw ClusterError(.invalidSpec, "cluster \(name): give the agent as a path or as a product to build, not both")

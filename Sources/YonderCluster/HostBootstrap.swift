@@ -41,6 +41,7 @@ extension NodeBootstrap {
         let folder = NodeCommands.hostFolder(container)
         let result = try await run("""
             echo "home $HOME"
+            \(spec.autostop == nil ? AutostopWatcher.removal(container) : "")
             [ -f \(folder)/build ] || exit 0
             state=$(\(NodeCommands.state(container, onHost: true)))
             echo "state $state $(cat \(folder)/build)"
@@ -64,7 +65,8 @@ extension NodeBootstrap {
             rm -f \(f)/pid \(f)/agent.log \(f)/\(AgentEndpoint.hostFileName) && printf '%s\\n' \(agentBuild) > \(f)/build || exit 1
             detach=; if command -v setsid >/dev/null 2>&1; then detach=setsid; fi
             (cd \(f) && exec env \(environment.map(shellQuote).joined(separator: " ")) $detach nohup \(shellQuote(agent)) serve \
-              --host 127.0.0.1 --port 0 --new-token-file \(f)/\(AgentEndpoint.hostFileName) --build \(agentBuild)) > \(f)/agent.log 2>&1 < /dev/null &
+              --host 127.0.0.1 --port 0 --new-token-file \(f)/\(AgentEndpoint.hostFileName) \
+              --activity-file \(f)/activity --build \(agentBuild)) > \(f)/agent.log 2>&1 < /dev/null &
             """)
         guard started.status == .exited(0) else {
             throw ClusterError(.agentFailed, "\(node): cannot start the agent: \(started.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")

@@ -129,6 +129,7 @@ struct NodeBootstrap {
         let result = try await run("""
             docker version --format '{{.Server.Version}}' >/dev/null || exit $?
             echo "home $HOME"
+            \(spec.autostop == nil ? AutostopWatcher.removal(container) : "")
             state=$(docker inspect --format '{{.State.Status}} {{index .Config.Labels "yonder.build"}}' \(c) 2>/dev/null) || exit 0
             echo "state $state"
             \(NodeCommands.endpoint(container, onHost: false))
@@ -207,7 +208,8 @@ struct NodeBootstrap {
         if let memory = spec.resources.memoryGB { arguments += ["--memory", "\(Int(memory * 1024))m"] }
         if let gpus = spec.resources.accelerators { arguments += ["--gpus", String(gpus.count)] }
         for variable in spec.agentEnvironment(rank: index) { arguments += ["--env", variable] }
-        arguments += [image, "serve", "--host", "127.0.0.1", "--port", "0", "--new-token-file", AgentEndpoint.containerFile, "--build", agentBuild]
+        arguments += [image, "serve", "--host", "127.0.0.1", "--port", "0", "--new-token-file", AgentEndpoint.containerFile,
+                      "--activity-file", AgentEndpoint.activityFile, "--build", agentBuild]
         let result = try await run(arguments.map(shellQuote).joined(separator: " "))
         guard result.status == .exited(0) else {
             throw ClusterError(.agentFailed, "\(node): cannot create the container \(container): \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
@@ -335,6 +337,20 @@ struct NodeBootstrap {
         }
         report(ClusterProgress(node: index, step: "container", detail: "reusing \(container)"))
         return Outcome(endpoint: existing, createdContainer: false)
+    }
+
+    /// With autostop in the spec, (re)starts the watcher on the node with the spec's limit
+    /// (without, the probe removed any earlier one).
+    func installAutostop() async throws {
+        guard let autostop = spec.autostop else { return }
+        let script = AutostopWatcher.script(
+            container: container, onHost: spec.image == nil, autostop: autostop, shutsDownMachine: spec.provider == .aws)
+        try await timed("autostop", "\(autostop), watched on the node") {
+            let result = try await run(AutostopWatcher.install(container), input: Array(script.utf8))
+            guard result.status == .exited(0) else {
+                throw ClusterError(.agentFailed, "\(node): cannot start the autostop watcher: \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+        }
     }
 
     func fileSize(_ path: String) -> UInt64 {

@@ -9,8 +9,10 @@ enum NodeCommands {
     /// recorded pid is signalled only when that process's command line names the folder's
     /// endpoint file (a pid reused by another program is left alone).
     static func removal(_ name: String, onHost: Bool) -> String {
-        guard onHost else { return "docker rm -f \(shellQuote(name))" }
+        let watcher = AutostopWatcher.removal(name)
+        guard onHost else { return "\(watcher)\ndocker rm -f \(shellQuote(name))" }
         return """
+            \(watcher)
             \(folderVariable(name)); if [ -f "$f/pid" ]; then pid=$(cat "$f/pid"); \
             if tr '\\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "/$f/\(AgentEndpoint.hostFileName) "; then kill "$pid" 2>/dev/null; fi; fi; rm -rf "$f"
             """
@@ -61,5 +63,11 @@ extension ClusterState.NodeState {
     /// The shell command that prints the agent's log (`yonder logs`).
     public func logsCommand(follow: Bool, tail: Int?) -> String {
         NodeCommands.logs(container, onHost: isOnHost, follow: follow, tail: tail)
+    }
+
+    /// `NAME=VALUE` for the environment of a `yonder ssh` shell on a node with no container:
+    /// the autostop watcher counts the processes that carry it as activity.
+    public var sshSessionVariable: String {
+        "\(AutostopWatcher.sessionVariable)=\(container)"
     }
 }

@@ -154,7 +154,7 @@ extension Cluster {
                     break
                 }
                 startedIt = true
-                let started = try await session.run("docker start \(shellQuote(node.container))", timeout: .seconds(60))
+                let started = try await session.run("docker start \(shellQuote(node.container)) && { \(AutostopWatcher.ensure(node.container)); }", timeout: .seconds(60))
                 guard started.status == .exited(0) else {
                     throw ClusterError(.agentFailed, "\(place): \(node.container) is \(state) and cannot be started: \(started.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)); see `yonder logs \(cluster)`, or run `yonder up \(cluster)`")
                 }

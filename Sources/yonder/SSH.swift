@@ -36,7 +36,7 @@ struct SSH: AsyncParsableCommand {
             if node.isOnHost {
                 // No container: a login shell on the node, or the command there, with the
                 // environment the agent has.
-                let environment = state.spec.agentEnvironment(rank: target.node).map(shellQuote).joined(separator: " ")
+                let environment = (state.spec.agentEnvironment(rank: target.node) + [node.sshSessionVariable]).map(shellQuote).joined(separator: " ")
                 remote = "env \(environment) " + (command.isEmpty ? "\"${SHELL:-/bin/sh}\" -l" : quoted)
             } else if command.isEmpty {
                 // An image without a shell: say so in one line rather than Docker's OCI error.

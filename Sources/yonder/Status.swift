@@ -59,6 +59,12 @@ struct Status: AsyncParsableCommand {
             })
             for node in report.nodes {
                 if let instance = node.instance { print("node \(node.index): instance \(instance)") }
+                if let autostop = node.autostop {
+                    let idle = node.idleSeconds.map { "idle \(Self.duration($0)); " } ?? ""
+                    let watching = node.autostopWatching == false && node.containerState == "running"
+                        ? " (its watcher is not running; `yonder up \(report.name)` starts it)" : ""
+                    print("node \(node.index): \(idle)autostop after \(autostop)\(watching)")
+                }
             }
             for node in troubled {
                 printError("yonder: node \(node.index): \(node.problem ?? "")")

@@ -94,3 +94,74 @@ import YonderAWS
         #expect(try await provisioner.down(cluster: "grow").isEmpty)
     }
 }
+
+/// What AWS refuses that moto never does, through `EC2FaultProxy`: no capacity in a zone or
+/// anywhere, and a vCPU quota reached.
+@Suite(.serialized) struct AWSCapacityTests {
+    static func provisioner(_ environment: [String: String]) throws -> AWSProvisioner {
+        var provisioner = AWSProvisioner(ec2: try AWSConfiguration(environment: environment, home: "/nonexistent").client("ec2", EC2.init))
+        provisioner.pollInterval = .milliseconds(100)
+        return provisioner
+    }
+
+    @Test func noCapacityWhereAWSChoseTriesTheOtherZones() async throws {
+        guard let moto = try MotoServer.start() else { return }
+        defer { moto.stop() }
+        let proxy = try EC2FaultProxy(moto, rule: "capacity-only-in:us-east-1c")
+        defer { proxy.stop() }
+        let provisioner = try Self.provisioner(proxy.environment)
+        let said = Locked<[String]>([])
+        let outcome = try await provisioner.up(try AWSProvisionerTests.plan("cap", nodes: 1)) { line in said.withLock { $0.append(line) } }
+        #expect(outcome.nodes.first?.instance.placement?.availabilityZone == "us-east-1c")
+        let lines = said.withLock { $0 }
+        #expect(lines.contains { $0.contains("no spot g5.xlarge capacity in the zone AWS chose (InsufficientInstanceCapacity); trying us-east-1a") }, "\(lines)")
+        #expect(lines.contains { $0.contains("trying us-east-1c") })
+        #expect(try await provisioner.down(cluster: "cap").isEmpty)
+    }
+
+    @Test func noCapacityAnywhereNamesTheTypeAndZonesAndLeavesNothing() async throws {
+        guard let moto = try MotoServer.start() else { return }
+        defer { moto.stop() }
+        let proxy = try EC2FaultProxy(moto, rule: "capacity-only-in:none")
+        defer { proxy.stop() }
+        let provisioner = try Self.provisioner(proxy.environment)
+        let error = await #expect(throws: AWSError.self) { try await provisioner.up(try AWSProvisionerTests.plan("full", nodes: 1)) }
+        #expect(error?.code == "InsufficientInstanceCapacity")
+        let message = error?.message ?? ""
+        #expect(message.contains("no spot g5.xlarge capacity in any zone of the region (tried the zone AWS chose, us-east-1a"), "\(message)")
+        #expect(message.contains("or on-demand (use_spot: false)"))
+        #expect(message.contains("what this up made was removed"))
+        #expect(try await provisioner.leftovers(cluster: "full").isEmpty)
+    }
+
+    @Test func aVCPUQuotaSaysWhichQuotaAndLeavesNothing() async throws {
+        guard let moto = try MotoServer.start() else { return }
+        defer { moto.stop() }
+        let proxy = try EC2FaultProxy(moto, rule: "vcpu-limit")
+        defer { proxy.stop() }
+        let provisioner = try Self.provisioner(proxy.environment)
+        var plan = try AWSProvisionerTests.plan("quota", nodes: 1)
+        plan.spot = false
+        let error = await #expect(throws: AWSError.self) { try await provisioner.up(plan) }
+        #expect(error?.code == "VcpuLimitExceeded")
+        #expect(error?.message.contains("\"Running On-Demand G and VT instances\" (L-DB2E81BA)") == true, "\(error?.message ?? "")")
+        #expect(try await provisioner.leftovers(cluster: "quota").isEmpty)
+        #expect(AWSProvisioner.quotaAdvice(instanceType: "m5.large", spot: true).contains("All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests"))
+        #expect(AWSProvisioner.quotaAdvice(instanceType: "p4d.24xlarge", spot: false).contains("Running On-Demand P instances"))
+    }
+
+    @Test func autostopWithDownMakesAShutdownTerminate() async throws {
+        guard let moto = try MotoServer.start() else { return }
+        defer { moto.stop() }
+        let provisioner = try AWSProvisionerTests.provisioner(moto)
+        var plan = try AWSProvisionerTests.plan("stops", nodes: 1)
+        plan.shutdownBehavior = "terminate"
+        let id = try #require(try await provisioner.up(plan).nodes.first?.instance.instanceId)
+        #expect(try await provisioner.ec2.shutdownBehavior(of: id) == "terminate")
+        // The spec changed to a plain stop: the reused instance follows.
+        plan.shutdownBehavior = "stop"
+        _ = try await provisioner.up(plan)
+        #expect(try await provisioner.ec2.shutdownBehavior(of: id) == "stop")
+        #expect(try await provisioner.down(cluster: "stops").isEmpty)
+    }
+}

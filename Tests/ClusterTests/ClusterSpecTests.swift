@@ -28,6 +28,27 @@ struct ClusterSpecTests {
         #expect(spec.envs == ["MODEL": "small", "BATCH": "32"])
     }
 
+    @Test(arguments: [
+        ("30", 1800, false), ("90s", 90, false), ("30m", 1800, false), ("2h", 7200, false), ("true", 300, false),
+        ("{idle_minutes: 10, down: true}", 600, true), ("{idle_minutes: 5s}", 5, false), ("{down: true}", 300, true),
+    ])
+    func autostopInSkyPilotTerms(_ text: String, _ seconds: Int, _ down: Bool) throws {
+        let spec = try ClusterSpec.parse("name: a\nautostop: \(text)\n")
+        #expect(spec.autostop == ClusterSpec.Autostop(idleSeconds: seconds, down: down))
+    }
+
+    @Test func autostopOffOrWrong() throws {
+        #expect(try ClusterSpec.parse("name: a\nautostop: false\n").autostop == nil)
+        #expect(try ClusterSpec.parse("name: a\n").autostop == nil)
+        for (text, complaint) in [("0", "not a positive duration"), ("5x", "not a positive duration"), ("{idle: 5}", "autostop.idle: unknown field"), ("-3m", "not a positive duration")] {
+            let error = try #require(throws: ClusterError.self) { try ClusterSpec.parse("name: a\nautostop: \(text)\n") }
+            #expect(error.message.contains(complaint), "\(text): \(error.message)")
+            #expect(error.message.contains(":2:"), "the line is named: \(error.message)")
+        }
+        #expect(ClusterSpec.Autostop(idleSeconds: 1800).description == "30m idle, then stop")
+        #expect(ClusterSpec.Autostop(idleSeconds: 45, down: true).description == "45s idle, then down")
+    }
+
     @Test func dstackNamesAndDefaults() throws {
         let spec = try ClusterSpec.parse("""
             name: d

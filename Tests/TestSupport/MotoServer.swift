@@ -4,14 +4,48 @@ import YonderLocalServers
 import Glibc
 #endif
 
-/// `moto_server`, the AWS emulator from PyPI's `moto[server]`, on a free loopback port, for
-/// the AWS tests. Each instance is a fresh, empty emulator.
-public final class MotoServer: @unchecked Sendable {
+/// A Python server of the tests on a free loopback port, in its own process (not
+/// Foundation's `Process`, whose wait for a Python server that was told to stop never
+/// returned here), with its output discarded; stopped with SIGKILL.
+final class LoopbackPythonServer: @unchecked Sendable {
     // Safe: every stored property is set in init and then only read.
-    /// Its address, e.g. `http://127.0.0.1:41234`.
-    public let endpoint: URL
+    let port: Int
     private let pid: pid_t
     private let stopped = Locked(false)
+
+    /// Runs `python3 ARGUMENTS…`, where `arguments` gets the port, and waits until it listens.
+    init(_ what: String, environment: [String: String] = ProcessInfo.processInfo.environment, arguments: (Int) -> [String]) throws {
+        port = try LocalSSHServer.freePort()
+        pid = try ChildProcess.spawn("/usr/bin/env", ["python3"] + arguments(port), environment: environment, output: "/dev/null")
+        let deadline = Date().addingTimeInterval(30)
+        while !LocalSSHServer.canConnect(port: port) {
+            guard kill(pid, 0) == 0, Date() < deadline else {
+                stop()
+                throw RawFrameError("\(what) did not start listening on 127.0.0.1:\(port) within 30 s")
+            }
+            usleep(50_000)
+        }
+    }
+
+    deinit { stop() }
+
+    func stop() {
+        let first = stopped.withLock { stopped in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        kill(pid, SIGKILL)
+        _ = ChildProcess.wait(pid)
+    }
+}
+
+/// `moto_server`, the AWS emulator from PyPI's `moto[server]`, on a free loopback port, for
+/// the AWS tests. Each instance is a fresh, empty emulator.
+public final class MotoServer: Sendable {
+    /// Its address, e.g. `http://127.0.0.1:41234`.
+    public let endpoint: URL
+    private let server: LoopbackPythonServer
 
     /// Starts one; nil (with a message) when `moto_server` is not installed outside CI.
     /// Under CI a missing emulator is an error.
@@ -33,35 +67,14 @@ public final class MotoServer: @unchecked Sendable {
     }
 
     private init(settings: [String: String]) throws {
-        let port = try LocalSSHServer.freePort()
-        // Its own process (not Foundation's `Process`, whose wait for a Python server that
-        // was told to stop never returned here), with its output discarded.
-        pid = try ChildProcess.spawn(
-            "/usr/bin/env", ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
-            environment: ProcessInfo.processInfo.environment.merging(settings) { $1 }, output: "/dev/null")
-        endpoint = URL(string: "http://127.0.0.1:\(port)")!
-        let deadline = Date().addingTimeInterval(30)
-        while !LocalSSHServer.canConnect(port: port) {
-            guard kill(pid, 0) == 0, Date() < deadline else {
-                stop()
-                throw RawFrameError("moto_server did not start listening on 127.0.0.1:\(port) within 30 s")
-            }
-            usleep(100_000)
+        server = try LoopbackPythonServer("moto_server", environment: ProcessInfo.processInfo.environment.merging(settings) { $1 }) { port in
+            ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)]
         }
+        endpoint = URL(string: "http://127.0.0.1:\(server.port)")!
     }
-
-    deinit { stop() }
 
     /// Stops the emulator.
-    public func stop() {
-        let first = stopped.withLock { stopped in
-            defer { stopped = true }
-            return !stopped
-        }
-        guard first else { return }
-        kill(pid, SIGKILL)
-        _ = ChildProcess.wait(pid)
-    }
+    public func stop() { server.stop() }
 
     /// Environment variables that point AWS clients at this emulator, with fake credentials.
     public var environment: [String: String] {
@@ -70,4 +83,27 @@ public final class MotoServer: @unchecked Sendable {
             "AWS_REGION": "us-east-1",
         ]
     }
+}
+
+/// A named fake in front of a `MotoServer`: EC2's RunInstances fails as AWS does when it has
+/// no capacity or a quota is reached, which moto never does (Tests/AWSTests/ec2_fault_proxy.py
+/// says what each rule does). Everything else reaches moto unchanged.
+public final class EC2FaultProxy: Sendable {
+    private let moto: MotoServer
+    private let server: LoopbackPythonServer
+
+    /// Starts a proxy to `moto` with `rule` (`capacity-only-in:ZONE`, `vcpu-limit`).
+    public init(_ moto: MotoServer, rule: String) throws {
+        self.moto = moto
+        let script = RepositoryPaths.root.appendingPathComponent("Tests/AWSTests/ec2_fault_proxy.py").path
+        server = try LoopbackPythonServer("the EC2 fault proxy") { port in [script, String(port), moto.endpoint.absoluteString, rule] }
+    }
+
+    /// The emulator's environment with EC2 sent through the proxy.
+    public var environment: [String: String] {
+        moto.environment.merging(["AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:\(server.port)"]) { $1 }
+    }
+
+    /// Stops the proxy.
+    public func stop() { server.stop() }
 }

@@ -13,10 +13,11 @@ import YonderProtocol
 /// The functions every agent has.
 enum Builtins {
     static let ping = "yonder.ping"
+    static let info = "yonder.info"
 
     static let entries: [FunctionEntry] = [
         FunctionEntry(name: ping, run: { input, _ in input }),
-        FunctionEntry(name: "yonder.info", json: { _, agent in try JSONValue(encoding: agent.info()) }),
+        FunctionEntry(name: info, json: { _, agent in try JSONValue(encoding: agent.info()) }),
         FunctionEntry(name: "yonder.objects", json: { _, agent in try JSONValue(encoding: agent.objects.references) }),
         FunctionEntry(name: "yonder.exec", json: { value, _ in try await Exec.run(value) }),
         FunctionEntry(name: "yonder.putFile", run: { input, _ in try Files.put(input) }),

@@ -37,6 +37,8 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         var cancel: @Sendable () -> Void
         var stop: StopReason
         var timer: Scheduled<Void>?
+        /// Whether it counts as activity (all but `yonder.info`).
+        var counted = true
     }
 
     private let agent: AgentState
@@ -113,6 +115,10 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        // Requests still running were stopped with the connection; they no longer count
+        // as activity, whether or not their ends are reported.
+        for request in running.values where request.counted { agent.activity.end() }
+        running.removeAll()
     }
 
     func read(context: ChannelHandlerContext) {
@@ -262,7 +268,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
                 }
                 return
             }
-            start(call.id, timeout: call.timeout, context: context) {
+            start(call.id, timeout: call.timeout, function: call.function, context: context) {
                 try await agent.call(call)
             }
         case .create(let create):
@@ -306,7 +312,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func start(_ id: Int, timeout: Double?, context: ChannelHandlerContext, work: @escaping @Sendable () async throws -> Payload) {
+    private func start(_ id: Int, timeout: Double?, function: String? = nil, context: ChannelHandlerContext, work: @escaping @Sendable () async throws -> Payload) {
         guard isNew(id, context: context) else { return }
         let stop = StopReason()
         let channel = context.channel
@@ -326,7 +332,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
                 handler.value.finished(id)
             }
         }
-        running[id] = Running(cancel: { task.cancel() }, stop: stop, timer: timer(timeout, stop: stop, eventLoop: eventLoop) { task.cancel() })
+        track(id, Running(cancel: { task.cancel() }, stop: stop, timer: timer(timeout, stop: stop, eventLoop: eventLoop) { task.cancel() }), function: function)
     }
 
     /// Whether no request `id` is running; if one is, answers `duplicate_id`.
@@ -377,12 +383,22 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
             if eventLoop.inEventLoop { end() } else { eventLoop.execute(end) }
         }
         let cancel: @Sendable () -> Void = { worker.cancel(workerID) }
-        running[id] = Running(cancel: cancel, stop: stop, timer: timer(timeout, stop: stop, eventLoop: eventLoop, cancel: cancel))
+        track(id, Running(cancel: cancel, stop: stop, timer: timer(timeout, stop: stop, eventLoop: eventLoop, cancel: cancel)))
     }
 
     private func finished(_ id: Int) {
-        running.removeValue(forKey: id)?.timer?.cancel()
+        guard let request = running.removeValue(forKey: id) else { return }
+        request.timer?.cancel()
+        if request.counted { agent.activity.end() }
         if let context { resume(context) }
+    }
+
+    /// Records a request as running, and as activity unless it only looks (`yonder.info`).
+    private func track(_ id: Int, _ request: Running, function: String? = nil) {
+        var request = request
+        request.counted = function != Builtins.info
+        if request.counted { agent.activity.begin() }
+        running[id] = request
     }
 
     private func write(_ message: Message, context: ChannelHandlerContext) {

@@ -21,11 +21,14 @@ public final class AgentServer: Sendable {
     public let build: String
     /// Names this start of the server; reported in `hello` as `instance`.
     public let instance: String
+    /// When a user's request last ran (see `Activity`).
+    let activity: Activity
 
     private let listener: any Channel
     private let connections: OpenConnections
 
-    private init(listener: any Channel, host: String, port: Int, build: String, instance: String, connections: OpenConnections) {
+    private init(listener: any Channel, host: String, port: Int, build: String, instance: String, activity: Activity, connections: OpenConnections) {
+        self.activity = activity
         self.listener = listener
         self.host = host
         self.port = port
@@ -104,7 +107,7 @@ public final class AgentServer: Sendable {
             throw AgentError("cannot listen on \(host):\(port): \(error)")
         }
         let bound = listener.localAddress?.port ?? port
-        return AgentServer(listener: listener, host: host, port: bound, build: build, instance: agent.instance, connections: connections)
+        return AgentServer(listener: listener, host: host, port: bound, build: build, instance: agent.instance, activity: agent.activity, connections: connections)
     }
 
     /// The event loop of an agent whose user code runs in workers.

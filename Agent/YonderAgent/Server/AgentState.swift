@@ -25,6 +25,8 @@ final class AgentState: Sendable {
     let limits: AgentLimits
     /// Connections open now that have not completed the handshake.
     let unauthenticated = Atomic(0)
+    /// When a user's request last ran, for autostop.
+    let activity = Activity()
     private let started = ContinuousClock.now
 
     /// `isolatedOn`: run user code in worker processes (the agent executable), not in this

@@ -43,7 +43,7 @@ private struct SpecReader {
 
     static let topFields = ["name", "provider", "image_id", "image", "num_nodes", "resources", "envs", "env", "hosts", "identity_file", "accept_new_host_keys", "ssh_proxy_command", "agent",
                             "region", "ami", "ssh_user", "ssh_cidr", "autostop"]
-    static let resourceFields = ["cpus", "memory", "accelerators", "gpus", "shm_size", "use_spot", "image_id", "instance_type", "disk_size"]
+    static let resourceFields = ["cpus", "memory", "accelerators", "gpus", "shm_size", "use_spot", "image_id", "instance_type", "disk_size", "cloud"]
 
     func fail(_ node: Node?, _ field: String, _ problem: String) -> ClusterError {
         let line = node?.mark.map { ":\($0.line)" } ?? ""
@@ -76,6 +76,17 @@ private struct SpecReader {
             spec.provider = provider
         }
         let resources = fields["resources"]
+        // SkyPilot names the cloud under resources: `cloud: aws` is `provider: aws`.
+        if let cloudNode = try resources?.mapping.flatMap({ mapping in try mapping.first { try string($0.key, "resources") == "cloud" }?.value }) {
+            let cloud = try string(cloudNode, "resources.cloud").lowercased()
+            guard cloud == "aws" else {
+                throw fail(cloudNode, "resources.cloud", "\"\(cloud)\" is not a cloud Yonder runs on; it has aws (or provider: local or ssh for machines you have)")
+            }
+            if let given = fields["provider"], spec.provider != .aws {
+                throw fail(given, "provider", "\(spec.provider.rawValue), but resources.cloud says aws; keep one")
+            }
+            spec.provider = .aws
+        }
         let nestedImage = try resources?.mapping.flatMap { mapping in try mapping.first { try string($0.key, "resources") == "image_id" }?.value }
         let imageFields = [("image_id", fields["image_id"]), ("image", fields["image"]), ("resources.image_id", nestedImage)].filter { $0.1 != nil }
         if imageFields.count > 1 {
@@ -169,12 +180,27 @@ private struct SpecReader {
                 }
                 resources.shmSize = text.lowercased()
             case "use_spot": resources.useSpot = try bool(value, "resources.use_spot")
-            case "instance_type": resources.instanceType = try string(value, "resources.instance_type")
+            case "instance_type":
+                let text = try string(value, "resources.instance_type")
+                // Runhouse's spelling of what a node needs: "CPU:4+" or "A10G:1".
+                if let match = text.wholeMatch(of: /([A-Za-z][A-Za-z0-9-]*):([0-9]+(?:\.[0-9]+)?)\+?/) {
+                    let isCPU = match.1.uppercased() == "CPU"
+                    guard seen.insert(isCPU ? "cpus" : "accelerators").inserted else {
+                        throw fail(value, "resources.instance_type", "\"\(text)\" asks for \(isCPU ? "cpus" : "accelerators"), which are already given")
+                    }
+                    if isCPU {
+                        resources.cpus = Double(match.2)
+                    } else {
+                        resources.accelerators = try accelerators(value, "resources.instance_type")
+                    }
+                } else {
+                    resources.instanceType = text
+                }
             case "disk_size":
                 let size = try integer(value, "resources.disk_size")
                 guard (8...16384).contains(size) else { throw fail(value, "resources.disk_size", "\(size) GB is out of range; allowed: 8 to 16384") }
                 resources.diskSizeGB = size
-            default: break  // image_id, read with the top-level fields
+            default: break  // image_id and cloud, read with the top-level fields
             }
         }
         return resources

@@ -37,6 +37,24 @@ struct ClusterSpecTests {
         #expect(spec.autostop == ClusterSpec.Autostop(idleSeconds: seconds, down: down))
     }
 
+    @Test func skyPilotsCloudAndRunhousesInstanceTypeSpelling() throws {
+        let spec = try ClusterSpec.parse("name: a\nresources: {cloud: aws, instance_type: \"CPU:4+\", accelerators: A10G:1}\n")
+        #expect(spec.provider == .aws)
+        #expect(spec.resources.cpus == 4 && spec.resources.instanceType == nil)
+        #expect(spec.resources.accelerators == .init(name: "A10G", count: 1))
+        let gpu = try ClusterSpec.parse("name: a\nprovider: aws\nresources: {instance_type: \"A10G:2\"}\n")
+        #expect(gpu.resources.accelerators == .init(name: "A10G", count: 2) && gpu.resources.instanceType == nil)
+        #expect(try ClusterSpec.parse("name: a\nprovider: aws\nresources: {instance_type: g5.xlarge}\n").resources.instanceType == "g5.xlarge")
+        for (text, complaint) in [
+            ("resources: {cloud: gcp}", "\"gcp\" is not a cloud Yonder runs on"),
+            ("provider: local\nresources: {cloud: aws}", "provider: local, but resources.cloud says aws"),
+            ("resources: {cpus: 2, instance_type: \"CPU:4\"}", "asks for cpus, which are already given"),
+        ] {
+            let error = try #require(throws: ClusterError.self) { try ClusterSpec.parse("name: a\n\(text)\n") }
+            #expect(error.message.contains(complaint), "\(text): \(error.message)")
+        }
+    }
+
     @Test func autostopOffOrWrong() throws {
         #expect(try ClusterSpec.parse("name: a\nautostop: false\n").autostop == nil)
         #expect(try ClusterSpec.parse("name: a\n").autostop == nil)

@@ -126,14 +126,15 @@ struct AWSProvider: Provider {
 
     /// `i-… (type, spot or on demand, state)` for each of `ids` EC2 reports; empty when EC2
     /// cannot be asked (the error then shows as each node's "not found").
-    func describe(_ ids: [String]) async -> [String: String] {
-        guard let provisioner = try? provisioner(spec), let instances = try? await provisioner.ec2.instances(ids: ids) else { return [:] }
-        var described: [String: String] = [:]
-        for instance in instances {
-            described[instance.instanceId] =
-                "\(instance.instanceId) (\(instance.instanceType ?? "?"), \(instance.instanceLifecycle == "spot" ? "spot" : "on demand"), \(instance.instanceState.name))"
-        }
-        return described
+    /// The instances `ids` as EC2 reports them, by id; empty when EC2 cannot be asked.
+    func instances(_ ids: [String]) async -> [String: EC2.Instance] {
+        guard !ids.isEmpty, let provisioner = try? provisioner(spec), let instances = try? await provisioner.ec2.instances(ids: ids) else { return [:] }
+        return Dictionary(instances.map { ($0.instanceId, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// `i-0abc (g5.xlarge, spot, running)`.
+    static func describe(_ instance: EC2.Instance) -> String {
+        "\(instance.instanceId) (\(instance.instanceType ?? "?"), \(instance.instanceLifecycle == "spot" ? "spot" : "on demand"), \(instance.instanceState.name))"
     }
 
     /// Terminates the node's instance (not waiting); `finishDown` removes the rest.

@@ -1,5 +1,6 @@
 import Foundation
 import YonderLocalServers
+import YonderAWS
 import YonderSSH
 
 extension Cluster {
@@ -17,13 +18,30 @@ extension Cluster {
         var kept: [ClusterState.NodeState] = []
         var problems: [String] = []
         var forgotten: [String] = []
+        // On aws, terminating an instance removes all that ran on it: only running ones are
+        // visited over SSH first (stopped by autostop or terminated by hand, the rest are not).
+        let instances = state.spec.provider == .aws
+            ? await AWSProvider(spec: state.spec, environment: ProcessInfo.processInfo.environment).instances(state.nodes.compactMap(\.instanceID)) : [:]
         for (position, node) in state.nodes.enumerated() {
             let index = node.index ?? position
             let start = ContinuousClock.now
             var endpoint = NodeEndpoint(node)
             if state.spec.provider == .local { endpoint.localFolder = LocalProvider.folder(cluster: name, node: index) }
             do {
-                try await removeWhatRuns(on: node, endpoint: endpoint, cluster: name, provider: state.spec.provider)
+                if let id = node.instanceID {
+                    let instanceState = instances[id]?.instanceState.name ?? "unknown to EC2"
+                    if instanceState == "running" {
+                        do {
+                            try await removeWhatRuns(on: node, endpoint: endpoint, cluster: name, provider: state.spec.provider)
+                        } catch {
+                            progress(ClusterProgress(node: index, step: "down", detail: "could not remove \(node.container) over SSH (\(error)); terminating instance \(id) removes it"))
+                        }
+                    } else {
+                        progress(ClusterProgress(node: index, step: "down", detail: "instance \(id) is \(instanceState): nothing to remove over SSH"))
+                    }
+                } else {
+                    try await removeWhatRuns(on: node, endpoint: endpoint, cluster: name, provider: state.spec.provider)
+                }
                 await provider.release(endpoint)
                 if let folder = endpoint.localFolder, let pid = endpoint.sshdProcessID, LocalSSHServer.isRunning(processID: pid, folder: folder) {
                     throw ClusterError(.stateFailed, "its private sshd (pid \(pid)) still runs after SIGKILL")

@@ -1,5 +1,6 @@
 import Foundation
 public import Yonder
+import YonderAWS
 import YonderSSH
 
 /// What `Cluster.report` found on each node of a recorded cluster: for `yonder status NAME`.
@@ -57,13 +58,23 @@ extension Cluster {
     public static func report(_ name: String) async throws -> ClusterReport {
         let state = try ClusterState.load(name)
         var nodes: [ClusterReport.NodeReport] = []
-        let instances = state.spec.provider == .aws ? await AWSProvider(spec: state.spec, environment: ProcessInfo.processInfo.environment).describe(state.nodes.compactMap(\.instanceID)) : [:]
+        let instances = state.spec.provider == .aws ? await AWSProvider(spec: state.spec, environment: ProcessInfo.processInfo.environment).instances(state.nodes.compactMap(\.instanceID)) : [:]
         for (index, node) in state.nodes.enumerated() {
             var entry = ClusterReport.NodeReport(
                 index: index, address: "\(node.user)@\(node.host):\(node.port)", container: node.container, onHost: node.isOnHost,
                 containerState: "unreachable", objects: [])
-            entry.instance = node.instanceID.map { instances[$0] ?? "\($0) (not found in EC2)" }
+            entry.instance = node.instanceID.map { instances[$0].map(AWSProvider.describe) ?? "\($0) (not found in EC2)" }
             entry.autostop = state.spec.autostop?.description
+            // A stopped or terminated instance has no sshd to ask.
+            if let id = node.instanceID, let instance = instances[id], instance.instanceState.name != "running" {
+                let stateName = instance.instanceState.name
+                entry.containerState = "instance \(stateName)"
+                entry.problem = ["stopped", "stopping"].contains(stateName)
+                    ? "its instance \(id) is \(stateName)\(entry.autostop.map { " (its autostop: \($0))" } ?? ""); run `yonder up \(name)` to start it again"
+                    : "its instance \(id) is \(stateName); run `yonder up \(name)` to make the node again, or `yonder down \(name)`"
+                nodes.append(entry)
+                continue
+            }
             do {
                 let session = try await NodeEndpoint(node).connect()
                 do {

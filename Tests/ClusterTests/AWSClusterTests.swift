@@ -120,6 +120,41 @@ struct AWSClusterTests {
         #expect(left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
     }
 
+    @Test func anInstanceTerminatedByHandIsReportedAndDownStillLeavesNothing() async throws {
+        guard let moto = try MotoServer.start() else { return }
+        defer { moto.stop() }
+        let server = try SSHServerFixture()
+        let saved = moto.environment.keys.map { ($0, ProcessInfo.processInfo.environment[$0]) }
+        for (key, value) in moto.environment { setenv(key, value, 1) }
+        defer {
+            for (key, value) in saved {
+                if let value { setenv(key, value, 1) } else { unsetenv(key) }
+            }
+        }
+        let name = "aws\(UInt16.random(in: 0...UInt16.max))"
+        let cluster = try await Cluster.up(Self.spec(name, server: server), environment: ProcessInfo.processInfo.environment.merging(["HOME": home.path]) { $1 })
+        await cluster.close()
+        defer { _ = try? ChildProcess.run("/usr/bin/env", ["docker", "rm", "-f", "yonder-\(name)-0", "yonder-\(name)-1"]) }
+        let ec2 = EC2(endpoint: moto.endpoint, region: "us-east-1", credentials: AWSCredentials(accessKeyID: "testing", secretAccessKey: "testing"))
+        let gone = try #require(cluster.state.nodes[0].instanceID)
+        try await ec2.terminate([gone])
+
+        // status says so without trying the dead machine's sshd.
+        let report = try await Cluster.report(name)
+        #expect(report.nodes[0].problem?.contains("its instance \(gone) is") == true, "\(String(describing: report.nodes[0].problem))")
+        #expect(report.nodes[1].problem == nil)
+
+        // down: node 1's container is removed over SSH, node 0's went with its instance (here,
+        // where the "instance" is this machine, it is still in Docker: the test removes it).
+        let steps = Locked<[String]>([])
+        try await Cluster.down(name) { event in steps.withLock { $0.append(event.detail) } }
+        #expect(steps.withLock { $0 }.contains { $0.contains("instance \(gone) is") && $0.contains("nothing to remove over SSH") })
+        #expect(try await AWSProvisioner(ec2: ec2).leftovers(cluster: name).isEmpty)
+        let left = try ChildProcess.run("/usr/bin/env", ["docker", "ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"])
+        #expect(left.trimmingCharacters(in: .whitespacesAndNewlines) == "yonder-\(name)-0")
+        #expect(throws: (any Error).self) { try ClusterState.load(name) }
+    }
+
     @Test func anAMIThatCannotBeFoundStopsUpBeforeAnythingIsMade() async throws {
         guard let moto = try MotoServer.start() else { return }
         defer { moto.stop() }

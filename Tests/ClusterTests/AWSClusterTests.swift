@@ -120,7 +120,7 @@ struct AWSClusterTests {
         #expect(left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
     }
 
-    @Test func anInstanceTerminatedByHandIsReportedAndDownStillLeavesNothing() async throws {
+    @Test func aStoppedInstanceComesBackWithUpAndOneTerminatedByHandStillGoesWithDown() async throws {
         guard let moto = try MotoServer.start() else { return }
         defer { moto.stop() }
         let server = try SSHServerFixture()
@@ -136,6 +136,22 @@ struct AWSClusterTests {
         await cluster.close()
         defer { _ = try? ChildProcess.run("/usr/bin/env", ["docker", "rm", "-f", "yonder-\(name)-0", "yonder-\(name)-1"]) }
         let ec2 = EC2(endpoint: moto.endpoint, region: "us-east-1", credentials: AWSCredentials(accessKeyID: "testing", secretAccessKey: "testing"))
+        // Stopped (as autostop on AWS leaves it: the container stopped, then the machine):
+        // status says so, and `up` starts the instance and the container again.
+        let stopped = try #require(cluster.state.nodes[1].instanceID)
+        _ = try ChildProcess.run("/usr/bin/env", ["docker", "stop", "yonder-\(name)-1"])
+        _ = try await ec2.client.send("StopInstances", [("InstanceId.1", stopped)])
+        let whileStopped = try await Cluster.report(name)
+        #expect(whileStopped.nodes[1].problem?.contains("its instance \(stopped) is stopp") == true, "\(String(describing: whileStopped.nodes[1].problem))")
+        let steps = Locked<[String]>([])
+        let back = try await Cluster.up(Self.spec(name, server: server), environment: ProcessInfo.processInfo.environment.merging(["HOME": home.path]) { $1 }) { event in
+            steps.withLock { $0.append(event.detail) }
+        }
+        #expect(steps.withLock { $0 }.contains { $0.contains("starting stopped instance(s) \(stopped)") })
+        #expect(try await back.connection(node: 1).ping() < .seconds(1))
+        #expect(back.state.nodes.map(\.instanceID) == cluster.state.nodes.map(\.instanceID))
+        await back.close()
+
         let gone = try #require(cluster.state.nodes[0].instanceID)
         try await ec2.terminate([gone])
 
@@ -146,7 +162,7 @@ struct AWSClusterTests {
 
         // down: node 1's container is removed over SSH, node 0's went with its instance (here,
         // where the "instance" is this machine, it is still in Docker: the test removes it).
-        let steps = Locked<[String]>([])
+        steps.withLock { $0 = [] }
         try await Cluster.down(name) { event in steps.withLock { $0.append(event.detail) } }
         #expect(steps.withLock { $0 }.contains { $0.contains("instance \(gone) is") && $0.contains("nothing to remove over SSH") })
         #expect(try await AWSProvisioner(ec2: ec2).leftovers(cluster: name).isEmpty)

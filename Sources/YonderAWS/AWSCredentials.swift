@@ -78,10 +78,20 @@ public struct AWSConfiguration: Sendable {
     /// The region: `given` (from the spec), else `AWS_REGION`, else `AWS_DEFAULT_REGION`, else
     /// the profile's `region` in the config file.
     public func region(_ given: String? = nil) throws(AWSError) -> String {
-        if let given, !given.isEmpty { return given }
-        if let region = nonEmpty("AWS_REGION") ?? nonEmpty("AWS_DEFAULT_REGION") { return region }
         let section = profile == "default" ? "default" : "profile \(profile)"
-        if let region = try INIFile.read(configFile)?[section]?["region"], !region.isEmpty { return region }
+        let found: (String, String)? =
+            if let given, !given.isEmpty { (given, "the spec's region") }
+            else if let region = nonEmpty("AWS_REGION") { (region, "AWS_REGION") }
+            else if let region = nonEmpty("AWS_DEFAULT_REGION") { (region, "AWS_DEFAULT_REGION") }
+            else if let region = try INIFile.read(configFile)?[section]?["region"], !region.isEmpty { (region, "\(configFile) [\(section)]") }
+            else { nil }
+        if let (region, origin) = found {
+            // us-east-1, eu-central-2, ap-southeast-4, us-gov-west-1, cn-north-1, …
+            guard region.wholeMatch(of: /[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}/) != nil else {
+                throw AWSError(code: "UnknownRegion", message: "\"\(region)\" (from \(origin)) is not an AWS region name; regions are named like us-east-1 or eu-central-1")
+            }
+            return region
+        }
         throw AWSError(
             code: "NoRegion",
             message: "no AWS region: give `region:` in the spec, or set AWS_REGION, or `region` in \(configFile) [\(section)]")

@@ -21,7 +21,8 @@ enum AWSRequest {
             } catch {
                 outcome = .failure(AWSError(
                     code: "ConnectionFailed",
-                    message: "\(action): could not reach \(endpoint) within \(timeout): \(error); check the network, or AWS_ENDPOINT_URL if it is set"))
+                    message: "\(action): could not reach \(endpoint) within \(timeout): \(error); check the network, or AWS_ENDPOINT_URL if it is set"
+                        + (endpoint.host?.hasSuffix(".amazonaws.com") == true ? ", and that the region in the address exists (a region AWS does not have has no endpoint)" : "")))
             }
             switch outcome {
             case .success(let data):

@@ -79,6 +79,10 @@ import YonderAWS
         #expect(try AWSConfiguration(environment: ["AWS_DEFAULT_REGION": "us-east-2"], home: home).region() == "us-east-2")
         #expect(try AWSConfiguration(environment: [:], home: home).region() == "eu-central-1")
         #expect(try AWSConfiguration(environment: ["AWS_PROFILE": "work"], home: home).region() == "ap-south-1")
+        #expect(try AWSConfiguration(environment: [:], home: home).region("us-gov-west-1") == "us-gov-west-1")
+        let misspelt = #expect(throws: AWSError.self) { try AWSConfiguration(environment: ["AWS_REGION": "useast1"], home: home).region() }
+        #expect(misspelt?.code == "UnknownRegion")
+        #expect(misspelt?.message.contains("\"useast1\" (from AWS_REGION) is not an AWS region name") == true)
         let error = #expect(throws: AWSError.self) {
             try AWSConfiguration(environment: [:], home: try Self.home()).region()
         }

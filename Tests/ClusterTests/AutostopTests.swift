@@ -1,9 +1,9 @@
 import Foundation
 import QuickStartShared
 import Testing
+@testable import YonderCluster
 import TestSupport
 import Yonder
-import YonderCluster
 import YonderLocalServers
 import YonderSSH
 
@@ -141,5 +141,37 @@ struct AutostopTests {
             try? await Cluster.down(name)
             throw error
         }
+    }
+
+    /// On `aws`, the watcher stops the container and then shuts the machine down. The machine
+    /// is this one here, so `sudo` and `shutdown` are a named fake on the watcher's PATH that
+    /// only records how it was called; the container and Docker are real.
+    @Test func onAWSTheWatcherShutsTheMachineDownAfterStoppingTheContainer() async throws {
+        let container = "yonder-a\(UInt16.random(in: 0...UInt16.max))-0"
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-autostop-\(UUID().uuidString.prefix(8))")
+        let bin = root.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let calls = root.appendingPathComponent("calls").path
+        for tool in ["sudo", "shutdown"] {
+            let path = bin.appendingPathComponent(tool).path
+            try "#!/bin/sh\necho \"\(tool) $*\" >> \(calls)\n".write(toFile: path, atomically: true, encoding: .utf8)
+            chmod(path, 0o755)
+        }
+        _ = try docker("run", "-d", "--name", container, ClusterTestEnvironment.image, "sleep", "300")
+        defer { _ = try? docker("rm", "-f", container) }
+        let folder = root.appendingPathComponent(AutostopWatcher.folder(container))
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let script = AutostopWatcher.script(container: container, onHost: false, autostop: .init(idleSeconds: 2), shutsDownMachine: true)
+        try script.write(to: folder.appendingPathComponent("watch"), atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["HOME"] = root.path
+        environment["PATH"] = bin.path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+        let watcher = try ChildProcess.runCapturing("/bin/sh", [folder.appendingPathComponent("watch").path], environment: environment)
+        #expect(watcher.exitCode == 0, "\(watcher.output)")
+        #expect(containerState(container) == "exited")
+        #expect(try String(contentsOfFile: calls, encoding: .utf8) == "sudo -n shutdown -h now\n")
+        let log = try String(contentsOf: folder.appendingPathComponent("log"), encoding: .utf8)
+        #expect(log.contains("idle for") && log.contains("stopping \(container)"), "\(log)")
     }
 }

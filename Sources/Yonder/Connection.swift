@@ -106,7 +106,10 @@ public final class Connection: Sendable {
     }
 
     private func start(decoder: MessageReader) {
-        var started = [Task { await self.readLoop(decoder) }]
+        var started: [Task<Void, Never>] = []
+        if !startReceiving(decoder) {
+            started.append(Task { await self.readLoop(decoder) })
+        }
         if let interval = configuration.keepAliveInterval {
             started.append(Task { await self.keepAlive(every: interval) })
         }
@@ -266,7 +269,7 @@ public final class Connection: Sendable {
             }
             guard let waiting else { return }
             do {
-                for batch in Self.batches(waiting) {
+                for batch in Self.batches(waiting) where !stream.writeWithoutWaiting(batch) {
                     try await stream.write(batch)
                 }
             } catch {
@@ -301,6 +304,41 @@ public final class Connection: Sendable {
     }
 
     // MARK: Reading
+
+    /// When the stream delivers bytes by itself: decodes them and completes calls on the
+    /// stream's own thread, so a reply resumes its caller with no task in between. Messages
+    /// the handshake read ahead are handled first. See `Receiver`.
+    private func startReceiving(_ initial: MessageReader) -> Bool {
+        let receiver = Receiver(initial) { [weak self] event in
+            guard let self else { return }
+            switch event {
+            case .message(let object, let attachments): handle(object, attachments: attachments)
+            case .malformed(let error): malformed(error)
+            case .ended: lost("it closed the connection")
+            case .failed(let error): lost("reading from it failed: \(error)")
+            }
+        }
+        receiver.start()
+        return stream.deliver { [self] event in
+            if case .bytes = event { lastInbound.withLock { $0 = .now } }
+            receiver.receive(event)
+        }
+    }
+
+    /// Handles every whole message `reader` holds.
+    private func drain(_ reader: inout MessageReader) throws(ProtocolError) {
+        while let (object, attachments) = try reader.next() {
+            handle(object, attachments: attachments)
+        }
+    }
+
+    /// A framing error is fatal: tell the agent why, then close.
+    private func malformed(_ error: ProtocolError) {
+        Task {
+            await send(JSONBytes.frame(Message.error(.init(id: nil, error: error)).json))
+            lost("it sent a malformed frame (\(error))", code: error.code)
+        }
+    }
 
     private func readLoop(_ initial: MessageReader) async {
         var decoder = initial

@@ -65,6 +65,24 @@ public final class TCPByteStream: ByteStream {
     public func close() async {
         try? await channel.close().get()
     }
+
+    /// Bytes go to `receiver` from the channel's event loop as they are read.
+    public func deliver(to receiver: @escaping @Sendable (ByteStreamEvent) -> Void) -> Bool {
+        let inbox = inbox
+        let channel = channel
+        // On the event loop, so that nothing read meanwhile can pass what was buffered.
+        channel.eventLoop.execute {
+            if inbox.startDelivering(to: receiver) { channel.read() }
+        }
+        return true
+    }
+
+    /// Hands the bytes to the channel when the socket keeps up.
+    public func writeWithoutWaiting(_ bytes: [UInt8]) -> Bool {
+        guard channel.isWritable else { return false }
+        channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil)
+        return true
+    }
 }
 
 /// Bytes received on a channel and not yet read, and the one reader waiting for them.
@@ -83,6 +101,8 @@ final class TCPInbox: Sendable {
         var waiter: (continuation: UnsafeContinuation<[UInt8]?, any Error>, maxLength: Int)?
         var readHeldBack = false
         var channel: (any Channel)?
+        /// Set by `startDelivering`: bytes go there as they come, and nothing is buffered.
+        var receiver: (@Sendable (ByteStreamEvent) -> Void)?
 
         mutating func take(_ maxLength: Int) -> [UInt8] {
             var bytes: [UInt8] = []
@@ -116,6 +136,10 @@ final class TCPInbox: Sendable {
 
     /// Event loop: bytes arrived.
     func received(_ buffer: ByteBuffer) {
+        if let receiver = state.withLock({ $0.receiver }) {
+            receiver(.bytes(Array(buffer.readableBytesView)))
+            return
+        }
         let resume: (UnsafeContinuation<[UInt8]?, any Error>, [UInt8])? = state.withLock { state in
             state.chunks.append(buffer)
             state.count += buffer.readableBytes
@@ -127,7 +151,39 @@ final class TCPInbox: Sendable {
     }
 
     /// Event loop: the stream ended, cleanly or with `error`.
+    /// Called on the event loop: passes what is buffered (and the end, if it came) to
+    /// `receiver`, and sends it everything from now on. True when reads were held back and
+    /// should start again.
+    func startDelivering(to receiver: @escaping @Sendable (ByteStreamEvent) -> Void) -> Bool {
+        let (buffered, end, heldBack) = state.withLock { state in
+            let buffered = state.count > 0 ? state.take(state.count) : []
+            let heldBack = state.readHeldBack
+            state.readHeldBack = false
+            if state.end == nil { state.receiver = receiver }
+            return (buffered, state.end, heldBack)
+        }
+        if !buffered.isEmpty { receiver(.bytes(buffered)) }
+        switch end {
+        case .success: receiver(.end)
+        case .failure(let error): receiver(.failed(error))
+        case nil: break
+        }
+        return heldBack
+    }
+
     func ended(_ end: Result<Void, any Error>) {
+        let receiver = state.withLock { state in
+            defer { state.receiver = nil }
+            if state.end == nil { state.end = end }
+            return state.receiver
+        }
+        if let receiver {
+            switch end {
+            case .success: receiver(.end)
+            case .failure(let error): receiver(.failed(error))
+            }
+            return
+        }
         let waiter = state.withLock { state in
             if state.end == nil { state.end = end }
             defer { state.waiter = nil }

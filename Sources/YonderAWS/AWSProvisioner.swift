@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Makes, finds and removes the AWS resources of one cluster: a security group that lets SSH
 /// in and nothing else, an imported key pair, and one instance per node, all tagged with the

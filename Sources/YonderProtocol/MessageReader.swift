@@ -33,26 +33,36 @@ package struct MessageReader: Sendable {
     package mutating func next() throws(ProtocolError) -> (object: JSONValue, attachments: [[UInt8]])? {
         while true {
             guard let payload = try frames.next() else { return nil }
-            if var pending = waiting {
-                let index = pending.received.count
-                guard payload.count == pending.lengths[index] else {
-                    throw ProtocolError(
-                        .invalidAttachment,
-                        "attachment \(index) was announced as \(pending.lengths[index]) bytes, but its frame holds \(payload.count)")
-                }
-                pending.received.append(payload)
-                if pending.received.count == pending.lengths.count {
-                    waiting = nil
-                    return (pending.object, pending.received)
-                }
-                waiting = pending
-                continue
-            }
-            let object = try Message.decodeJSON(payload: payload)
-            let lengths = try announcedAttachments(in: object)
-            if lengths.isEmpty { return (object, []) }
-            waiting = (object, lengths, [])
+            if let message = try accept(payload) { return message }
         }
+    }
+
+    /// Whether the next frame is an attachment of the last message (raw bytes, not JSON).
+    package var awaitsAttachment: Bool { waiting != nil }
+
+    /// Takes the payload of the stream's next frame, cut by a `FrameDecoder` elsewhere:
+    /// returns the message it completes, or nil when the message waits for more attachments.
+    package mutating func accept(_ payload: [UInt8]) throws(ProtocolError) -> (object: JSONValue, attachments: [[UInt8]])? {
+        if var pending = waiting {
+            let index = pending.received.count
+            guard payload.count == pending.lengths[index] else {
+                throw ProtocolError(
+                    .invalidAttachment,
+                    "attachment \(index) was announced as \(pending.lengths[index]) bytes, but its frame holds \(payload.count)")
+            }
+            pending.received.append(payload)
+            if pending.received.count == pending.lengths.count {
+                waiting = nil
+                return (pending.object, pending.received)
+            }
+            waiting = pending
+            return nil
+        }
+        let object = try Message.decodeJSON(payload: payload)
+        let lengths = try announcedAttachments(in: object)
+        if lengths.isEmpty { return (object, []) }
+        waiting = (object, lengths, [])
+        return nil
     }
 
     /// Call when the stream has ended: throws if it ended inside a frame or before the

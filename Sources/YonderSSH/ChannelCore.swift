@@ -92,6 +92,8 @@ final class ChannelCore: LoopTask, @unchecked Sendable {
     private var raw: OpaquePointer?
     private var buffers = [ByteQueue(), ByteQueue()]
     private var readers: [Reader?] = [nil, nil]
+    /// Set by `deliver(to:)`: stream 0's bytes go there as they are read (nil ends it).
+    private var receiver: ((ReadResult) -> Void)?
     private var writes: [Write] = []
     private var remoteEOF = false
     private var wantEOF = false
@@ -133,6 +135,15 @@ final class ChannelCore: LoopTask, @unchecked Sendable {
         }
         readers[stream] = Reader(maxLength: maxLength, resume: resume)
         _ = step(loop)
+    }
+
+    /// From now on, passes stream 0's bytes to `receiver` as they are read, what is buffered
+    /// first; nil ends it (end of stream), and a failure too.
+    func deliver(to receiver: @escaping (ReadResult) -> Void, loop: SessionLoop) {
+        self.receiver = receiver
+        deliver(0)
+        if error == nil, raw != nil { _ = step(loop) }
+        if let error { failWaiters(error) }
     }
 
     func write(_ bytes: [UInt8], stream: Int32, loop: SessionLoop, resume: @escaping (Result<Void, SSHError>) -> Void) {
@@ -263,6 +274,14 @@ final class ChannelCore: LoopTask, @unchecked Sendable {
     }
 
     private func deliver(_ index: Int) {
+        if index == 0, let receiver {
+            if !buffers[0].isEmpty { receiver(.success(buffers[0].take(buffers[0].count))) }
+            if remoteEOF || raw == nil {
+                self.receiver = nil
+                receiver(.success(nil))
+            }
+            return
+        }
         guard let reader = readers[index] else { return }
         if !buffers[index].isEmpty {
             readers[index] = nil
@@ -348,6 +367,11 @@ final class ChannelCore: LoopTask, @unchecked Sendable {
 
     private func failWaiters(_ error: SSHError, exitToo: Bool = false) {
         failWrites(error)
+        if let receiver {
+            self.receiver = nil
+            if !buffers[0].isEmpty { receiver(.success(buffers[0].take(buffers[0].count))) }
+            receiver(remoteEOF && error.code == .closed ? .success(nil) : .failure(error))
+        }
         for index in readers.indices {
             if let reader = readers[index] {
                 readers[index] = nil

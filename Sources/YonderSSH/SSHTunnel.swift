@@ -1,4 +1,13 @@
 internal import CLibSSH2
+import Synchronization
+
+/// An atomic count shared by a tunnel and its loop jobs.
+final class Counter: Sendable {
+    private let value = Atomic(0)
+    var current: Int { value.load(ordering: .relaxed) }
+    func add(_ amount: Int) { value.add(amount, ordering: .relaxed) }
+    func subtract(_ amount: Int) { value.subtract(amount, ordering: .relaxed) }
+}
 
 /// A TCP connection made by the server to a host and port on its side (a direct-tcpip
 /// channel), used as a two-way byte stream: what `ssh -L` forwards, without a local socket.
@@ -44,6 +53,32 @@ public final class SSHTunnel: Sendable {
             try await session.onLoop { loop, resume in core.write(bytes, stream: 0, loop: loop, resume: resume) }
         }
     }
+
+    /// From now on, passes the bytes that arrive to `receiver` on the session's thread as they
+    /// are read (so it must return quickly), in order, ending with nil (end of stream) or a
+    /// failure; ``read(maxLength:)`` must not be called after.
+    public func deliver(to receiver: @escaping @Sendable (Result<[UInt8]?, SSHError>) -> Void) {
+        let core = core
+        session.onLoop { loop in core.deliver(to: receiver, loop: loop) }
+    }
+
+    /// Queues `bytes` behind earlier writes without waiting, unless more than
+    /// ``queueLimit`` bytes already wait (then returns false and takes nothing: use
+    /// ``write(_:)``, which waits). A failure shows on the reading side.
+    public func writeWithoutWaiting(_ bytes: [UInt8]) -> Bool {
+        guard queued.current < Self.queueLimit else { return false }
+        queued.add(bytes.count)
+        let core = core
+        let queued = queued
+        session.onLoop { loop in
+            core.write(bytes, stream: 0, loop: loop) { _ in queued.subtract(bytes.count) }
+        }
+        return true
+    }
+
+    /// Bytes queued by ``writeWithoutWaiting(_:)`` beyond which it declines.
+    public static let queueLimit = 4 << 20
+    private let queued = Counter()
 
     /// Sends end-of-file: the far side reads EOF, and can still answer.
     public func closeWrite() async {

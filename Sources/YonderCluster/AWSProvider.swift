@@ -111,6 +111,7 @@ struct AWSProvider: Provider {
                 host: address, port: 22, user: user, identityFile: identity, pinnedHostKey: nil, acceptNewHostKeys: true, sshdProcessID: nil)
             endpoint.proxyCommand = spec.sshProxyCommand
             endpoint.instanceID = instance.instanceId
+            endpoint.clusterAddress = instance.privateIpAddress
             endpoint.isNew = made.contains(instance.instanceId)
             endpoints.append(endpoint)
         }

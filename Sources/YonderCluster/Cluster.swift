@@ -113,12 +113,15 @@ public final class Cluster: Sendable {
             // Interrupted once every node was up: undone all the same.
             try Task.checkCancellation()
             let state = ClusterState(spec: spec, nodes: ups.map(\.node), updatedAt: Date())
-            try state.save()
-            progress(ClusterProgress(node: nil, step: "up", detail: "cluster \(spec.name) is up with \(ups.count) node(s)", elapsed: ContinuousClock.now - started))
             let links = ups.enumerated().map { index, up in
                 NodeLink(index: index, cluster: spec.name, node: up.node, session: up.session, connection: up.connection, progress: progress)
             }
-            return Cluster(state: state, links: links)
+            let cluster = Cluster(state: state, links: links)
+            // Every node is up, so each knows the others' addresses: the setup can run.
+            if let setup = spec.setup { try await cluster.runSetup(setup, progress: progress) }
+            try state.save()
+            progress(ClusterProgress(node: nil, step: "up", detail: "cluster \(spec.name) is up with \(ups.count) node(s)", elapsed: ContinuousClock.now - started))
+            return cluster
         } catch {
             for up in ups { await up.undo(onHost: spec.image == nil) }
             for endpoint in endpoints where endpoint.isNew { await provider.release(endpoint) }
@@ -168,6 +171,7 @@ public final class Cluster: Sendable {
                 sshdProcessID: endpoint.sshdProcessID, runsOnHost: spec.image == nil ? true : nil)
             node.proxyCommand = endpoint.proxyCommand
             node.instanceID = endpoint.instanceID
+            node.clusterAddress = endpoint.clusterAddress ?? endpoint.host
             let connection: Connection
             do {
                 let tunnel = try await session.openTunnel(host: "127.0.0.1", port: outcome.endpoint.port)

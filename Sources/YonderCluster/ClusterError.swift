@@ -30,6 +30,9 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
         public static let busy = Code("busy")
         /// A node could not be reached, so what runs there could not be removed or checked.
         public static let nodeUnreachable = Code("nodeUnreachable")
+        /// The spec's `setup` (or a task's commands) failed on a node; the message has the
+        /// exit status and the output's last lines.
+        public static let taskFailed = Code("taskFailed")
     }
 
     /// What kind of failure this is.

@@ -42,7 +42,20 @@ private struct SpecReader {
     let file: String
 
     static let topFields = ["name", "provider", "image_id", "image", "num_nodes", "resources", "envs", "env", "hosts", "identity_file", "accept_new_host_keys", "ssh_proxy_command", "agent",
-                            "region", "ami", "ssh_user", "ssh_cidr", "autostop"]
+                            "region", "ami", "ssh_user", "ssh_cidr", "autostop",
+                            "setup", "run", "commands"]
+
+    /// Fields of SkyPilot's and dstack's task files that Yonder does not do: named in a clear
+    /// error, never ignored.
+    static let unsupportedFields: [String: String] = [
+        "service": "SkyPilot's serving (service)", "secrets": "SkyPilot's secrets", "config": "SkyPilot's per-task config",
+        "volumes": "volumes", "event_callback": "SkyPilot's event_callback", "inputs": "SkyPilot's inputs",
+        "outputs": "SkyPilot's outputs", "experimental": "SkyPilot's experimental fields", "workdir": "workdir (not yet)",
+        "file_mounts": "file_mounts (not yet)", "artifacts": "dstack's artifacts (not yet)", "type": "dstack's configuration type",
+        "ports": "published ports", "python": "dstack's python", "ide": "dstack's ide", "retry": "retries of a task",
+        "max_price": "a price limit", "spot_policy": "dstack's spot_policy (use resources.use_spot)",
+        "priority": "job priorities", "job_recovery": "SkyPilot's job recovery",
+    ]
     static let resourceFields = ["cpus", "memory", "accelerators", "gpus", "shm_size", "use_spot", "image_id", "instance_type", "disk_size", "cloud"]
 
     func fail(_ node: Node?, _ field: String, _ problem: String) -> ClusterError {
@@ -54,6 +67,9 @@ private struct SpecReader {
         var fields: [String: Node] = [:]
         for (key, value) in mapping {
             guard let name = key.scalar?.string else { throw fail(key, "a key", "keys must be plain names") }
+            if let what = Self.unsupportedFields[name] {
+                throw fail(key, name, "\(what) is not supported by Yonder; remove it (Yonder reads \(Self.topFields.joined(separator: ", ")))")
+            }
             guard Self.topFields.contains(name) else {
                 throw fail(key, name, "unknown field; allowed: \(Self.topFields.joined(separator: ", "))")
             }
@@ -137,6 +153,11 @@ private struct SpecReader {
             spec.sshProxyCommand = command
         }
         if let node = fields["autostop"] { spec.autostop = try autostop(node) }
+        if let node = fields["setup"] { spec.setup = try script(node, "setup") }
+        if fields["run"] != nil && fields["commands"] != nil {
+            throw fail(fields["commands"], "commands", "the job is already given by run; keep one")
+        }
+        if let node = fields["run"] ?? fields["commands"] { spec.run = try script(node, fields["run"] != nil ? "run" : "commands") }
         if let node = fields["agent"] {
             if let mapping = node.mapping {
                 var product: String?
@@ -227,6 +248,20 @@ private struct SpecReader {
         case "true", "yes", "on": return ClusterSpec.Autostop(idleSeconds: 300)
         default: return ClusterSpec.Autostop(idleSeconds: try duration(node, "autostop", help: help))
         }
+    }
+
+    /// Shell commands: one (multi-line) string, or dstack's list of commands, one per line.
+    func script(_ node: Node, _ field: String) throws -> String {
+        let text: String
+        if let sequence = node.sequence {
+            text = try sequence.map { try string($0, field) }.joined(separator: "\n")
+        } else {
+            text = try string(node, field)
+        }
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw fail(node, field, "empty; give shell commands, or remove the field")
+        }
+        return text
     }
 
     /// Seconds from minutes (`30`) or a duration with its unit (`90s`, `30m`, `2h`).

@@ -73,6 +73,14 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     /// Stop the nodes after they have been idle this long; nil never stops them.
     public var autostop: Autostop?
 
+    /// Shell commands run once in each new container, on every node, before `up` reports the
+    /// cluster up (SkyPilot's `setup`): their output is shown, and their failure fails `up`.
+    /// Run again when they change.
+    public var setup: String?
+    /// Shell commands `yonder launch` runs on every node (SkyPilot's `run`, dstack's
+    /// `commands`).
+    public var run: String?
+
     /// When an idle cluster stops itself, and how.
     ///
     /// A node is idle when no call, exec, object call, file transfer or `yonder ssh` session

@@ -33,6 +33,9 @@ public struct ClusterState: Codable, Sendable, Equatable {
         public var proxyCommand: String?
         /// For `aws` nodes: the EC2 instance id.
         public var instanceID: String?
+        /// The address the other nodes reach this one at (`YONDER_NODE_IPS`): 127.0.0.1 on
+        /// `local`, the host on `ssh`, the private address on `aws`.
+        public var clusterAddress: String?
         /// The container's name.
         public var container: String
         /// The agent's loopback port on the node when it was last seen. Only informative: a

@@ -25,6 +25,8 @@ struct NodeEndpoint: Sendable {
     var localFolder: URL?
     /// For `aws` nodes: the EC2 instance.
     var instanceID: String?
+    /// The address the other nodes reach this one at, when not `host`.
+    var clusterAddress: String?
 
     init(host: String, port: Int, user: String, identityFile: String?, pinnedHostKey: String?, acceptNewHostKeys: Bool, sshdProcessID: Int32?) {
         self.host = host
@@ -41,6 +43,7 @@ struct NodeEndpoint: Sendable {
                   pinnedHostKey: node.pinnedHostKey, acceptNewHostKeys: node.acceptNewHostKeys, sshdProcessID: node.sshdProcessID)
         proxyCommand = node.proxyCommand
         instanceID = node.instanceID
+        clusterAddress = node.clusterAddress
     }
 
     func connect() async throws -> SSHSession {

@@ -25,7 +25,7 @@ struct YonderCommand: AsyncParsableCommand {
               yonder ssh-config demo --write   plain `ssh yonder-demo` then works
               yonder down demo                 remove the containers and forget the cluster
             """,
-        subcommands: [Up.self, Status.self, SSH.self, Exec.self, Call.self, Objects.self, Logs.self, SSHConfig.self, Down.self])
+        subcommands: [Up.self, Launch.self, Status.self, SSH.self, Exec.self, Call.self, Objects.self, Logs.self, SSHConfig.self, Down.self])
 
     /// Runs the command. A usage error (an unknown option, a missing argument) is one line on
     /// standard error with where to read more, and exit status 1, like every other error.

@@ -18,9 +18,7 @@ import Glibc
 struct AWSClusterTests {
     let home: URL
     init() throws {
-        home = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-home-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-        setenv("YONDER_HOME", home.path, 1)
+        home = try TestYonderHome.make()
     }
 
     /// A spec whose nodes are reached through the test's sshd as a jump host.

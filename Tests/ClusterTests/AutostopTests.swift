@@ -18,9 +18,7 @@ import Glibc
 struct AutostopTests {
     let home: URL
     init() throws {
-        home = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-home-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-        setenv("YONDER_HOME", home.path, 1)
+        home = try TestYonderHome.make()
     }
 
     static let limit = 4
@@ -34,9 +32,7 @@ struct AutostopTests {
     }
 
     func yonder(_ arguments: String...) throws -> (exitCode: Int32, output: String) {
-        var environment = ProcessInfo.processInfo.environment
-        environment["YONDER_HOME"] = home.path
-        return try ChildProcess.runCapturing(RepositoryPaths.executable("yonder").path, arguments, environment: environment)
+        try TestYonderHome.yonder(arguments, home: home)
     }
 
     /// Waits up to `limit` for `condition`; returns how long it took, or nil if it never held.

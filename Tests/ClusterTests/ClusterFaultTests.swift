@@ -18,9 +18,7 @@ import Glibc
 struct ClusterFaultTests {
     let home: URL
     init() throws {
-        home = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-home-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-        setenv("YONDER_HOME", home.path, 1)
+        home = try TestYonderHome.make()
     }
 
     /// A spec with the quick start's agent (it has `Counter`), else the plain one.

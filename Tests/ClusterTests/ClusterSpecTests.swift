@@ -55,6 +55,15 @@ struct ClusterSpecTests {
         }
     }
 
+    @Test func theExamplesAreValidSpecs() throws {
+        let folder = RepositoryPaths.root.appendingPathComponent("Examples")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".yaml") }
+        #expect(files.count >= 2)
+        for file in files { _ = try ClusterSpec.load(from: folder.appendingPathComponent(file).path) }
+        let train = try ClusterSpec.load(from: folder.appendingPathComponent("train.yaml").path)
+        #expect(train.numNodes == 2 && train.setup != nil && train.run?.contains("$SKYPILOT_NODE_RANK") == true)
+    }
+
     @Test func autostopOffOrWrong() throws {
         #expect(try ClusterSpec.parse("name: a\nautostop: false\n").autostop == nil)
         #expect(try ClusterSpec.parse("name: a\n").autostop == nil)

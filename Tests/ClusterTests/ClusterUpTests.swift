@@ -32,9 +32,7 @@ struct ClusterUpTests {
 
     let home: URL
     init() throws {
-        home = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-home-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-        setenv("YONDER_HOME", home.path, 1)
+        home = try TestYonderHome.make()
     }
 
     func spec(_ name: String, image: String = ClusterUpTests.image) -> ClusterSpec {

@@ -1,4 +1,8 @@
 public import Foundation
+import YonderLocalServers
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Paths inside this repository and its build folder, for fixtures that read the spec
 /// or spawn the executables the package builds.
@@ -32,5 +36,24 @@ public enum RepositoryPaths {
     /// The path of an executable built by this package, such as `yonder-agent`.
     public static func executable(_ name: String) -> URL {
         productsFolder.appendingPathComponent(name)
+    }
+}
+
+/// A fresh `~/.yonder` for a test suite, so that its clusters and keys are its own.
+public enum TestYonderHome {
+    /// Makes an empty folder and sets it as `YONDER_HOME` for this process.
+    public static func make() throws -> URL {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-home-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        setenv("YONDER_HOME", home.path, 1)
+        return home
+    }
+
+    /// Runs the `yonder` executable of this build with `home` as its `YONDER_HOME`; its
+    /// exit status and its output (standard output and error).
+    public static func yonder(_ arguments: [String], home: URL) throws -> (exitCode: Int32, output: String) {
+        var environment = ProcessInfo.processInfo.environment
+        environment["YONDER_HOME"] = home.path
+        return try ChildProcess.runCapturing(RepositoryPaths.executable("yonder").path, arguments, environment: environment)
     }
 }

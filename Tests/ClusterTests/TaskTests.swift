@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+import TestSupport
+import Yonder
+import YonderCluster
+import YonderLocalServers
+
+/// Tasks on a two-node `local` cluster, as SkyPilot users write them: `setup` once per
+/// container, `run` on every node with the nodes' ranks and addresses, through the library
+/// and through `yonder launch`.
+@Suite(.serialized, .enabled(if: ClusterTestEnvironment.shouldRun))
+struct TaskTests {
+    let home: URL
+    init() throws {
+        home = try TestYonderHome.make()
+    }
+
+    func yonder(_ arguments: String...) throws -> (exitCode: Int32, output: String) {
+        try TestYonderHome.yonder(arguments, home: home)
+    }
+
+    func specFile(_ name: String, setup: String, run: String) throws -> String {
+        let path = home.appendingPathComponent("\(name).yaml").path
+        try """
+            name: \(name)
+            image_id: docker:\(ClusterTestEnvironment.image)
+            num_nodes: 2
+            agent: \(ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"] ?? "")
+            setup: |
+            \(setup.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            run: |
+            \(run.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func setupRunsOncePerContainerAndLaunchRunsOnEveryNode() async throws {
+        let name = "k\(UInt16.random(in: 0...UInt16.max))"
+        let spec = try specFile(name, setup: """
+            echo "setting up $YONDER_NODE_RANK"
+            echo x >> /tmp/setup-count
+            """, run: """
+            echo "rank $SKYPILOT_NODE_RANK of $SKYPILOT_NUM_NODES head $MASTER_ADDR:$MASTER_PORT"
+            echo "ips $(echo "$YONDER_NODE_IPS" | tr '\\n' ' ')"
+            echo "setups $(wc -l < /tmp/setup-count)"
+            echo "to stderr" >&2
+            """)
+        defer { _ = try? yonder("down", name) }
+
+        let first = try yonder("launch", spec)
+        #expect(first.exitCode == 0, "\(first.output)")
+        for node in 0..<2 {
+            #expect(first.output.contains("[node \(node)] setup: setting up \(node)"), "\(first.output)")
+            #expect(first.output.contains("(node \(node)) rank \(node) of 2 head 127.0.0.1:29500"))
+            #expect(first.output.contains("(node \(node)) ips 127.0.0.1 127.0.0.1"))
+            #expect(first.output.contains("(node \(node)) setups 1"))
+            #expect(first.output.contains("(node \(node)) to stderr"))
+        }
+
+        // Again by name (as `sky exec`): only run; and with the spec: the setup is not re-run.
+        let byName = try yonder("launch", name)
+        #expect(byName.exitCode == 0 && byName.output.contains("(node 1) setups 1") && !byName.output.contains("setup:"), "\(byName.output)")
+        let again = try yonder("launch", spec)
+        #expect(again.output.contains("already done in this container"), "\(again.output)")
+        #expect(again.output.contains("(node 0) setups 1"))
+
+        // A run that fails on node 1: its status is launch's, and the node is named.
+        let failing = try specFile(name, setup: "echo x >> /tmp/setup-count", run: "[ \"$YONDER_NODE_RANK\" = 0 ] || exit 7")
+        let failed = try yonder("launch", failing)
+        #expect(failed.exitCode == 7, "\(failed.output)")
+        #expect(failed.output.contains("node 1: the run ended with exit code 7"), "\(failed.output)")
+        // The changed setup ran again, once per node.
+        #expect(failed.output.contains("running the spec's setup"))
+    }
+
+    @Test func aFailingSetupFailsUpWithItsOutputAndLeavesNothing() async throws {
+        let name = "k\(UInt16.random(in: 0...UInt16.max))"
+        var spec = ClusterSpec(name: name, image: ClusterTestEnvironment.image, agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
+        spec.setup = "echo preparing\necho 'no such package' >&2\nexit 3"
+        let error = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(spec) }
+        #expect(error?.code == .taskFailed)
+        #expect(error?.message.contains("node 0: the setup failed (exit code 3); its last lines:\npreparing\nno such package") == true, "\(String(describing: error))")
+        let left = try ChildProcess.run("/usr/bin/env", ["docker", "ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"])
+        #expect(left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "a failed up leaves no container")
+        #expect(throws: ClusterError.self) { try ClusterState.load(name) }
+    }
+}

@@ -7,13 +7,16 @@ import Foundation
 /// Adds numbers, in the agent.
 public struct Add: RemoteFunction {
     public static func run(_ numbers: [Int]) async throws -> Int { numbers.reduce(0, +) }
+    /// Adding has no effects: a map may run it again elsewhere if a node is lost.
+    public static var isIdempotent: Bool { true }
 }
 
 /// Greets someone and logs it; the log line travels back to the caller.
 public struct Greet: RemoteFunction {
     public static func run(_ name: String) async throws -> String {
         Logger(label: "quickstart.greet").info("greeting \(name)")
-        return "Hello, \(name), from process \(ProcessInfo.processInfo.processIdentifier)!"
+        let node = ProcessInfo.processInfo.environment["YONDER_NODE_RANK"].map { "node \($0), " } ?? ""
+        return "Hello, \(name), from \(node)process \(ProcessInfo.processInfo.processIdentifier)!"
     }
 }
 

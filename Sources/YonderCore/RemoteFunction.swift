@@ -19,9 +19,17 @@ public protocol RemoteFunction: Sendable {
 
     /// The body, run in the agent.
     static func run(_ input: Input) async throws -> Output
+
+    /// Whether running it twice on the same input does no harm (it only computes, or its
+    /// effects are keyed by the input): then `Cluster.map` may run an input again on another
+    /// node when the node running it was lost. False unless the function says so.
+    static var isIdempotent: Bool { get }
 }
 
 extension RemoteFunction {
     /// The type's own name, e.g. `Add`.
     public static var remoteName: String { String(describing: Self.self) }
+
+    /// False: an input whose node was lost is not run again elsewhere.
+    public static var isIdempotent: Bool { false }
 }

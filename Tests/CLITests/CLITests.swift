@@ -168,7 +168,7 @@ struct CLITests {
         let sum = try yonder("call", name, "Add", "[1, 2, 39]")
         #expect(sum.exitCode == 0 && sum.output == "42\n", "call printed: \(sum.output)")
         let greet = try yonder("call", name, "Greet", "\"cli\"")
-        #expect(greet.output.contains("greeting cli") && greet.output.contains("\"Hello, cli, from process"), "call printed: \(greet.output)")
+        #expect(greet.output.contains("greeting cli") && greet.output.contains("\"Hello, cli, from node 0, process"), "call printed: \(greet.output)")
         let badJSON = try yonder("call", name, "Add", "[1,")
         #expect(badJSON.exitCode == 1 && badJSON.output.contains("not valid JSON (unexpected end at byte 3)"), "\(badJSON.output)")
         let unknown = try yonder("call", name, "NoSuchFunction")

@@ -1,4 +1,5 @@
 import Foundation
+import QuickStartShared
 import Testing
 import TestSupport
 import Yonder
@@ -83,5 +84,41 @@ struct TaskTests {
         let left = try ChildProcess.run("/usr/bin/env", ["docker", "ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"])
         #expect(left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "a failed up leaves no container")
         #expect(throws: ClusterError.self) { try ClusterState.load(name) }
+    }
+
+    @Test func mapSpreadsInputsOverTheNodesInOrderAndSurvivesALostNode() async throws {
+        let agent = try #require(ProcessInfo.processInfo.environment["YONDER_QUICKSTART_AGENT"], "needs YONDER_QUICKSTART_AGENT (scripts/test.sh sets it)")
+        let name = "m\(UInt16.random(in: 0...UInt16.max))"
+        let cluster = try await Cluster.up(ClusterSpec(name: name, image: ClusterTestEnvironment.image, numNodes: 2, agent: agent))
+        do {
+            // 1,000 inputs over two nodes: in input order, and both nodes took some.
+            let sums = try await cluster.map(Add.self, (0..<1000).map { [$0, 1] })
+            #expect(sums == (0..<1000).map { $0 + 1 })
+            let greetings = try await cluster.map(Greet.self, (0..<200).map { "n\($0)" }, concurrencyPerNode: 4)
+            #expect(greetings.enumerated().allSatisfy { $0.element.hasPrefix("Hello, n\($0.offset), from node ") })
+            let onNode0 = greetings.filter { $0.contains("from node 0,") }.count
+            #expect(onNode0 > 0 && onNode0 < 200, "both nodes take inputs (node 0 took \(onNode0) of 200)")
+            // Once per node.
+            let everywhere = try await cluster.broadcast(Greet.self, "all")
+            #expect(everywhere.count == 2 && everywhere[0].contains("from node 0,") && everywhere[1].contains("from node 1,"))
+
+            // Node 1 killed midway: an idempotent function's inputs run again on node 0, and
+            // every output is still there, in order.
+            var seen = 0
+            var outputs = [Int?](repeating: nil, count: 3000)
+            for try await (index, output) in cluster.mapAsCompleted(Add.self, (0..<3000).map { [$0, $0] }, concurrencyPerNode: 4) {
+                outputs[index] = output
+                seen += 1
+                if seen == 200 { _ = try ChildProcess.run("/usr/bin/env", ["docker", "kill", "yonder-\(name)-1"]) }
+            }
+            #expect(seen == 3000)
+            #expect(outputs == (0..<3000).map { $0 * 2 })
+            await cluster.close()
+            try await Cluster.down(name)
+        } catch {
+            await cluster.close()
+            try? await Cluster.down(name)
+            throw error
+        }
     }
 }

@@ -51,6 +51,16 @@ func clusterBlock() async throws {
     _ = (sum, counter)
 }
 
+// "Tasks: setup and run", spreading work over the nodes.
+func mapBlock(cluster: Cluster) async throws {
+    let inputs = (0..<1000).map { [$0, 1] }
+    let sums = try await cluster.map(Add.self, inputs)          // in input order; the nodes share the work
+    let outcomes = await cluster.mapResults(Add.self, inputs)   // every outcome, failures included
+    for try await (index, sum) in cluster.mapAsCompleted(Add.self, inputs) { print(index, sum) }
+    let perNode = try await cluster.broadcast(Add.self, [1, 2]) // once on each node
+    _ = (sums, outcomes, perNode)
+}
+
 // "The SSH layer".
 func sshBlock(token: String) async throws {
     let session = try await SSHSession.connect(SSHConfiguration(

@@ -6,6 +6,10 @@ import Yonder
 import YonderCluster
 import YonderLocalServers
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Tasks on a two-node `local` cluster, as SkyPilot users write them: `setup` once per
 /// container, `run` on every node with the nodes' ranks and addresses, through the library
 /// and through `yonder launch`.
@@ -119,6 +123,42 @@ struct TaskTests {
             await cluster.close()
             try? await Cluster.down(name)
             throw error
+        }
+    }
+
+    @Test func ctrlCDuringLaunchStopsTheRunOnEveryNode() async throws {
+        let name = "k\(UInt16.random(in: 0...UInt16.max))"
+        let spec = try specFile(name, setup: "true", run: "echo started\nsleep 300\necho finished")
+        defer { _ = try? yonder("down", name) }
+        let log = home.appendingPathComponent("launch.log").path
+        var environment = ProcessInfo.processInfo.environment
+        environment["YONDER_HOME"] = home.path
+        let pid = try ChildProcess.spawn(RepositoryPaths.executable("yonder").path, ["launch", spec], environment: environment, output: log)
+        func output() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while !(output().contains("(node 0) started") && output().contains("(node 1) started")) {
+            guard ContinuousClock.now < deadline else {
+                kill(pid, SIGKILL)
+                ChildProcess.wait(pid)
+                Issue.record("the run did not start on both nodes: \(output())")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        kill(pid, SIGINT)
+        let status = ChildProcess.wait(pid)
+        #expect((status >> 8) & 0xff == 130, "launch exits with 130 after Ctrl-C")
+        #expect(output().contains("the run was stopped on every node of \(name)"), "\(output())")
+        #expect(!output().contains("finished"))
+        // Nothing of the run is left in either container.
+        for node in 0..<2 {
+            var processes = ""
+            for _ in 0..<50 {
+                processes = try ChildProcess.run("/usr/bin/env", ["docker", "top", "yonder-\(name)-\(node)"])
+                if !processes.contains("sleep 300") { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(!processes.contains("sleep 300"), "node \(node) still runs: \(processes)")
         }
     }
 }

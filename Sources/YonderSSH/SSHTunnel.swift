@@ -1,12 +1,18 @@
 internal import CLibSSH2
 import Synchronization
 
-/// An atomic count shared by a tunnel and its loop jobs.
-final class Counter: Sendable {
-    private let value = Atomic(0)
-    var current: Int { value.load(ordering: .relaxed) }
-    func add(_ amount: Int) { value.add(amount, ordering: .relaxed) }
-    func subtract(_ amount: Int) { value.subtract(amount, ordering: .relaxed) }
+/// What `writeWithoutWaiting` queued and the session's thread has not taken yet.
+final class SharedOutgoing: Sendable {
+    struct State {
+        /// Bytes not yet taken by the loop, in order.
+        var pending: [UInt8] = []
+        /// Whether a loop job that takes `pending` is on its way.
+        var scheduled = false
+        /// Bytes queued and not yet written into libssh2.
+        var queued = 0
+    }
+    private let state = Mutex(State())
+    func withLock<R>(_ body: (inout State) -> R) -> R { state.withLock { body(&$0) } }
 }
 
 /// A TCP connection made by the server to a host and port on its side (a direct-tcpip
@@ -64,21 +70,38 @@ public final class SSHTunnel: Sendable {
 
     /// Queues `bytes` behind earlier writes without waiting, unless more than
     /// ``queueLimit`` bytes already wait (then returns false and takes nothing: use
-    /// ``write(_:)``, which waits). A failure shows on the reading side.
+    /// ``write(_:)``, which waits), or when `bytes` is ``largePiece`` or more. Bytes queued while the session's thread is busy go to
+    /// libssh2 together, in one write. A failure shows on the reading side.
     public func writeWithoutWaiting(_ bytes: [UInt8]) -> Bool {
-        guard queued.current < Self.queueLimit else { return false }
-        queued.add(bytes.count)
-        let core = core
-        let queued = queued
-        session.onLoop { loop in
-            core.write(bytes, stream: 0, loop: loop) { _ in queued.subtract(bytes.count) }
+        let schedule = outgoing.withLock { outgoing -> Bool? in
+            // Large pieces take the waiting path: written from their own arrays, with backpressure.
+            guard outgoing.queued < Self.queueLimit, bytes.count < Self.largePiece else { return nil }
+            outgoing.queued += bytes.count
+            outgoing.pending.append(contentsOf: bytes)
+            defer { outgoing.scheduled = true }
+            return !outgoing.scheduled
+        }
+        guard let schedule else { return false }
+        if schedule {
+            let core = core
+            let outgoing = outgoing
+            session.onLoop { loop in
+                let batch = outgoing.withLock { outgoing in
+                    outgoing.scheduled = false
+                    defer { outgoing.pending = [] }
+                    return outgoing.pending
+                }
+                core.write(batch, stream: 0, loop: loop) { _ in outgoing.withLock { $0.queued -= batch.count } }
+            }
         }
         return true
     }
 
     /// Bytes queued by ``writeWithoutWaiting(_:)`` beyond which it declines.
     public static let queueLimit = 4 << 20
-    private let queued = Counter()
+    /// Pieces from this size on are declined by ``writeWithoutWaiting(_:)``.
+    public static let largePiece = 256 << 10
+    private let outgoing = SharedOutgoing()
 
     /// Sends end-of-file: the far side reads EOF, and can still answer.
     public func closeWrite() async {

@@ -1,4 +1,4 @@
-public import Yonder
+import Yonder
 public import YonderCore
 import Synchronization
 
@@ -11,7 +11,7 @@ extension Cluster {
     /// its error is thrown (see ``mapResults(_:_:concurrencyPerNode:)`` to get every outcome).
     ///
     /// A node lost midway: its inputs are run again on the other nodes when the function is
-    /// idempotent (``RemoteFunction/isIdempotent``); otherwise they fail with the error that
+    /// idempotent (its `isIdempotent` is true); otherwise they fail with the error that
     /// lost it, since they may or may not have run.
     public func map<F: RemoteFunction>(_ function: F.Type, _ inputs: [F.Input], concurrencyPerNode: Int = 8) async throws -> [F.Output] {
         let outcomes = await distribute(function, inputs, concurrencyPerNode: concurrencyPerNode, stopOnError: true) { _, _ in }

@@ -25,13 +25,13 @@ log "conformance: an independent Python client written from protocol/PROTOCOL.md
 python3 Tests/Conformance/conformance.py "$(swift build --show-bin-path)/yonder-test-agent"
 
 log "running tests"
-swift test --skip-build --skip SSHTests --skip SSHTunnelConnectionTests --skip ClusterUpTests --skip RegistryTests --skip CLITests --skip TeardownTests --skip CLIFaultTests --skip ClusterFaultTests --skip AWSClusterTests --skip AutostopTests --skip TaskTests
+swift test --skip-build --skip SSHTests --skip SSHTunnelConnectionTests --skip ClusterUpTests --skip RegistryTests --skip CLITests --skip TeardownTests --skip CLIFaultTests --skip ClusterFaultTests --skip AWSClusterTests --skip AutostopTests --skip TaskTests --skip ImageBuildTests
 
 # The SSH and cluster tests start their own sshd servers and containers and move hundreds of
 # MiB each; one suite at a time keeps their connect and keep-alive bounds meaningful on a
 # two-core machine.
 log "running SSH and cluster tests (one suite at a time)"
-swift test --skip-build --no-parallel --filter SSHTests --filter SSHTunnelConnectionTests --filter ClusterUpTests --filter RegistryTests --filter CLITests --filter TeardownTests --filter CLIFaultTests --filter ClusterFaultTests --filter AWSClusterTests --filter AutostopTests --filter TaskTests
+swift test --skip-build --no-parallel --filter SSHTests --filter SSHTunnelConnectionTests --filter ClusterUpTests --filter RegistryTests --filter CLITests --filter TeardownTests --filter CLIFaultTests --filter ClusterFaultTests --filter AWSClusterTests --filter AutostopTests --filter TaskTests --filter ImageBuildTests
 
 log "a package outside the repository that depends on Yonder as a user's would"
 bash scripts/outside-package.sh

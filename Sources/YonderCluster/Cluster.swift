@@ -68,6 +68,20 @@ public final class Cluster: Sendable {
         // A spec built in Swift is checked as a YAML one is: its name becomes file and
         // container names, its hosts and envs reach the nodes.
         try spec.validate()
+        // What the nodes run: the spec, with the tag of the image it builds, if it builds one.
+        let recorded = spec
+        var tagged = spec
+        var imageBuild: PreparedImageBuild?
+        if let build = spec.imageBuild {
+            let start = ContinuousClock.now
+            let prepared = try PreparedImageBuild.prepare(build, cluster: spec.name)
+            progress(ClusterProgress(node: nil, step: "build", detail: "context \(build.context): \(prepared.files) files, \(prepared.bytes / 1000) kB, image \(prepared.tag)", elapsed: ContinuousClock.now - start))
+            tagged.image = prepared.tag
+            imageBuild = prepared
+        }
+        let spec = tagged
+        let builtImage = imageBuild
+        defer { if let builtImage { try? FileManager.default.removeItem(atPath: builtImage.archive) } }
         let lock = try ClusterLock.acquire(spec.name, for: "brought up")
         defer { lock.release() }
         var located = spec
@@ -95,7 +109,7 @@ public final class Cluster: Sendable {
                     do {
                         return (index, .success(try await bringNode(
                             index, endpoint, spec: spec, agentPath: agentPath, build: build, credentials: credentials,
-                            turns: turns, progress: progress)))
+                            imageBuild: builtImage, turns: turns, progress: progress)))
                     } catch {
                         return (index, .failure(error))
                     }
@@ -112,7 +126,7 @@ public final class Cluster: Sendable {
             }
             // Interrupted once every node was up: undone all the same.
             try Task.checkCancellation()
-            let state = ClusterState(spec: spec, nodes: ups.map(\.node), updatedAt: Date())
+            let state = ClusterState(spec: recorded, nodes: ups.map(\.node), updatedAt: Date())
             let links = ups.enumerated().map { index, up in
                 NodeLink(index: index, cluster: spec.name, node: up.node, session: up.session, connection: up.connection, progress: progress)
             }
@@ -152,12 +166,12 @@ public final class Cluster: Sendable {
     /// SSH in, bootstrap, tunnel and hello for one node; on failure, removes what it made.
     private static func bringNode(
         _ index: Int, _ endpoint: NodeEndpoint, spec: ClusterSpec, agentPath: String, build: String,
-        credentials: RegistryCredentials?, turns: Turns, progress: @escaping @Sendable (ClusterProgress) -> Void
+        credentials: RegistryCredentials?, imageBuild: PreparedImageBuild?, turns: Turns, progress: @escaping @Sendable (ClusterProgress) -> Void
     ) async throws -> NodeUp {
         let session = try await endpoint.connect()
         let bootstrap = NodeBootstrap(
             index: index, session: session, spec: spec, agentPath: agentPath, agentBuild: build,
-            credentials: credentials, report: progress, reconnect: { try await endpoint.connect() }, turns: turns)
+            credentials: credentials, imageBuild: imageBuild, report: progress, reconnect: { try await endpoint.connect() }, turns: turns)
         var outcome: NodeBootstrap.Outcome?
         do {
             outcome = try await bootstrap.bring()

@@ -91,7 +91,8 @@ extension Cluster {
             }
             nodes.append(entry)
         }
-        return ClusterReport(name: name, provider: state.spec.provider, image: state.spec.image, nodes: nodes)
+        let image = state.spec.image ?? state.spec.imageBuild.map { "built from \($0.context)" }
+        return ClusterReport(name: name, provider: state.spec.provider, image: image, nodes: nodes)
     }
 
     private static func inspect(

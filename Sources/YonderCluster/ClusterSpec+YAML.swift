@@ -9,7 +9,13 @@ extension ClusterSpec {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
             throw ClusterError(.invalidSpec, "cluster spec \(path) \(reason); pass the path of a YAML file (see Examples/)")
         }
-        return try parse(String(decoding: data, as: UTF8.self), file: path)
+        var spec = try parse(String(decoding: data, as: UTF8.self), file: path)
+        // A build context is relative to the spec's folder, wherever `yonder` runs.
+        if let context = spec.imageBuild?.context, !context.hasPrefix("/") {
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+            spec.imageBuild?.context = folder.appendingPathComponent(context).standardizedFileURL.path
+        }
+        return spec
     }
 
     /// Parses and checks spec text; `file` names it in errors.
@@ -108,7 +114,18 @@ private struct SpecReader {
         if imageFields.count > 1 {
             throw fail(imageFields[1].1, imageFields[1].0, "the image is already given by \(imageFields[0].0); keep one")
         }
-        if let (field, node) = imageFields.first, let node {
+        if let (field, node) = imageFields.first, let node, let mapping = node.mapping {
+            var build: ClusterSpec.ImageBuild?
+            for (key, value) in mapping {
+                switch try string(key, field) {
+                case "build": build = ClusterSpec.ImageBuild(context: try string(value, "\(field).build"))
+                case "dockerfile": build = build ?? ClusterSpec.ImageBuild(context: "."); build?.dockerfile = try string(value, "\(field).dockerfile")
+                case let other: throw fail(key, "\(field).\(other)", "unknown field; an image to build is {build: CONTEXT_FOLDER, dockerfile: Dockerfile}")
+                }
+            }
+            guard let build else { throw fail(node, field, "give the folder to build from: {build: .}") }
+            spec.imageBuild = build
+        } else if let (field, node) = imageFields.first, let node {
             spec.image = try image(node, field)
         }
         if let node = resources {

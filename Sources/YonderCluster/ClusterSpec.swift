@@ -70,6 +70,27 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     /// SkyPilot does; the key is the only way in).
     public var sshCIDR: String?
 
+    /// An image built on each node from a folder of this machine, instead of one pulled:
+    /// `image_id: {build: ., dockerfile: Dockerfile}`.
+    public var imageBuild: ImageBuild?
+
+    /// A Docker build: its context folder and Dockerfile. The context (less what its
+    /// `.dockerignore` names) is hashed; the image is tagged `yonder-build/NAME:HASH` and
+    /// built on a node only when the node lacks that tag, so an unchanged context never
+    /// rebuilds.
+    public struct ImageBuild: Codable, Sendable, Equatable {
+        /// The context folder (relative to the spec's folder in a spec file).
+        public var context: String
+        /// The Dockerfile, relative to the context; `Dockerfile` by default.
+        public var dockerfile: String?
+
+        /// A build of `context` with `dockerfile`.
+        public init(context: String, dockerfile: String? = nil) {
+            self.context = context
+            self.dockerfile = dockerfile
+        }
+    }
+
     /// Stop the nodes after they have been idle this long; nil never stops them.
     public var autostop: Autostop?
 
@@ -211,6 +232,9 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
             guard sshProxyCommand == nil else {
                 throw ClusterError(.invalidSpec, "cluster \(name): the local provider reaches its nodes directly; ssh_proxy_command is for the ssh and aws providers")
             }
+        }
+        if image != nil && imageBuild != nil {
+            throw ClusterError(.invalidSpec, "cluster \(name): give an image to pull or one to build, not both")
         }
         if let autostop, autostop.idleSeconds < 1 {
             throw ClusterError(.invalidSpec, "cluster \(name): autostop after \(autostop.idleSeconds) s; give at least 1 second")

@@ -40,6 +40,8 @@ struct NodeBootstrap {
     let agentPath: String
     let agentBuild: String
     let credentials: RegistryCredentials?
+    /// The image to build on the node, when the spec builds one (its tag is `spec.image`).
+    let imageBuild: PreparedImageBuild?
     let report: @Sendable (ClusterProgress) -> Void
     /// A new session to the same node, for cleaning up after this one was lost.
     let reconnect: @Sendable () async throws -> SSHSession
@@ -83,7 +85,11 @@ struct NodeBootstrap {
         }
 
         // With credentials, the login lives in a private folder for the pull only (ImagePull.swift).
-        try await timed("image", image) { try await ensureImage(image, credentials: credentials) }
+        if let imageBuild {
+            try await timed("image", image) { try await ensureBuiltImage(imageBuild) }
+        } else {
+            try await timed("image", image) { try await ensureImage(image, credentials: credentials) }
+        }
         do {
             try await timed("container", "creating \(container)") { try await createContainer(image) }
             try await timed("agent", "installing the agent (build \(agentBuild))") { try await installAgent(home: probe.home) }
@@ -120,6 +126,8 @@ struct NodeBootstrap {
         var home = ""
         var state: String?
         var build: String?
+        /// The image the container was made from.
+        var image: String?
         /// What the agent wrote at its last start, if it did.
         var endpoint: AgentEndpoint?
     }
@@ -130,7 +138,7 @@ struct NodeBootstrap {
             docker version --format '{{.Server.Version}}' >/dev/null || exit $?
             echo "home $HOME"
             \(spec.autostop == nil ? AutostopWatcher.removal(container) : "")
-            state=$(docker inspect --format '{{.State.Status}} {{index .Config.Labels "yonder.build"}}' \(c) 2>/dev/null) || exit 0
+            state=$(docker inspect --format '{{.State.Status}} {{index .Config.Labels "yonder.build"}} {{.Config.Image}}' \(c) 2>/dev/null) || exit 0
             echo "state $state"
             \(NodeCommands.endpoint(container, onHost: false))
             """)
@@ -187,6 +195,7 @@ struct NodeBootstrap {
                 let fields = parts[1].split(separator: " ").map(String.init)
                 probe.state = fields.first
                 probe.build = fields.count > 1 ? fields[1] : nil
+                probe.image = fields.count > 2 ? fields[2] : nil
             case "home": probe.home = parts[1]
             default: break
             }
@@ -329,6 +338,10 @@ struct NodeBootstrap {
         guard let state = probe.state else { return nil }
         guard probe.build == agentBuild, let existing = probe.endpoint else {
             report(ClusterProgress(node: index, step: "container", detail: "\(container) runs another agent build; replacing it"))
+            return nil
+        }
+        if let image = probe.image, let wanted = spec.image, image != wanted {
+            report(ClusterProgress(node: index, step: "container", detail: "\(container) runs \(image), not \(wanted); replacing it"))
             return nil
         }
         if state != "running" {

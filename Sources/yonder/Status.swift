@@ -33,7 +33,7 @@ struct Status: AsyncParsableCommand {
                     print("no clusters (yonder up SPEC.yaml brings one up)")
                 } else {
                     printTable(["NAME", "PROVIDER", "NODES", "IMAGE", "UPDATED"], states.map {
-                        [$0.spec.name, $0.spec.provider.rawValue, String($0.nodes.count), $0.spec.image ?? "-",
+                        [$0.spec.name, $0.spec.provider.rawValue, String($0.nodes.count), $0.spec.image ?? $0.spec.imageBuild.map { "built from \($0.context)" } ?? "-",
                          $0.updatedAt.formatted(date: .abbreviated, time: .shortened)]
                     })
                 }

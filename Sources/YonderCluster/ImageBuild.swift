@@ -1,0 +1,175 @@
+import Crypto
+import Foundation
+import YonderLocalServers
+import YonderSSH
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An image build made ready on this machine: the context's files (less `.dockerignore`'s),
+/// their hash, the tag it gives the image, and the context as a tar file to upload.
+struct PreparedImageBuild: Sendable {
+    /// `yonder-build/NAME:HASH`.
+    var tag: String
+    /// The Dockerfile's path inside the context.
+    var dockerfile: String
+    /// The context as a tar file, on this machine.
+    var archive: String
+    /// How many files, and their bytes.
+    var files: Int
+    var bytes: Int64
+
+    /// Reads the context of `build` for cluster `cluster`.
+    static func prepare(_ build: ClusterSpec.ImageBuild, cluster: String) throws -> PreparedImageBuild {
+        let root = URL(fileURLWithPath: build.context).standardizedFileURL
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isFolder), isFolder.boolValue else {
+            throw ClusterError(.invalidSpec, "cluster \(cluster): the build context \(root.path) is not a folder")
+        }
+        let dockerfile = build.dockerfile ?? "Dockerfile"
+        guard FileManager.default.fileExists(atPath: root.appendingPathComponent(dockerfile).path) else {
+            throw ClusterError(.invalidSpec, "cluster \(cluster): there is no \(dockerfile) in the build context \(root.path)")
+        }
+        let ignore = DockerIgnore((try? String(contentsOf: root.appendingPathComponent(".dockerignore"), encoding: .utf8)) ?? "")
+        var paths: [String] = []
+        var hash = SHA256()
+        var bytes: Int64 = 0
+        hash.update(data: Data("dockerfile \(dockerfile)\n".utf8))
+        for path in try Self.files(in: root, ignore: ignore, keep: [dockerfile, ".dockerignore"]).sorted() {
+            let url = root.appendingPathComponent(path)
+            let data = try Data(contentsOf: url)
+            let executable = FileManager.default.isExecutableFile(atPath: url.path)
+            hash.update(data: Data("file \(path) \(executable ? 1 : 0) \(data.count)\n".utf8))
+            hash.update(data: data)
+            bytes += Int64(data.count)
+            paths.append(path)
+        }
+        let digest = hash.finalize().prefix(8).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        let list = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-build-\(digest)-\(getpid()).list")
+        let archive = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-build-\(digest)-\(getpid()).tar").path
+        try Data(paths.map { $0 + "\0" }.joined().utf8).write(to: list)
+        defer { try? FileManager.default.removeItem(at: list) }
+        let (status, output) = try ChildProcess.runCapturing(
+            "/usr/bin/env", ["tar", "-C", root.path, "--null", "--no-recursion", "-T", list.path, "-cf", archive])
+        guard status == 0 else {
+            throw ClusterError(.invalidSpec, "cluster \(cluster): cannot pack the build context \(root.path): \(output)")
+        }
+        return PreparedImageBuild(tag: "yonder-build/\(cluster.lowercased()):\(digest)", dockerfile: dockerfile, archive: archive, files: paths.count, bytes: bytes)
+    }
+
+    /// The context's files, relative to `root`, less those `ignore` names (the `keep` ones are
+    /// always sent, as Docker does).
+    static func files(in root: URL, ignore: DockerIgnore, keep: Set<String>) throws -> [String] {
+        var found: [String] = []
+        func walk(_ relative: String) throws {
+            let folder = relative.isEmpty ? root : root.appendingPathComponent(relative)
+            for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) {
+                let path = relative.isEmpty ? name : "\(relative)/\(name)"
+                var isFolder: ObjCBool = false
+                FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path, isDirectory: &isFolder)
+                if ignore.excludes(path) && !keep.contains(path) { continue }
+                if isFolder.boolValue { try walk(path) } else { found.append(path) }
+            }
+        }
+        try walk("")
+        return found
+    }
+}
+
+/// `.dockerignore` patterns: `*`, `?` and `**` globs on paths relative to the context, a
+/// folder's pattern covering what is inside it, `!` to take a path back, later lines winning.
+struct DockerIgnore {
+    private var rules: [(pattern: String, exclude: Bool)] = []
+
+    init(_ text: String) {
+        for line in text.split(separator: "\n") {
+            var pattern = line.trimmingCharacters(in: .whitespaces)
+            if pattern.isEmpty || pattern.hasPrefix("#") { continue }
+            let exclude = !pattern.hasPrefix("!")
+            if !exclude { pattern.removeFirst() }
+            while pattern.hasPrefix("/") { pattern.removeFirst() }
+            while pattern.hasSuffix("/") { pattern.removeLast() }
+            if pattern.hasPrefix("./") { pattern.removeFirst(2) }
+            if !pattern.isEmpty { rules.append((pattern, exclude)) }
+        }
+    }
+
+    /// Whether `path` is left out of the context.
+    func excludes(_ path: String) -> Bool {
+        var excluded = false
+        for rule in rules where Self.matches(rule.pattern, path) { excluded = rule.exclude }
+        return excluded
+    }
+
+    /// Whether `pattern` names `path` or a folder above it.
+    static func matches(_ pattern: String, _ path: String) -> Bool {
+        let parts = path.split(separator: "/").map(String.init)
+        for end in 1...max(1, parts.count) where glob(pattern, parts.prefix(end).joined(separator: "/")) {
+            return true
+        }
+        return false
+    }
+
+    /// `fnmatch` with `FNM_PATHNAME`, where `**` also matches any number of folders.
+    static func glob(_ pattern: String, _ path: String) -> Bool {
+        if pattern.contains("**") {
+            // `a/**/b`: try `**` as nothing, as one folder, and as several.
+            let expanded = [pattern.replacingOccurrences(of: "**/", with: ""), pattern.replacingOccurrences(of: "**", with: "*")]
+            if expanded.contains(where: { fnmatch($0, path, FNM_PATHNAME) == 0 }) { return true }
+            let depth = path.split(separator: "/").count
+            var deeper = pattern
+            for _ in 0..<depth {
+                deeper = deeper.replacingOccurrences(of: "**", with: "*/**")
+                if fnmatch(deeper.replacingOccurrences(of: "**", with: "*"), path, FNM_PATHNAME) == 0 { return true }
+            }
+            return false
+        }
+        return fnmatch(pattern, path, FNM_PATHNAME) == 0
+    }
+}
+
+extension NodeBootstrap {
+    /// Builds the spec's image on the node from the uploaded context, unless the node already
+    /// has an image of that tag (the same context): its output comes as progress, and a
+    /// failure has its last lines.
+    func ensureBuiltImage(_ build: PreparedImageBuild) async throws {
+        if try await run("docker image inspect --format '{{.Id}}' \(shellQuote(build.tag))").status == .exited(0) {
+            report(ClusterProgress(node: index, step: "build", detail: "\(build.tag) is there already (the context is unchanged)"))
+            return
+        }
+        let start = ContinuousClock.now
+        let remote = ".yonder/builds/\(build.tag.split(separator: ":").last ?? "context")-\(index).tar"
+        let sftp = try await session.sftp()
+        do {
+            report(ClusterProgress(node: index, step: "build", detail: "uploading the context (\(build.files) files, \(build.bytes / 1000) kB)"))
+            try await sftp.makeDirectory(".yonder/builds", mode: 0o700)
+            try await sftp.upload(from: build.archive, to: remote, mode: 0o600)
+            await sftp.close()
+        } catch {
+            await sftp.close()
+            throw error
+        }
+        report(ClusterProgress(node: index, step: "build", detail: "building \(build.tag)"))
+        let command = "docker build -t \(shellQuote(build.tag)) -f \(shellQuote(build.dockerfile)) - < \(shellQuote(remote)) 2>&1; status=$?; rm -f \(shellQuote(remote)); exit $status"
+        let process = try await session.execute(command)
+        await process.closeInput()
+        var tail: [String] = []
+        var pending = ""
+        for try await chunk in process.stdout {
+            pending += String(decoding: chunk, as: UTF8.self)
+            while let newline = pending.firstIndex(of: "\n") {
+                let line = String(pending[..<newline])
+                pending = String(pending[pending.index(after: newline)...])
+                tail = Array((tail + [line]).suffix(20))
+                report(ClusterProgress(node: index, step: "build", detail: line))
+            }
+        }
+        let status = try await process.exitStatus()
+        guard status == .exited(0) else {
+            if !pending.isEmpty { tail.append(pending) }
+            throw ClusterError(.imageUnavailable, "\(node): building \(build.tag) failed (\(status)); its last lines:\n\(tail.joined(separator: "\n"))")
+        }
+        report(ClusterProgress(node: index, step: "build", detail: "built \(build.tag)", elapsed: ContinuousClock.now - start))
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+import TestSupport
+import Yonder
+@testable import YonderCluster
+import YonderLocalServers
+
+/// `.dockerignore` as Docker reads it, for the build context Yonder packs.
+struct DockerIgnoreTests {
+    @Test func patternsFoldersNegationAndDoubleStars() {
+        let ignore = DockerIgnore("""
+            # comment
+            *.log
+            build/
+            **/cache
+            secret.txt
+            !keep.log
+            /docs/*.md
+            """)
+        #expect(ignore.excludes("a.log") && !ignore.excludes("keep.log"))
+        #expect(!ignore.excludes("sub/a.log"), "*.log names the context's root only, as in Docker")
+        #expect(ignore.excludes("build") && ignore.excludes("build/out/x.o"))
+        #expect(ignore.excludes("cache/x") && ignore.excludes("a/b/cache/y") && ignore.excludes("cache"))
+        #expect(ignore.excludes("secret.txt") && !ignore.excludes("not-secret.txt"))
+        #expect(ignore.excludes("docs/readme.md") && !ignore.excludes("docs/image.png") && !ignore.excludes("main.swift"))
+    }
+}
+
+/// `image_id: {build: …}` on a `local` cluster: built on the node from the context, reused
+/// while the context is unchanged, rebuilt (and the container replaced) when a file changes.
+@Suite(.serialized, .enabled(if: ClusterTestEnvironment.shouldRun))
+struct ImageBuildTests {
+    let home: URL
+    init() throws { home = try TestYonderHome.make() }
+
+    @Test func anImageBuiltFromADockerfileIsReusedUntilItsContextChanges() async throws {
+        let name = "b\(UInt16.random(in: 0...UInt16.max))"
+        let context = home.appendingPathComponent("app")
+        try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+        try "FROM \(ClusterTestEnvironment.image)\nCOPY . /app/\n".write(to: context.appendingPathComponent("Dockerfile"), atomically: true, encoding: .utf8)
+        try "one\n".write(to: context.appendingPathComponent("message.txt"), atomically: true, encoding: .utf8)
+        try "hunter2\n".write(to: context.appendingPathComponent("secret.txt"), atomically: true, encoding: .utf8)
+        try "secret.txt\n".write(to: context.appendingPathComponent(".dockerignore"), atomically: true, encoding: .utf8)
+        let specPath = home.appendingPathComponent("\(name).yaml").path
+        try """
+            name: \(name)
+            image_id: {build: app}
+            agent: \(ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"] ?? "")
+            """.write(toFile: specPath, atomically: true, encoding: .utf8)
+        let spec = try ClusterSpec.load(from: specPath)
+        #expect(spec.imageBuild?.context == context.path, "the context is relative to the spec's folder")
+        var tags: [String] = []
+        defer {
+            _ = try? ChildProcess.run("/usr/bin/env", ["docker", "rm", "-f", "yonder-\(name)-0"])
+            for tag in tags { _ = try? ChildProcess.run("/usr/bin/env", ["docker", "rmi", "-f", tag]) }
+        }
+
+        func up() async throws -> (Cluster, [String]) {
+            let steps = Locked<[String]>([])
+            let cluster = try await Cluster.up(spec) { event in steps.withLock { $0.append("\(event.step): \(event.detail)") } }
+            return (cluster, steps.withLock { $0 })
+        }
+        func read(_ cluster: Cluster, _ path: String) async throws -> String {
+            try await cluster.connection().exec(["cat", path]).collect().outputText
+        }
+
+        let (first, firstSteps) = try await up()
+        #expect(firstSteps.contains { $0.hasPrefix("build: built yonder-build/\(name):") }, "\(firstSteps)")
+        #expect(try await read(first, "/app/message.txt") == "one\n")
+        #expect(try await first.connection().exec(["test", "-e", "/app/secret.txt"]).collect().status.exitCode == 1, ".dockerignore keeps secret.txt out")
+        tags.append(try #require(firstSteps.first { $0.hasPrefix("build: built ") }.map { String($0.dropFirst("build: built ".count)) }))
+        await first.close()
+
+        // Unchanged: nothing is built, the container is reused.
+        let (second, secondSteps) = try await up()
+        #expect(!secondSteps.contains { $0.hasPrefix("build: built") || $0.hasPrefix("build: uploading") }, "\(secondSteps)")
+        #expect(secondSteps.contains { $0 == "container: reusing yonder-\(name)-0" })
+        await second.close()
+        // The container gone but the image there: made again without a build.
+        _ = try ChildProcess.run("/usr/bin/env", ["docker", "rm", "-f", "yonder-\(name)-0"])
+        let (again, againSteps) = try await up()
+        #expect(againSteps.contains { $0.contains("is there already (the context is unchanged)") }, "\(againSteps)")
+        await again.close()
+
+        // A file changed: a new image, and the container made again from it.
+        try "two\n".write(to: context.appendingPathComponent("message.txt"), atomically: true, encoding: .utf8)
+        let (third, thirdSteps) = try await up()
+        let newTag = try #require(thirdSteps.first { $0.hasPrefix("build: built ") }.map { String($0.dropFirst("build: built ".count)) })
+        tags.append(newTag)
+        #expect(newTag != tags[0])
+        #expect(thirdSteps.contains { $0.contains("runs \(tags[0]), not \(newTag); replacing it") }, "\(thirdSteps)")
+        #expect(try await read(third, "/app/message.txt") == "two\n")
+        let report = try await Cluster.report(name)
+        #expect(report.image == "built from \(context.path)")
+        try await third.down()
+    }
+
+    @Test func aFailingBuildSaysWhyAndLeavesNothing() async throws {
+        let name = "b\(UInt16.random(in: 0...UInt16.max))"
+        let context = home.appendingPathComponent("broken")
+        try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+        try "FROM \(ClusterTestEnvironment.image)\nRUN echo about to fail && false\n".write(to: context.appendingPathComponent("Dockerfile"), atomically: true, encoding: .utf8)
+        var spec = ClusterSpec(name: name, agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
+        spec.imageBuild = .init(context: context.path)
+        let error = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(spec) }
+        #expect(error?.code == .imageUnavailable)
+        #expect(error?.message.contains("failed") == true && error?.message.contains("about to fail") == true, "\(String(describing: error))")
+        let left = try ChildProcess.run("/usr/bin/env", ["docker", "ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"])
+        #expect(left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+    }
+}

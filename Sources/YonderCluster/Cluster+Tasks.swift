@@ -18,6 +18,19 @@ extension Cluster {
         ]
     }
 
+    /// The task environment of node `rank` of this cluster, with `YONDER_WORKDIR` when the
+    /// spec has a workdir.
+    func taskEnvironment(rank: Int, addresses: [String]) -> [String: String] {
+        var environment = Self.taskEnvironment(rank: rank, addresses: addresses)
+        if state.spec.workdir != nil { environment["YONDER_WORKDIR"] = workdirPath(node: rank) }
+        return environment
+    }
+
+    /// Where `setup` and `run` start on node `rank`: the workdir, if the spec has one.
+    func taskFolder(_ rank: Int) -> String? {
+        state.spec.workdir == nil ? nil : workdirPath(node: rank)
+    }
+
     /// The nodes' addresses as the other nodes reach them, in rank order.
     public var nodeAddresses: [String] {
         state.nodes.map { $0.clusterAddress ?? $0.host }
@@ -36,7 +49,7 @@ extension Cluster {
                 group.addTask {
                     let connection = try await self.connection(node: rank)
                     let status = try await Self.stream(
-                        connection.exec(["/bin/sh", "-c", script], environment: Self.taskEnvironment(rank: rank, addresses: addresses))
+                        connection.exec(["/bin/sh", "-c", script], environment: self.taskEnvironment(rank: rank, addresses: addresses), workingDirectory: self.taskFolder(rank))
                     ) { isError, line in onLine(rank, isError, line) }
                     return (rank, status)
                 }
@@ -99,7 +112,7 @@ extension Cluster {
                     let status: ExecStatus
                     do {
                         status = try await Self.stream(
-                            connection.exec(["/bin/sh", "-c", setup], environment: Self.taskEnvironment(rank: rank, addresses: addresses))
+                            connection.exec(["/bin/sh", "-c", setup], environment: self.taskEnvironment(rank: rank, addresses: addresses), workingDirectory: self.taskFolder(rank))
                         ) { _, line in
                             tail = Array((tail + [line]).suffix(20))
                             progress(ClusterProgress(node: rank, step: "setup", detail: line))

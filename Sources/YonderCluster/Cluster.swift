@@ -132,6 +132,7 @@ public final class Cluster: Sendable {
             }
             let cluster = Cluster(state: state, links: links)
             // Every node is up, so each knows the others' addresses: the setup can run.
+            try await cluster.syncFiles(progress: progress)
             if let setup = spec.setup { try await cluster.runSetup(setup, progress: progress) }
             try state.save()
             progress(ClusterProgress(node: nil, step: "up", detail: "cluster \(spec.name) is up with \(ups.count) node(s)", elapsed: ContinuousClock.now - started))

@@ -11,10 +11,15 @@ extension ClusterSpec {
         }
         var spec = try parse(String(decoding: data, as: UTF8.self), file: path)
         // A build context is relative to the spec's folder, wherever `yonder` runs.
-        if let context = spec.imageBuild?.context, !context.hasPrefix("/") {
-            let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
-            spec.imageBuild?.context = folder.appendingPathComponent(context).standardizedFileURL.path
+        // Local folders (a build context, the workdir, mounts) are relative to the spec's folder.
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        func absolute(_ local: String) -> String {
+            local.hasPrefix("/") || local.hasPrefix("~") ? NSString(string: local).expandingTildeInPath
+                : folder.appendingPathComponent(local).standardizedFileURL.path
         }
+        if let context = spec.imageBuild?.context { spec.imageBuild?.context = absolute(context) }
+        if let workdir = spec.workdir { spec.workdir = absolute(workdir) }
+        spec.fileMounts = spec.fileMounts?.mapValues(absolute)
         return spec
     }
 
@@ -49,15 +54,14 @@ private struct SpecReader {
 
     static let topFields = ["name", "provider", "image_id", "image", "num_nodes", "resources", "envs", "env", "hosts", "identity_file", "accept_new_host_keys", "ssh_proxy_command", "agent",
                             "region", "ami", "ssh_user", "ssh_cidr", "autostop",
-                            "setup", "run", "commands"]
+                            "setup", "run", "commands", "workdir", "file_mounts"]
 
     /// Fields of SkyPilot's and dstack's task files that Yonder does not do: named in a clear
     /// error, never ignored.
     static let unsupportedFields: [String: String] = [
         "service": "SkyPilot's serving (service)", "secrets": "SkyPilot's secrets", "config": "SkyPilot's per-task config",
         "volumes": "volumes", "event_callback": "SkyPilot's event_callback", "inputs": "SkyPilot's inputs",
-        "outputs": "SkyPilot's outputs", "experimental": "SkyPilot's experimental fields", "workdir": "workdir (not yet)",
-        "file_mounts": "file_mounts (not yet)", "artifacts": "dstack's artifacts (not yet)", "type": "dstack's configuration type",
+        "outputs": "SkyPilot's outputs", "experimental": "SkyPilot's experimental fields", "artifacts": "dstack's artifacts (not yet)", "type": "dstack's configuration type",
         "ports": "published ports", "python": "dstack's python", "ide": "dstack's ide", "retry": "retries of a task",
         "max_price": "a price limit", "spot_policy": "dstack's spot_policy (use resources.use_spot)",
         "priority": "job priorities", "job_recovery": "SkyPilot's job recovery",
@@ -171,6 +175,17 @@ private struct SpecReader {
         }
         if let node = fields["autostop"] { spec.autostop = try autostop(node) }
         if let node = fields["setup"] { spec.setup = try script(node, "setup") }
+        if let node = fields["workdir"] { spec.workdir = try string(node, "workdir") }
+        if let node = fields["file_mounts"] {
+            guard let mapping = node.mapping else { throw fail(node, "file_mounts", "expected a mapping of REMOTE_PATH: LOCAL_PATH") }
+            for (key, value) in mapping {
+                let remote = try string(key, "file_mounts")
+                guard remote.hasPrefix("/") || remote.hasPrefix("~/") else {
+                    throw fail(key, "file_mounts.\(remote)", "the path in the container must be absolute (/data) or start with ~/")
+                }
+                spec.fileMounts = (spec.fileMounts ?? [:]).merging([remote: try string(value, "file_mounts.\(remote)")]) { $1 }
+            }
+        }
         if fields["run"] != nil && fields["commands"] != nil {
             throw fail(fields["commands"], "commands", "the job is already given by run; keep one")
         }

@@ -101,6 +101,14 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     /// Shell commands `yonder launch` runs on every node (SkyPilot's `run`, dstack's
     /// `commands`).
     public var run: String?
+    /// A folder of this machine kept in sync with each container's working folder
+    /// (`/yonder/workdir`), where `setup` and `run` start: before the setup at `up`, and
+    /// before each `yonder launch`. Only changed files move (by content hash); deleted ones
+    /// are deleted; `.gitignore` and `.yonderignore` patterns are left out.
+    public var workdir: String?
+    /// Files or folders of this machine kept in sync with paths in each container
+    /// (SkyPilot's `file_mounts`, `REMOTE_PATH: LOCAL_PATH`), as `workdir` is.
+    public var fileMounts: [String: String]?
 
     /// When an idle cluster stops itself, and how.
     ///

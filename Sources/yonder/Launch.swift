@@ -41,6 +41,14 @@ struct Launch: AsyncParsableCommand {
             let cluster: Cluster
             if known {
                 cluster = try await Cluster.attach(spec.name)
+                // The edit–run loop: what changed in the workdir moves before the run.
+                let printer = ClusterProgressPrinter(terminal: isatty(1) == 1)
+                do {
+                    try await cluster.syncFiles { printer.print($0) }
+                } catch {
+                    await cluster.close()
+                    throw error
+                }
             } else {
                 let printer = ClusterProgressPrinter(terminal: isatty(1) == 1)
                 cluster = try await Cluster.up(spec) { printer.print($0) }

@@ -161,4 +161,57 @@ struct TaskTests {
             #expect(!processes.contains("sleep 300"), "node \(node) still runs: \(processes)")
         }
     }
+
+    @Test func theWorkdirAndMountsSyncOnlyWhatChangedAndDeletionsPropagate() async throws {
+        let name = "w\(UInt16.random(in: 0...UInt16.max))"
+        let project = home.appendingPathComponent("project-\(name)")
+        let data = home.appendingPathComponent("data-\(name)")
+        for folder in [project.appendingPathComponent("src"), data] {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        }
+        func write(_ text: String, _ url: URL) throws { try text.write(to: url, atomically: true, encoding: .utf8) }
+        try write("alpha\n", project.appendingPathComponent("a.txt"))
+        try write("beta\n", project.appendingPathComponent("src/b.txt"))
+        try write("big build output\n", project.appendingPathComponent("out.log"))
+        try write("*.log\n", project.appendingPathComponent(".gitignore"))
+        try write("notes/\n", project.appendingPathComponent(".yonderignore"))
+        try FileManager.default.createDirectory(at: project.appendingPathComponent("notes"), withIntermediateDirectories: true)
+        try write("private\n", project.appendingPathComponent("notes/n.txt"))
+        try write("1,2,3\n", data.appendingPathComponent("table.csv"))
+        let spec = home.appendingPathComponent("\(name).yaml").path
+        try write("""
+            name: \(name)
+            image_id: docker:\(ClusterTestEnvironment.image)
+            num_nodes: 2
+            agent: \(ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"] ?? "")
+            workdir: project-\(name)
+            file_mounts:
+              /data: data-\(name)
+            setup: cat a.txt
+            run: |
+              echo "in $(pwd): $(cat a.txt) $(cat src/b.txt 2>/dev/null || echo no-b) $(ls out.log notes 2>&1 | wc -l) $(cat /data/table.csv)"
+            """, URL(fileURLWithPath: spec))
+        defer { _ = try? yonder("down", name) }
+
+        let first = try yonder("launch", spec)
+        #expect(first.exitCode == 0, "\(first.output)")
+        for node in 0..<2 {
+            #expect(first.output.contains("[node \(node)] setup: alpha"), "the setup starts in the workdir: \(first.output)")
+            #expect(first.output.contains("(node \(node)) in /yonder/workdir: alpha beta 2 1,2,3"), "\(first.output)")
+            #expect(first.output.contains("[node \(node)] workdir: \(project.path) → /yonder/workdir: sent 4 file(s)"), "a.txt, src/b.txt and the two ignore files: \(first.output)")
+            #expect(first.output.contains("[node \(node)] mount: \(data.path) → /data: sent 1 file(s)"))
+        }
+
+        // One file changed, one deleted: only that moves (by content, not by time).
+        try write("alpha 2\n", project.appendingPathComponent("a.txt"))
+        try FileManager.default.removeItem(at: project.appendingPathComponent("src/b.txt"))
+        try write("1,2,3\n", data.appendingPathComponent("table.csv"))  // same bytes, new time
+        let second = try yonder("launch", name)
+        #expect(second.exitCode == 0, "\(second.output)")
+        for node in 0..<2 {
+            #expect(second.output.contains("workdir: \(project.path) → /yonder/workdir: sent 1 file(s) (8 bytes), deleted 1, unchanged 2"), "\(second.output)")
+            #expect(second.output.contains("[node \(node)] mount: \(data.path) → /data: sent 0 file(s) (0 bytes), deleted 0, unchanged 1"))
+            #expect(second.output.contains("(node \(node)) in /yonder/workdir: alpha 2 no-b 2 1,2,3"), "\(second.output)")
+        }
+    }
 }

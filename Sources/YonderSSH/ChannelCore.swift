@@ -256,7 +256,12 @@ final class ChannelCore: LoopTask, @unchecked Sendable {
             while buffers[index].count < Self.highWater {
                 let rc = libssh2_channel_read_ex(raw, stream, loop.scratch.assumingMemoryBound(to: CChar.self), SessionLoop.scratchSize)
                 if rc > 0 {
-                    buffers[index].append(loop.scratch, rc)
+                    if index == 0, let receiver, buffers[0].isEmpty {
+                        // Straight to the receiver: one copy, none through the buffer.
+                        receiver(.success(Array(UnsafeRawBufferPointer(start: loop.scratch, count: rc))))
+                    } else {
+                        buffers[index].append(loop.scratch, rc)
+                    }
                     continue
                 }
                 if rc == Int(LIBSSH2_ERROR_EAGAIN) || rc == 0 { break }

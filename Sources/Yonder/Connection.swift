@@ -325,13 +325,6 @@ public final class Connection: Sendable {
         }
     }
 
-    /// Handles every whole message `reader` holds.
-    private func drain(_ reader: inout MessageReader) throws(ProtocolError) {
-        while let (object, attachments) = try reader.next() {
-            handle(object, attachments: attachments)
-        }
-    }
-
     /// A framing error is fatal: tell the agent why, then close.
     private func malformed(_ error: ProtocolError) {
         Task {

@@ -62,28 +62,16 @@ extension Cluster {
 
     /// Reads `stream` line by line into `onLine`; returns the exit status.
     static func stream(_ stream: ExecStream, onLine: (_ isError: Bool, _ line: String) -> Void) async throws -> ExecStatus {
-        var pending = [[UInt8](), [UInt8]()]
-        func flush(_ index: Int, all: Bool) {
-            while let newline = pending[index].firstIndex(of: 10) {
-                onLine(index == 1, String(decoding: pending[index][..<newline], as: UTF8.self))
-                pending[index].removeSubrange(...newline)
-            }
-            if all, !pending[index].isEmpty {
-                onLine(index == 1, String(decoding: pending[index], as: UTF8.self))
-                pending[index] = []
-            }
-        }
+        var output = LineSplitter(), errors = LineSplitter()
         for try await event in stream {
             switch event {
             case .standardOutput(let bytes):
-                pending[0] += bytes
-                flush(0, all: false)
+                for line in output.lines(in: bytes) { onLine(false, line) }
             case .standardError(let bytes):
-                pending[1] += bytes
-                flush(1, all: false)
+                for line in errors.lines(in: bytes) { onLine(true, line) }
             case .exit(let status):
-                flush(0, all: true)
-                flush(1, all: true)
+                output.rest().map { onLine(false, $0) }
+                errors.rest().map { onLine(true, $0) }
                 return status
             }
         }
@@ -94,7 +82,7 @@ extension Cluster {
     /// (a marker in the container holds a hash of it), streaming its lines as progress.
     /// A failure names the node, the exit status and the last lines.
     func runSetup(_ setup: String, progress: @escaping @Sendable (ClusterProgress) -> Void) async throws {
-        let hash = SHA256.hash(data: Data(setup.utf8)).prefix(8).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        let hash = SHA256.hash(data: Data(setup.utf8)).prefix(8).hex
         let addresses = nodeAddresses
         try await withThrowingTaskGroup(of: Void.self) { group in
             for rank in 0..<nodeCount {
@@ -130,5 +118,26 @@ extension Cluster {
             }
             try await group.waitForAll()
         }
+    }
+}
+
+/// Cuts a stream of bytes into lines, without their newlines; a line split between two
+/// chunks (even inside a UTF-8 sequence) comes whole.
+struct LineSplitter {
+    private var pending: [UInt8] = []
+
+    /// The lines that `bytes` completes.
+    mutating func lines(in bytes: some Sequence<UInt8>) -> [String] {
+        pending += bytes
+        guard let last = pending.lastIndex(of: 10) else { return [] }
+        let lines = pending[..<last].split(separator: 10, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        pending.removeSubrange(...last)
+        return lines
+    }
+
+    /// What follows the last newline, if anything: call once the stream has ended.
+    mutating func rest() -> String? {
+        defer { pending = [] }
+        return pending.isEmpty ? nil : String(decoding: pending, as: UTF8.self)
     }
 }

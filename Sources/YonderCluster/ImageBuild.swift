@@ -45,7 +45,7 @@ struct PreparedImageBuild: Sendable {
             bytes += Int64(data.count)
             paths.append(path)
         }
-        let digest = hash.finalize().prefix(8).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        let digest = hash.finalize().prefix(8).hex
         let list = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-build-\(digest)-\(getpid()).list")
         let archive = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-build-\(digest)-\(getpid()).tar").path
         try Data(paths.map { $0 + "\0" }.joined().utf8).write(to: list)
@@ -155,19 +155,16 @@ extension NodeBootstrap {
         let process = try await session.execute(command)
         await process.closeInput()
         var tail: [String] = []
-        var pending = ""
+        var output = LineSplitter()
         for try await chunk in process.stdout {
-            pending += String(decoding: chunk, as: UTF8.self)
-            while let newline = pending.firstIndex(of: "\n") {
-                let line = String(pending[..<newline])
-                pending = String(pending[pending.index(after: newline)...])
+            for line in output.lines(in: chunk) {
                 tail = Array((tail + [line]).suffix(20))
                 report(ClusterProgress(node: index, step: "build", detail: line))
             }
         }
         let status = try await process.exitStatus()
         guard status == .exited(0) else {
-            if !pending.isEmpty { tail.append(pending) }
+            if let rest = output.rest() { tail.append(rest) }
             throw ClusterError(.imageUnavailable, "\(node): building \(build.tag) failed (\(status)); its last lines:\n\(tail.joined(separator: "\n"))")
         }
         report(ClusterProgress(node: index, step: "build", detail: "built \(build.tag)", elapsed: ContinuousClock.now - start))

@@ -28,12 +28,9 @@ extension NodeBootstrap {
             await pull.closeInput()
             // Without a terminal docker prints a line per layer and state ("abc123: Pulling fs
             // layer", "abc123: Pull complete"): count layers for the bar, pass other lines on.
-            var layers = Set<Substring>(), finished = Set<Substring>(), pending = ""
+            var layers = Set<Substring>(), finished = Set<Substring>(), output = LineSplitter()
             for try await chunk in pull.stdout {
-                pending += String(decoding: chunk, as: UTF8.self)
-                while let newline = pending.firstIndex(of: "\n") {
-                    let line = pending[..<newline]
-                    defer { pending = String(pending[pending.index(after: newline)...]) }
+                for line in output.lines(in: chunk) {
                     let parts = line.split(separator: ":", maxSplits: 1)
                     if line.hasPrefix("yonder-config ") {
                         loginFolder = String(line.dropFirst("yonder-config ".count))

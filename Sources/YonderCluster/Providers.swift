@@ -260,8 +260,13 @@ enum AgentExecutable {
         while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
             hash.update(data: data)
         }
-        return hash.finalize().prefix(8).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        return hash.finalize().prefix(8).hex
     }
+}
+
+extension Sequence<UInt8> {
+    /// The bytes in lowercase hex, two digits each (a digest's, or the first bytes of one).
+    var hex: String { map { String($0, radix: 16).leftPadded(to: 2) }.joined() }
 }
 
 extension String {

@@ -47,7 +47,7 @@ struct FolderSync {
 
     static func entry(_ url: URL) throws -> Entry {
         let data = try Data(contentsOf: url)
-        let hash = SHA256.hash(data: data).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        let hash = SHA256.hash(data: data).hex
         return Entry(hash: hash, executable: FileManager.default.isExecutableFile(atPath: url.path))
     }
 
@@ -101,13 +101,13 @@ extension Cluster {
             for node in 0..<nodeCount {
                 group.addTask {
                     let connection = try await self.connection(node: node)
-                    let home = self.state.nodes[node].isOnHost ? "" : "/yonder/run/"
+                    let manifests = self.state.nodes[node].isOnHost ? "" : "/yonder/run/"
                     for (local, remote) in mounts {
                         let start = ContinuousClock.now
                         var target = remote ?? self.workdirPath(node: node)
                         if target.hasPrefix("~/") { target = try await Self.home(of: connection) + target.dropFirst(1) }
-                        let name = SHA256.hash(data: Data(target.utf8)).prefix(6).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-                        let outcome = try await FolderSync.sync(local, to: target, manifest: "\(home)sync-\(name).json", over: connection)
+                        let name = SHA256.hash(data: Data(target.utf8)).prefix(6).hex
+                        let outcome = try await FolderSync.sync(local, to: target, manifest: "\(manifests)sync-\(name).json", over: connection)
                         progress(ClusterProgress(
                             node: node, step: remote == nil ? "workdir" : "mount",
                             detail: "\(local) → \(target): sent \(outcome.sent) file(s) (\(outcome.sentBytes) bytes), deleted \(outcome.deleted), unchanged \(outcome.unchanged)",

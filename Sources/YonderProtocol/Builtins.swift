@@ -70,6 +70,9 @@ public struct ExecStatus: Sendable, Hashable, Codable, CustomStringConvertible {
     /// True when the command exited with code 0.
     public var succeeded: Bool { exitCode == 0 }
 
+    /// The status a shell would report: the exit code, or 128 + the signal's number.
+    public var shellStatus: Int32 { Int32(exitCode ?? 128 + (signal ?? 0)) }
+
     /// `exit code N` or `killed by signal N`.
     public var description: String {
         if let exitCode { return "exit code \(exitCode)" }

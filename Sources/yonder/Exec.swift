@@ -39,7 +39,7 @@ struct Exec: AsyncParsableCommand {
                     switch event {
                     case .standardOutput(let bytes): FileHandle.standardOutput.write(Data(bytes))
                     case .standardError(let bytes): FileHandle.standardError.write(Data(bytes))
-                    case .exit(let exit): status = Int32(exit.exitCode ?? (128 + (exit.signal ?? 0)))
+                    case .exit(let exit): status = exit.shellStatus
                     }
                 }
                 return status

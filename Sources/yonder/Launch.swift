@@ -38,11 +38,11 @@ struct Launch: AsyncParsableCommand {
                 throw ValidationError("the spec of \(spec.name) has no run (or commands): nothing to launch; add `run: |` with the commands, or use yonder up")
             }
             let known = ClusterState.knownNames().contains(spec.name) && !FileManager.default.fileExists(atPath: self.spec)
+            let printer = ClusterProgressPrinter(terminal: isatty(1) == 1)
             let cluster: Cluster
             if known {
                 cluster = try await Cluster.attach(spec.name)
                 // The edit–run loop: what changed in the workdir moves before the run.
-                let printer = ClusterProgressPrinter(terminal: isatty(1) == 1)
                 do {
                     try await cluster.syncFiles { printer.print($0) }
                 } catch {
@@ -50,12 +50,10 @@ struct Launch: AsyncParsableCommand {
                     throw error
                 }
             } else {
-                let printer = ClusterProgressPrinter(terminal: isatty(1) == 1)
                 cluster = try await Cluster.up(spec) { printer.print($0) }
             }
             let colours = isatty(1) == 1
             let out = Mutex(())
-            let failed = Mutex<(node: Int, status: Int32)?>(nil)
             let job = Task {
                 try await cluster.runEverywhere(script) { node, isError, line in
                     let prefix = colours ? "\u{1B}[\(31 + node % 6)m(node \(node))\u{1B}[0m " : "(node \(node)) "
@@ -69,11 +67,10 @@ struct Launch: AsyncParsableCommand {
             do {
                 let statuses = try await job.value
                 interrupts.remove()
-                for (node, status) in statuses.enumerated() where status.exitCode != 0 {
+                for (node, status) in statuses.enumerated() where !status.succeeded {
                     printError("yonder: node \(node): the run ended with \(status)")
-                    let code = Int32(status.exitCode ?? (128 + (status.signal ?? 0)))
-                    failed.withLock { if $0 == nil { $0 = (node, code) } }
                 }
+                exitStatus = statuses.first { !$0.succeeded }?.shellStatus ?? 0
             } catch {
                 interrupts.remove()
                 await cluster.close()
@@ -85,7 +82,6 @@ struct Launch: AsyncParsableCommand {
                 throw error
             }
             await cluster.close()
-            exitStatus = failed.withLock { $0?.status } ?? 0
         }
         if exitStatus != 0 { throw ExitCode(exitStatus) }
     }

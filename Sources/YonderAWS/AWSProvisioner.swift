@@ -196,10 +196,7 @@ public struct AWSProvisioner: Sendable {
         } catch {
             refusal = error
         }
-        if Self.quotaCodes.contains(refusal.code) {
-            throw AWSError(code: refusal.code, message: "\(refusal.message) (\(Self.quotaAdvice(instanceType: launch.instanceType, spot: launch.spot)))")
-        }
-        guard Self.capacityCodes.contains(refusal.code), launch.availabilityZone == nil else { throw refusal }
+        guard Self.capacityCodes.contains(refusal.code), launch.availabilityZone == nil else { throw Self.advised(refusal, for: launch) }
         var tried = ["the zone AWS chose"]
         for zone in try await ec2.availabilityZones() {
             progress("node \(rank): no \(kind) capacity in \(tried.last!) (\(refusal.code)); trying \(zone)")
@@ -210,11 +207,19 @@ public struct AWSProvisioner: Sendable {
             } catch where Self.capacityCodes.contains(error.code) {
                 refusal = error
                 tried.append(zone)
+            } catch {
+                throw Self.advised(error, for: launch)
             }
         }
         throw AWSError(
             code: refusal.code,
             message: "no \(kind) capacity in any zone of the region (tried \(tried.joined(separator: ", "))): \(refusal.message); try another instance type or region\(launch.spot ? ", or on-demand (use_spot: false)" : ""), or again later")
+    }
+
+    /// `error`, with the quota to raise added when it is a quota refusal.
+    static func advised(_ error: AWSError, for launch: EC2.Launch) -> AWSError {
+        guard quotaCodes.contains(error.code) else { return error }
+        return AWSError(code: error.code, message: "\(error.message) (\(quotaAdvice(instanceType: launch.instanceType, spot: launch.spot)))")
     }
 
     /// AWS's codes for a vCPU or instance-count quota reached.

@@ -98,56 +98,65 @@ import YonderAWS
 /// What AWS refuses that moto never does, through `EC2FaultProxy`: no capacity in a zone or
 /// anywhere, and a vCPU quota reached.
 @Suite(.serialized) struct AWSCapacityTests {
-    static func provisioner(_ environment: [String: String]) throws -> AWSProvisioner {
-        var provisioner = AWSProvisioner(ec2: try AWSConfiguration(environment: environment, home: "/nonexistent").client("ec2", EC2.init))
+    /// Runs `body` with a provisioner whose EC2 calls go through an `EC2FaultProxy` with
+    /// `rule` to a fresh emulator.
+    static func throughProxy(_ rule: String, _ body: (AWSProvisioner) async throws -> Void) async throws {
+        guard let moto = try MotoServer.start() else { return }
+        defer { moto.stop() }
+        let proxy = try EC2FaultProxy(moto, rule: rule)
+        defer { proxy.stop() }
+        var provisioner = AWSProvisioner(ec2: try AWSConfiguration(environment: proxy.environment, home: "/nonexistent").client("ec2", EC2.init))
         provisioner.pollInterval = .milliseconds(100)
-        return provisioner
+        try await body(provisioner)
     }
 
     @Test func noCapacityWhereAWSChoseTriesTheOtherZones() async throws {
-        guard let moto = try MotoServer.start() else { return }
-        defer { moto.stop() }
-        let proxy = try EC2FaultProxy(moto, rule: "capacity-only-in:us-east-1c")
-        defer { proxy.stop() }
-        let provisioner = try Self.provisioner(proxy.environment)
-        let said = Locked<[String]>([])
-        let outcome = try await provisioner.up(try AWSProvisionerTests.plan("cap", nodes: 1)) { line in said.withLock { $0.append(line) } }
-        #expect(outcome.nodes.first?.instance.placement?.availabilityZone == "us-east-1c")
-        let lines = said.withLock { $0 }
-        #expect(lines.contains { $0.contains("no spot g5.xlarge capacity in the zone AWS chose (InsufficientInstanceCapacity); trying us-east-1a") }, "\(lines)")
-        #expect(lines.contains { $0.contains("trying us-east-1c") })
-        #expect(try await provisioner.down(cluster: "cap").isEmpty)
+        try await Self.throughProxy("capacity-only-in:us-east-1c") { provisioner in
+            let said = Locked<[String]>([])
+            let outcome = try await provisioner.up(try AWSProvisionerTests.plan("cap", nodes: 1)) { line in said.withLock { $0.append(line) } }
+            #expect(outcome.nodes.first?.instance.placement?.availabilityZone == "us-east-1c")
+            let lines = said.withLock { $0 }
+            #expect(lines.contains { $0.contains("no spot g5.xlarge capacity in the zone AWS chose (InsufficientInstanceCapacity); trying us-east-1a") }, "\(lines)")
+            #expect(lines.contains { $0.contains("trying us-east-1c") })
+            #expect(try await provisioner.down(cluster: "cap").isEmpty)
+        }
     }
 
     @Test func noCapacityAnywhereNamesTheTypeAndZonesAndLeavesNothing() async throws {
-        guard let moto = try MotoServer.start() else { return }
-        defer { moto.stop() }
-        let proxy = try EC2FaultProxy(moto, rule: "capacity-only-in:none")
-        defer { proxy.stop() }
-        let provisioner = try Self.provisioner(proxy.environment)
-        let error = await #expect(throws: AWSError.self) { try await provisioner.up(try AWSProvisionerTests.plan("full", nodes: 1)) }
-        #expect(error?.code == "InsufficientInstanceCapacity")
-        let message = error?.message ?? ""
-        #expect(message.contains("no spot g5.xlarge capacity in any zone of the region (tried the zone AWS chose, us-east-1a"), "\(message)")
-        #expect(message.contains("or on-demand (use_spot: false)"))
-        #expect(message.contains("what this up made was removed"))
-        #expect(try await provisioner.leftovers(cluster: "full").isEmpty)
+        try await Self.throughProxy("capacity-only-in:none") { provisioner in
+            let error = await #expect(throws: AWSError.self) { try await provisioner.up(try AWSProvisionerTests.plan("full", nodes: 1)) }
+            #expect(error?.code == "InsufficientInstanceCapacity")
+            let message = error?.message ?? ""
+            #expect(message.contains("no spot g5.xlarge capacity in any zone of the region (tried the zone AWS chose, us-east-1a"), "\(message)")
+            #expect(message.contains("or on-demand (use_spot: false)"))
+            #expect(message.contains("what this up made was removed"))
+            let left = try await provisioner.leftovers(cluster: "full")
+            #expect(left.isEmpty)
+        }
     }
 
     @Test func aVCPUQuotaSaysWhichQuotaAndLeavesNothing() async throws {
-        guard let moto = try MotoServer.start() else { return }
-        defer { moto.stop() }
-        let proxy = try EC2FaultProxy(moto, rule: "vcpu-limit")
-        defer { proxy.stop() }
-        let provisioner = try Self.provisioner(proxy.environment)
-        var plan = try AWSProvisionerTests.plan("quota", nodes: 1)
-        plan.spot = false
-        let error = await #expect(throws: AWSError.self) { try await provisioner.up(plan) }
-        #expect(error?.code == "VcpuLimitExceeded")
-        #expect(error?.message.contains("\"Running On-Demand G and VT instances\" (L-DB2E81BA)") == true, "\(error?.message ?? "")")
-        #expect(try await provisioner.leftovers(cluster: "quota").isEmpty)
+        try await Self.throughProxy("vcpu-limit") { provisioner in
+            var plan = try AWSProvisionerTests.plan("quota", nodes: 1)
+            plan.spot = false
+            let error = await #expect(throws: AWSError.self) { try await provisioner.up(plan) }
+            #expect(error?.code == "VcpuLimitExceeded")
+            #expect(error?.message.contains("\"Running On-Demand G and VT instances\" (L-DB2E81BA)") == true, "\(error?.message ?? "")")
+            let left = try await provisioner.leftovers(cluster: "quota")
+            #expect(left.isEmpty)
+        }
         #expect(AWSProvisioner.quotaAdvice(instanceType: "m5.large", spot: true).contains("All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests"))
         #expect(AWSProvisioner.quotaAdvice(instanceType: "p4d.24xlarge", spot: false).contains("Running On-Demand P instances"))
+    }
+
+    @Test func aQuotaMetWhileTryingOtherZonesSaysWhichQuotaToo() async throws {
+        try await Self.throughProxy("capacity-then-vcpu-limit") { provisioner in
+            let error = await #expect(throws: AWSError.self) { try await provisioner.up(try AWSProvisionerTests.plan("zones", nodes: 1)) }
+            #expect(error?.code == "VcpuLimitExceeded")
+            #expect(error?.message.contains("\"All G and VT Spot Instance Requests\" (L-3819A6DF)") == true, "\(error?.message ?? "")")
+            let left = try await provisioner.leftovers(cluster: "zones")
+            #expect(left.isEmpty)
+        }
     }
 
     @Test func autostopWithDownMakesAShutdownTerminate() async throws {

@@ -8,8 +8,9 @@ goes to moto unchanged.
     python3 ec2_fault_proxy.py PORT UPSTREAM RULE
 
 RULE is `capacity-only-in:ZONE` (RunInstances fails with InsufficientInstanceCapacity unless
-it asks for ZONE; `capacity-only-in:none` fails everywhere) or `vcpu-limit` (every
-RunInstances fails with VcpuLimitExceeded).
+it asks for ZONE; `capacity-only-in:none` fails everywhere), `vcpu-limit` (every
+RunInstances fails with VcpuLimitExceeded), or `capacity-then-vcpu-limit` (no capacity where
+AWS chooses the zone, the quota reached in any zone asked for).
 """
 import http.client
 import sys
@@ -29,6 +30,8 @@ def refusal(form):
         return None
     if RULE == "vcpu-limit":
         return "VcpuLimitExceeded"
+    if RULE == "capacity-then-vcpu-limit":
+        return "VcpuLimitExceeded" if form.get("Placement.AvailabilityZone") else "InsufficientInstanceCapacity"
     zone = RULE.split(":", 1)[1]
     if form.get("Placement.AvailabilityZone") != zone:
         return "InsufficientInstanceCapacity"

@@ -92,7 +92,8 @@ public final class EC2FaultProxy: Sendable {
     private let moto: MotoServer
     private let server: LoopbackPythonServer
 
-    /// Starts a proxy to `moto` with `rule` (`capacity-only-in:ZONE`, `vcpu-limit`).
+    /// Starts a proxy to `moto` with `rule` (`capacity-only-in:ZONE`, `vcpu-limit`,
+    /// `capacity-then-vcpu-limit`).
     public init(_ moto: MotoServer, rule: String) throws {
         self.moto = moto
         let script = RepositoryPaths.root.appendingPathComponent("Tests/AWSTests/ec2_fault_proxy.py").path

@@ -101,6 +101,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("activity-file"), help: "Write when a request last ran here, as `UNIX_SECONDS RUNNING` (requests running now), at the start and every second while requests run; autostop's watcher reads it.")
     var activityFile: String?
 
+    @Option(name: .customLong("jobs-dir"), help: "Keep the jobs of `yonder.job.start` (their records and output) in this folder; without it the agent runs no jobs.")
+    var jobsDir: String?
+
     func validate() throws {
         if [tokenFile, tokenEnv, newTokenFile].compactMap({ $0 }).count != 1 {
             throw ValidationError("give exactly one of --token-file PATH, --token-env NAME or --new-token-file PATH")
@@ -141,7 +144,7 @@ struct Serve: AsyncParsableCommand {
             limits.maximumObjects = max(1, maxObjects)
             server = try await AgentServer.start(
                 registry: registry, token: token, host: host, port: port, build: build, limits: limits,
-                isolated: isolation == "process")
+                isolated: isolation == "process", jobsFolder: jobsDir)
         } catch {
             throw ValidationError("\(error)")
         }

@@ -88,6 +88,13 @@ extension Connection {
         return written
     }
 
+    /// The regular files under `remotePath` (or the one file) with their sizes and SHA-256
+    /// (the `yonder.listFiles` built-in); nil when nothing is there.
+    package func listFiles(_ remotePath: String) async throws -> [BuiltinWire.ListedFile]? {
+        let result = try await builtIn("yonder.listFiles", BuiltinWire.ListFilesResult.self, input: BuiltinWire.ListFilesArguments(path: remotePath))
+        return result.exists ? result.files : nil
+    }
+
     private func readChunks(of remotePath: String, _ body: ([UInt8]) throws -> Void) async throws {
         var offset = 0
         while true {

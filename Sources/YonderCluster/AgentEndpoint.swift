@@ -16,6 +16,9 @@ struct AgentEndpoint: Decodable, Sendable, Equatable {
     /// The agent's activity file inside the container (`serve --activity-file`), which the
     /// autostop watcher reads; with no container, `activity` in the agent's folder.
     static let activityFile = "/yonder/run/activity"
+    /// The agent's jobs folder inside the container (`serve --jobs-dir`); with no container,
+    /// `jobs` in the agent's folder.
+    static let jobsFolder = "/yonder/run/jobs"
 
     /// The prefix of the line that carries the file in a node command's output; anything the
     /// node's login files or banners print around it is ignored.

@@ -33,6 +33,8 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
         /// The spec's `setup` (or a task's commands) failed on a node; the message has the
         /// exit status and the output's last lines.
         public static let taskFailed = Code("taskFailed")
+        /// No job of that id is on the cluster.
+        public static let unknownJob = Code("unknownJob")
     }
 
     /// What kind of failure this is.

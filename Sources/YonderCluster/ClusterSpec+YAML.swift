@@ -54,14 +54,14 @@ private struct SpecReader {
 
     static let topFields = ["name", "provider", "image_id", "image", "num_nodes", "resources", "envs", "env", "hosts", "identity_file", "accept_new_host_keys", "ssh_proxy_command", "agent",
                             "region", "ami", "ssh_user", "ssh_cidr", "autostop",
-                            "setup", "run", "commands", "workdir", "file_mounts"]
+                            "setup", "run", "commands", "workdir", "file_mounts", "artifacts"]
 
     /// Fields of SkyPilot's and dstack's task files that Yonder does not do: named in a clear
     /// error, never ignored.
     static let unsupportedFields: [String: String] = [
         "service": "SkyPilot's serving (service)", "secrets": "SkyPilot's secrets", "config": "SkyPilot's per-task config",
         "volumes": "volumes", "event_callback": "SkyPilot's event_callback", "inputs": "SkyPilot's inputs",
-        "outputs": "SkyPilot's outputs", "experimental": "SkyPilot's experimental fields", "artifacts": "dstack's artifacts (not yet)", "type": "dstack's configuration type",
+        "outputs": "SkyPilot's outputs", "experimental": "SkyPilot's experimental fields", "type": "dstack's configuration type",
         "ports": "published ports", "python": "dstack's python", "ide": "dstack's ide", "retry": "retries of a task",
         "max_price": "a price limit", "spot_policy": "dstack's spot_policy (use resources.use_spot)",
         "priority": "job priorities", "job_recovery": "SkyPilot's job recovery",
@@ -184,6 +184,20 @@ private struct SpecReader {
                     throw fail(key, "file_mounts.\(remote)", "the path in the container must be absolute (/data) or start with ~/")
                 }
                 spec.fileMounts = (spec.fileMounts ?? [:]).merging([remote: try string(value, "file_mounts.\(remote)")]) { $1 }
+            }
+        }
+        if let node = fields["artifacts"] {
+            guard let sequence = node.sequence else { throw fail(node, "artifacts", "expected a list of paths in the workdir, e.g. [outputs, logs/train.log]") }
+            spec.artifacts = try sequence.map { item in
+                let path = try string(item, "artifacts")
+                let parts = path.split(separator: "/")
+                guard !path.hasPrefix("/"), !path.hasPrefix("~"), !parts.isEmpty, !parts.contains(".."), parts != ["."] else {
+                    throw fail(item, "artifacts", "\(path) is not a path inside the workdir; give one relative to it, such as outputs")
+                }
+                return parts.filter { $0 != "." }.joined(separator: "/")
+            }
+            guard fields["workdir"] != nil else {
+                throw fail(node, "artifacts", "artifacts are paths in the workdir, and the spec has no workdir; add one (workdir: .)")
             }
         }
         if fields["run"] != nil && fields["commands"] != nil {

@@ -109,6 +109,11 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     /// Files or folders of this machine kept in sync with paths in each container
     /// (SkyPilot's `file_mounts`, `REMOTE_PATH: LOCAL_PATH`), as `workdir` is.
     public var fileMounts: [String: String]?
+    /// Paths in the workdir that `yonder launch` copies back to the same paths in the local
+    /// workdir once the run has ended (dstack's `artifacts`): only files whose content
+    /// differs move. With more than one node, node N's go to `PATH/node-N`. The workdir sync
+    /// leaves these paths out.
+    public var artifacts: [String]?
 
     /// When an idle cluster stops itself, and how.
     ///

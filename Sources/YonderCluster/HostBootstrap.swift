@@ -66,7 +66,7 @@ extension NodeBootstrap {
             detach=; if command -v setsid >/dev/null 2>&1; then detach=setsid; fi
             (cd \(f) && exec env \(environment.map(shellQuote).joined(separator: " ")) $detach nohup \(shellQuote(agent)) serve \
               --host 127.0.0.1 --port 0 --new-token-file \(f)/\(AgentEndpoint.hostFileName) \
-              --activity-file \(f)/activity --build \(agentBuild)) > \(f)/agent.log 2>&1 < /dev/null &
+              --activity-file \(f)/activity --jobs-dir \(f)/jobs --build \(agentBuild)) > \(f)/agent.log 2>&1 < /dev/null &
             """)
         guard started.status == .exited(0) else {
             throw ClusterError(.agentFailed, "\(node): cannot start the agent: \(started.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")

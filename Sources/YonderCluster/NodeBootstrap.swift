@@ -218,7 +218,7 @@ struct NodeBootstrap {
         if let gpus = spec.resources.accelerators { arguments += ["--gpus", String(gpus.count)] }
         for variable in spec.agentEnvironment(rank: index) { arguments += ["--env", variable] }
         arguments += [image, "serve", "--host", "127.0.0.1", "--port", "0", "--new-token-file", AgentEndpoint.containerFile,
-                      "--activity-file", AgentEndpoint.activityFile, "--build", agentBuild]
+                      "--activity-file", AgentEndpoint.activityFile, "--jobs-dir", AgentEndpoint.jobsFolder, "--build", agentBuild]
         let result = try await run(arguments.map(shellQuote).joined(separator: " "))
         guard result.status == .exited(0) else {
             throw ClusterError(.agentFailed, "\(node): cannot create the container \(container): \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")

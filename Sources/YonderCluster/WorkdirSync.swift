@@ -26,8 +26,8 @@ struct FolderSync {
     }
 
     /// The files of `local` (a folder, or one file), by path relative to it, less what
-    /// `.gitignore` and `.yonderignore` in the folder name, and `.git`.
-    static func scan(_ local: String) throws -> [String: (entry: Entry, url: URL)] {
+    /// `.gitignore` and `.yonderignore` in the folder name, `.git`, and the paths `leaveOut`.
+    static func scan(_ local: String, leaveOut: [String] = []) throws -> [String: (entry: Entry, url: URL)] {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: local, isDirectory: &isFolder) else {
             throw ClusterError(.invalidSpec, "\(local) does not exist on this machine")
@@ -36,7 +36,7 @@ struct FolderSync {
         if !isFolder.boolValue { return ["": (try entry(root), root)] }
         let ignore = DockerIgnore(gitStyle: [".gitignore", ".yonderignore"].compactMap {
             try? String(contentsOf: root.appendingPathComponent($0), encoding: .utf8)
-        }.joined(separator: "\n") + "\n.git\n")
+        }.joined(separator: "\n") + "\n.git\n" + leaveOut.map { "/\($0)\n" }.joined())
         var tree: [String: (entry: Entry, url: URL)] = [:]
         for path in try PreparedImageBuild.files(in: root, ignore: ignore, keep: []) {
             let url = root.appendingPathComponent(path)
@@ -53,8 +53,8 @@ struct FolderSync {
 
     /// Makes `remote` in the agent of `connection` hold what `local` holds; `manifest` is
     /// where the agent keeps what it holds.
-    static func sync(_ local: String, to remote: String, manifest: String, over connection: Connection) async throws -> Outcome {
-        let tree = try scan(local)
+    static func sync(_ local: String, to remote: String, manifest: String, leaveOut: [String] = [], over connection: Connection) async throws -> Outcome {
+        let tree = try scan(local, leaveOut: leaveOut)
         let known: [String: Entry] = (try? await connection.getFile(manifest)).flatMap {
             try? JSONDecoder().decode([String: Entry].self, from: Data($0))
         } ?? [:]
@@ -107,7 +107,9 @@ extension Cluster {
                         var target = remote ?? self.workdirPath(node: node)
                         if target.hasPrefix("~/") { target = try await Self.home(of: connection) + target.dropFirst(1) }
                         let name = SHA256.hash(data: Data(target.utf8)).prefix(6).hex
-                        let outcome = try await FolderSync.sync(local, to: target, manifest: "\(manifests)sync-\(name).json", over: connection)
+                        let outcome = try await FolderSync.sync(
+                            local, to: target, manifest: "\(manifests)sync-\(name).json",
+                            leaveOut: remote == nil ? spec.artifacts ?? [] : [], over: connection)
                         progress(ClusterProgress(
                             node: node, step: remote == nil ? "workdir" : "mount",
                             detail: "\(local) → \(target): sent \(outcome.sent) file(s) (\(outcome.sentBytes) bytes), deleted \(outcome.deleted), unchanged \(outcome.unchanged)",

@@ -159,3 +159,129 @@ package enum BuiltinWire {
         }
     }
 }
+
+/// A job of the agent's job table (PROTOCOL.md section 9, `yonder.job.start`): a command
+/// that runs on whether or not a client stays connected, its output kept in a file.
+public struct JobInfo: Sendable, Hashable, Codable {
+    /// How a job stands.
+    public enum State: String, Sendable, Hashable, Codable {
+        /// It runs.
+        case running
+        /// It exited with code 0.
+        case succeeded
+        /// It exited with another code, or a signal killed it.
+        case failed
+        /// `yonder.job.cancel` stopped it.
+        case cancelled
+        /// It was running when the agent that started it went away, and nothing knows how it ended.
+        case lost
+    }
+
+    /// The job's number: unique within the agent's jobs folder.
+    public var id: Int
+    /// What it runs (the argument vector).
+    public var command: [String]
+    /// How it stands.
+    public var state: State
+    /// When it started, in seconds since 1970.
+    public var started: Double
+    /// When it ended, if it did.
+    public var ended: Double?
+    /// How it ended, if it did and that is known.
+    public var status: ExecStatus?
+    /// Bytes of output (standard output and standard error, in the order written) so far.
+    public var outputSize: Int
+
+    /// Makes a job record.
+    public init(id: Int, command: [String], state: State, started: Double, ended: Double?, status: ExecStatus?, outputSize: Int) {
+        self.id = id
+        self.command = command
+        self.state = state
+        self.started = started
+        self.ended = ended
+        self.status = status
+        self.outputSize = outputSize
+    }
+
+    /// Whether it still runs.
+    public var isRunning: Bool { state == .running }
+}
+
+extension BuiltinWire {
+    /// `yonder.job.start`'s arguments: `yonder.exec`'s, less standard input (a job reads
+    /// /dev/null), plus the id to take (all nodes of a cluster share one), if any.
+    package struct JobStartArguments: Codable, Sendable {
+        package var command: [String]
+        package var env: [String: String]?
+        package var cwd: String?
+        package var id: Int?
+
+        package init(command: [String], env: [String: String]? = nil, cwd: String? = nil, id: Int? = nil) {
+            self.command = command
+            self.env = env
+            self.cwd = cwd
+            self.id = id
+        }
+    }
+
+    /// The arguments of `yonder.job.cancel` and `yonder.job.logs`.
+    package struct JobArguments: Codable, Sendable {
+        package var id: Int
+        /// `yonder.job.logs`: the first byte of output to send.
+        package var offset: Int?
+        /// `yonder.job.logs`: keep sending output until the job ends.
+        package var follow: Bool?
+
+        package init(id: Int, offset: Int? = nil, follow: Bool? = nil) {
+            self.id = id
+            self.offset = offset
+            self.follow = follow
+        }
+    }
+
+    /// `yonder.listFiles`'s arguments.
+    package struct ListFilesArguments: Codable, Sendable {
+        package var path: String
+        package init(path: String) { self.path = path }
+    }
+
+    /// One regular file that `yonder.listFiles` found.
+    package struct ListedFile: Codable, Sendable, Hashable {
+        /// Relative to the listed folder; empty when the path listed is the file itself.
+        package var path: String
+        package var size: Int
+        /// Lowercase hex.
+        package var sha256: String
+        package var executable: Bool
+
+        package init(path: String, size: Int, sha256: String, executable: Bool) {
+            self.path = path
+            self.size = size
+            self.sha256 = sha256
+            self.executable = executable
+        }
+    }
+
+    /// `yonder.listFiles`'s result.
+    package struct ListFilesResult: Codable, Sendable {
+        /// False when nothing is at the path.
+        package var exists: Bool
+        package var files: [ListedFile]
+
+        package init(exists: Bool, files: [ListedFile]) {
+            self.exists = exists
+            self.files = files
+        }
+    }
+
+    /// `yonder.job.logs`'s result: the job, and the offset after the last byte sent.
+    package struct JobLogsResult: Codable, Sendable {
+        package var job: JobInfo
+        package var offset: Int
+
+        package init(job: JobInfo, offset: Int) {
+            self.job = job
+            self.offset = offset
+        }
+    }
+}

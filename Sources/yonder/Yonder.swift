@@ -16,6 +16,8 @@ struct YonderCommand: AsyncParsableCommand {
         discussion: """
             Examples:
               yonder up cluster.yaml           bring a cluster up (or reuse what runs)
+              yonder launch train.yaml         up, then the spec's run on every node
+              yonder jobs train                the launches and how they ended
               yonder status                    list clusters
               yonder ssh demo                  a shell inside node 0's container
               yonder exec demo -- uname -a     run a command in node 0's container
@@ -25,7 +27,7 @@ struct YonderCommand: AsyncParsableCommand {
               yonder ssh-config demo --write   plain `ssh yonder-demo` then works
               yonder down demo                 remove the containers and forget the cluster
             """,
-        subcommands: [Up.self, Launch.self, Status.self, SSH.self, Exec.self, Call.self, Objects.self, Logs.self, SSHConfig.self, Down.self])
+        subcommands: [Up.self, Launch.self, Jobs.self, Cancel.self, Status.self, SSH.self, Exec.self, Call.self, Objects.self, Logs.self, SSHConfig.self, Down.self])
 
     /// Runs the command. A usage error (an unknown option, a missing argument) is one line on
     /// standard error with where to read more, and exit status 1, like every other error.

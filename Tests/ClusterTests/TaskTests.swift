@@ -148,7 +148,7 @@ struct TaskTests {
         kill(pid, SIGINT)
         let status = ChildProcess.wait(pid)
         #expect((status >> 8) & 0xff == 130, "launch exits with 130 after Ctrl-C")
-        #expect(output().contains("the run was stopped on every node of \(name)"), "\(output())")
+        #expect(output().contains("the run (job 1) was stopped on every node of \(name)"), "\(output())")
         #expect(!output().contains("finished"))
         // Nothing of the run is left in either container.
         for node in 0..<2 {
@@ -213,5 +213,142 @@ struct TaskTests {
             #expect(second.output.contains("[node \(node)] mount: \(data.path) → /data: sent 0 file(s) (0 bytes), deleted 0, unchanged 1"))
             #expect(second.output.contains("(node \(node)) in /yonder/workdir: alpha 2 no-b 2 1,2,3"), "\(second.output)")
         }
+    }
+
+    /// Starts `yonder ARGUMENTS` in the background with its output in a file; returns its pid
+    /// and a reader of that file.
+    func spawnYonder(_ arguments: [String], log: String) throws -> (pid: pid_t, output: () -> String) {
+        var environment = ProcessInfo.processInfo.environment
+        environment["YONDER_HOME"] = home.path
+        let path = home.appendingPathComponent(log).path
+        let pid = try ChildProcess.spawn(RepositoryPaths.executable("yonder").path, arguments, environment: environment, output: path)
+        return (pid, { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" })
+    }
+
+    /// Waits up to `seconds` for `condition`.
+    func eventually(_ seconds: Int = 120, _ condition: () throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            if try condition() { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
+
+    @Test func detachedJobsAreListedFollowedAndCancelledAndOutliveTheirTerminal() async throws {
+        let name = "j\(UInt16.random(in: 0...UInt16.max))"
+        let spec = try specFile(name, setup: "true", run: """
+            echo "start $YONDER_JOB_ID on $YONDER_NODE_RANK"
+            sleep 3
+            echo "done on $YONDER_NODE_RANK" >&2
+            """)
+        defer { _ = try? yonder("down", name) }
+
+        // --detach: up, start, return; the job runs on.
+        let detached = try yonder("launch", "--detach", spec)
+        #expect(detached.exitCode == 0, "\(detached.output)")
+        let id = try #require(detached.output.firstMatch(of: /Job (\d+) runs on all 2 nodes/).map { Int($0.1)! }, "\(detached.output)")
+        #expect(detached.output.contains("yonder logs \(name) --job \(id) -f"))
+        let listed = try yonder("jobs", name)
+        #expect(listed.exitCode == 0 && listed.output.contains("JOB") && listed.output.contains("\(id)  "), "\(listed.output)")
+        #expect(listed.output.contains("running"), "\(listed.output)")
+
+        // Followed to its end from a new client: both nodes' lines, then the job's status.
+        let followed = try yonder("logs", name, "--job", String(id), "-f")
+        #expect(followed.exitCode == 0, "\(followed.output)")
+        for node in 0..<2 {
+            #expect(followed.output.contains("(node \(node)) start \(id) on \(node)"), "\(followed.output)")
+            #expect(followed.output.contains("(node \(node)) done on \(node)"), "\(followed.output)")
+        }
+        let ended = try yonder("jobs", name, "--json")
+        #expect(ended.output.contains("\"succeeded\""), "\(ended.output)")
+
+        // A launch whose terminal goes away (SIGKILL, no Ctrl-C): the job goes on, and its
+        // end is there to read.
+        let long = try specFile(name, setup: "true", run: "echo begun\nsleep 4\necho survived")
+        let orphaned = try spawnYonder(["launch", long], log: "orphaned.log")
+        #expect(try await eventually { orphaned.output().contains("(node 1) begun") && orphaned.output().contains("(node 0) begun") }, "\(orphaned.output())")
+        kill(orphaned.pid, SIGKILL)
+        ChildProcess.wait(orphaned.pid)
+        let second = try #require(orphaned.output().firstMatch(of: /job (\d+) on/).map { Int($0.1)! }, "\(orphaned.output())")
+        #expect(second > id)
+        let after = try yonder("logs", name, "--job", String(second), "-f")
+        #expect(after.exitCode == 0 && after.output.contains("(node 0) survived") && after.output.contains("(node 1) survived"), "\(after.output)")
+
+        // Cancel stops it on both nodes, and the table says so; an unknown id is named.
+        let sleeper = try specFile(name, setup: "true", run: "sleep 300")
+        let third = try yonder("launch", "-d", sleeper)
+        let thirdID = try #require(third.output.firstMatch(of: /Job (\d+) runs/).map { Int($0.1)! }, "\(third.output)")
+        let cancelled = try yonder("cancel", name, String(thirdID))
+        #expect(cancelled.exitCode == 0 && cancelled.output.contains("was stopped on nodes 0, 1"), "\(cancelled.output)")
+        for node in 0..<2 {
+            let processes = try ChildProcess.run("/usr/bin/env", ["docker", "top", "yonder-\(name)-\(node)"])
+            #expect(!processes.contains("sleep 300"), "node \(node) still runs it: \(processes)")
+        }
+        let table = try yonder("jobs", name)
+        #expect(table.output.split(separator: "\n").contains { $0.hasPrefix("\(thirdID) ") && $0.contains("cancelled") }, "\(table.output)")
+        let unknown = try yonder("logs", name, "--job", "9999")
+        #expect(unknown.exitCode == 1 && unknown.output.contains("\(name) has no job 9999; yonder jobs \(name) lists its jobs"), "\(unknown.output)")
+        let again = try yonder("cancel", name, String(thirdID))
+        #expect(again.output.contains("had ended already (cancelled)"), "\(again.output)")
+    }
+
+    @Test func twoLaunchesAtOnceGetTwoJobsAndBothRun() async throws {
+        let name = "t\(UInt16.random(in: 0...UInt16.max))"
+        let spec = try specFile(name, setup: "true", run: "sleep 1\necho \"job $YONDER_JOB_ID ran\"")
+        defer { _ = try? yonder("down", name) }
+        let up = try yonder("up", spec)
+        #expect(up.exitCode == 0, "\(up.output)")
+        let first = try spawnYonder(["launch", name], log: "first.log")
+        let second = try spawnYonder(["launch", name], log: "second.log")
+        let statuses = [ChildProcess.wait(first.pid), ChildProcess.wait(second.pid)]
+        #expect(statuses.allSatisfy { $0 == 0 }, "\(first.output())\n\(second.output())")
+        let ids = [first.output(), second.output()].compactMap { $0.firstMatch(of: /job (\d+) on/).map { Int($0.1)! } }
+        #expect(ids.count == 2 && Set(ids).count == 2, "two ids: \(ids)")
+        for (id, output) in zip(ids, [first.output(), second.output()]) {
+            #expect(output.contains("(node 0) job \(id) ran") && output.contains("(node 1) job \(id) ran"), "\(output)")
+        }
+    }
+
+    @Test func artifactsComeBackAndOnlyWhatChangedMoves() async throws {
+        let name = "a\(UInt16.random(in: 0...UInt16.max))"
+        let project = home.appendingPathComponent("project-\(name)")
+        try FileManager.default.createDirectory(at: project, withIntermediateDirectories: true)
+        try "print('train')\n".write(to: project.appendingPathComponent("train.py"), atomically: true, encoding: .utf8)
+        let spec = home.appendingPathComponent("\(name).yaml").path
+        try """
+            name: \(name)
+            image_id: docker:\(ClusterTestEnvironment.image)
+            num_nodes: 2
+            agent: \(ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"] ?? "")
+            workdir: project-\(name)
+            artifacts: [outputs]
+            run: |
+              mkdir -p outputs/deep
+              echo "rank $YONDER_NODE_RANK" > outputs/rank.txt
+              [ -f outputs/deep/model.bin ] || head -c 100000 /dev/urandom > outputs/deep/model.bin
+              echo "run $(ls outputs | wc -l)"
+            """.write(toFile: spec, atomically: true, encoding: .utf8)
+        defer { _ = try? yonder("down", name) }
+
+        let first = try yonder("launch", spec)
+        #expect(first.exitCode == 0, "\(first.output)")
+        for node in 0..<2 {
+            let folder = project.appendingPathComponent("outputs/node-\(node)")
+            #expect(try String(contentsOf: folder.appendingPathComponent("rank.txt"), encoding: .utf8) == "rank \(node)\n")
+            let model = try Data(contentsOf: folder.appendingPathComponent("deep/model.bin"))
+            #expect(model.count == 100_000)
+            #expect(first.output.contains("[node \(node)] artifacts: /yonder/workdir/outputs → \(folder.path): fetched 2 file(s) (100007 bytes), unchanged 0"), "\(first.output)")
+        }
+        // Again: the model is unchanged and stays; the outputs were not sent up as workdir files.
+        let second = try yonder("launch", name)
+        #expect(second.exitCode == 0, "\(second.output)")
+        #expect(second.output.contains("[node 1] artifacts: /yonder/workdir/outputs → \(project.path)/outputs/node-1: fetched 0 file(s) (0 bytes), unchanged 2"), "\(second.output)")
+        #expect(second.output.contains("[node 0] workdir: \(project.path) → /yonder/workdir: sent 0 file(s) (0 bytes), deleted 0, unchanged 1"), "\(second.output)")
+        // A spec whose artifacts leave the workdir is refused by name.
+        let bad = home.appendingPathComponent("bad-\(name).yaml").path
+        try "name: \(name)\nworkdir: .\nartifacts: [../secrets]\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let refused = try yonder("launch", bad)
+        #expect(refused.exitCode == 1 && refused.output.contains("artifacts: ../secrets is not a path inside the workdir"), "\(refused.output)")
     }
 }

@@ -721,6 +721,122 @@ class Conformance(unittest.TestCase):
             self.assertEqual(message["type"], "goodbye")
 
 
+    def test_list_files_gives_sizes_and_hashes(self):
+        import tempfile
+        folder = tempfile.mkdtemp(prefix="yonder-conformance-list-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(folder, ignore_errors=True))
+        os.makedirs(f"{folder}/sub")
+        with open(f"{folder}/a.txt", "wb") as f:
+            f.write(b"alpha\n")
+        with open(f"{folder}/sub/run.sh", "wb") as f:
+            f.write(b"#!/bin/sh\n")
+        os.chmod(f"{folder}/sub/run.sh", 0o755)
+        os.symlink("/etc/passwd", f"{folder}/link")
+        client = self.connect()
+        reply, _ = client.call("yonder.listFiles", {"path": folder})
+        self.assertEqual(reply["value"], {"exists": True, "files": [
+            {"path": "a.txt", "size": 6, "sha256": hashlib.sha256(b"alpha\n").hexdigest(), "executable": False},
+            {"path": "sub/run.sh", "size": 10, "sha256": hashlib.sha256(b"#!/bin/sh\n").hexdigest(), "executable": True}]})
+        reply, _ = client.call("yonder.listFiles", {"path": f"{folder}/a.txt"})
+        self.assertEqual([f["path"] for f in reply["value"]["files"]], [""])
+        reply, _ = client.call("yonder.listFiles", {"path": f"{folder}/none"})
+        self.assertEqual(reply["value"], {"exists": False, "files": []})
+
+
+class Jobs(unittest.TestCase):
+    """The job table (PROTOCOL.md section 9, yonder.job.*), on an agent started with --jobs-dir."""
+
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls.folder = tempfile.mkdtemp(prefix="yonder-conformance-jobs-")
+        cls.agent = Agent(AGENT, "--jobs-dir", cls.folder)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.agent.stop()
+        import shutil
+        shutil.rmtree(cls.folder, ignore_errors=True)
+
+    def connect(self):
+        client = Client(self.agent)
+        self.addCleanup(client.close)
+        return client
+
+    def output(self, extras):
+        return b"".join(base64.b64decode(m["data"]) for m in extras)
+
+    def test_a_job_outlives_its_connection_and_its_output_is_kept(self):
+        first = self.connect()
+        reply, _ = first.call("yonder.job.start", {"command": ["sh", "-c", "echo one; echo two >&2; sleep 1; echo three; exit 4"],
+                                                   "env": {"WHO": "conformance"}})
+        job = reply["value"]
+        self.assertEqual(job["state"], "running")
+        self.assertIsInstance(job["id"], int)
+        first.close()  # the job goes on without its client
+        second = self.connect()
+        reply, extras = second.call("yonder.job.logs", {"id": job["id"], "follow": True})
+        self.assertEqual(self.output(extras), b"one\ntwo\nthree\n")
+        result = reply["value"]
+        self.assertEqual(result["offset"], len(b"one\ntwo\nthree\n"))
+        self.assertEqual(result["job"]["state"], "failed")
+        self.assertEqual(result["job"]["status"], {"exitCode": 4, "signal": None})
+        # Read again from an offset, without following: only the rest.
+        reply, extras = second.call("yonder.job.logs", {"id": job["id"], "offset": 8})
+        self.assertEqual(self.output(extras), b"three\n")
+        reply, _ = second.call("yonder.job.list")
+        listed = [j for j in reply["value"] if j["id"] == job["id"]]
+        self.assertEqual(len(listed), 1)
+        self.assertEqual(listed[0]["command"][0], "sh")
+        self.assertIsNotNone(listed[0]["ended"])
+
+    def test_cancel_stops_the_process_group_and_ids_are_taken_once(self):
+        client = self.connect()
+        reply, _ = client.call("yonder.job.start", {"command": ["sh", "-c", "sleep 300 & sleep 300; wait"], "id": 4242})
+        self.assertEqual(reply["value"]["id"], 4242)
+        reply, _ = client.call("yonder.job.start", {"command": ["true"], "id": 4242})
+        self.assertEqual(reply["code"], "invalid_arguments")
+        self.assertIn("exists already", reply["message"])
+        reply, _ = client.call("yonder.job.cancel", {"id": 4242})
+        self.assertEqual(reply["value"]["state"], "cancelled")
+        self.assertEqual(reply["value"]["status"]["signal"], 15)
+        # Nothing of the job's process group is left, its background sleep included.
+        left = []
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if b"YONDER_JOB_ID=4242\0" in f.read():
+                        left.append(entry)
+            except OSError:
+                continue
+        self.assertEqual(left, [])
+        reply, _ = client.call("yonder.job.cancel", {"id": 999999})
+        self.assertEqual(reply["code"], "invalid_arguments")
+        self.assertIn("no job 999999", reply["message"])
+
+    def test_a_job_that_cannot_start_is_exec_failed_and_leaves_no_record(self):
+        client = self.connect()
+        reply, _ = client.call("yonder.job.list")
+        before = len(reply["value"])
+        reply, _ = client.call("yonder.job.start", {"command": ["/no/such/program"]})
+        self.assertEqual(reply["code"], "exec_failed")
+        reply, _ = client.call("yonder.job.start", {"command": []})
+        self.assertEqual(reply["code"], "invalid_arguments")
+        reply, _ = client.call("yonder.job.list")
+        self.assertEqual(len(reply["value"]), before)
+
+    def test_an_agent_without_a_jobs_folder_says_so(self):
+        agent = Agent(AGENT)
+        self.addCleanup(agent.stop)
+        client = Client(agent)
+        self.addCleanup(client.close)
+        reply, _ = client.call("yonder.job.start", {"command": ["true"]})
+        self.assertEqual(reply["code"], "unavailable")
+        self.assertIn("--jobs-dir", reply["message"])
+        reply, _ = client.call("yonder.job.list")
+        self.assertEqual(reply["value"], [])
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit("usage: conformance.py PATH/TO/AGENT")

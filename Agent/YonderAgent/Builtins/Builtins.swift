@@ -22,6 +22,11 @@ enum Builtins {
         FunctionEntry(name: "yonder.exec", json: { value, _ in try await Exec.run(value) }),
         FunctionEntry(name: "yonder.putFile", run: { input, _ in try Files.put(input) }),
         FunctionEntry(name: "yonder.getFile", run: { input, _ in try Files.get(input) }),
+        FunctionEntry(name: "yonder.listFiles", json: { value, _ in try Files.list(value) }),
+        FunctionEntry(name: "yonder.job.start", json: { value, agent in try agent.jobs.start(value) }),
+        FunctionEntry(name: "yonder.job.list", json: { _, agent in try agent.jobs.list() }),
+        FunctionEntry(name: "yonder.job.logs", json: { value, agent in try await agent.jobs.logs(value) }),
+        FunctionEntry(name: "yonder.job.cancel", json: { value, agent in try await agent.jobs.cancel(value) }),
     ]
 
     /// The built-ins' names: these run in the agent itself, never in a worker.

@@ -8,6 +8,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Crypto
 import YonderProtocol
 
 /// `yonder.putFile` and `yonder.getFile`: files in pieces, so no frame exceeds the limit.
@@ -80,6 +81,78 @@ enum Files {
         }
         return try Payload(encoding: BuiltinWire.GetFileResult(
             data: Data(buffer[0..<filled]), size: size, eof: offset + filled >= size))
+    }
+
+    /// The most files `yonder.listFiles` lists.
+    static let maximumListed = 100_000
+
+    /// `yonder.listFiles`: the regular files under a folder (or the one file), each with its
+    /// size, SHA-256 and executable bit; symbolic links are not followed.
+    static func list(_ value: JSONValue) throws -> JSONValue {
+        let arguments = try value.decode(as: BuiltinWire.ListFilesArguments.self, path: ["arguments"])
+        var info = stat()
+        guard lstat(arguments.path, &info) == 0 else {
+            if errno == ENOENT { return try JSONValue(encoding: BuiltinWire.ListFilesResult(exists: false, files: [])) }
+            throw failure("stat", arguments.path)
+        }
+        var files: [BuiltinWire.ListedFile] = []
+        func add(_ path: String, relative: String, _ info: stat) throws {
+            guard files.count < maximumListed else {
+                throw ProtocolError(.invalidArguments, "\(arguments.path) holds more than \(maximumListed) files; list a smaller folder", path: ["arguments", "path"])
+            }
+            files.append(BuiltinWire.ListedFile(
+                path: relative, size: Int(info.st_size), sha256: try hash(path), executable: info.st_mode & 0o111 != 0))
+        }
+        func walk(_ folder: String, relative: String) throws {
+            guard let directory = opendir(folder) else { throw failure("open the folder", folder) }
+            defer { closedir(directory) }
+            var names: [String] = []
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            for name in names.sorted() {
+                let path = "\(folder)/\(name)", inner = relative.isEmpty ? name : "\(relative)/\(name)"
+                var info = stat()
+                guard lstat(path, &info) == 0 else { continue }  // removed meanwhile
+                switch info.st_mode & S_IFMT {
+                case S_IFDIR: try walk(path, relative: inner)
+                case S_IFREG: try add(path, relative: inner, info)
+                default: continue
+                }
+            }
+        }
+        switch info.st_mode & S_IFMT {
+        case S_IFDIR: try walk(arguments.path, relative: "")
+        case S_IFREG: try add(arguments.path, relative: "", info)
+        default: break
+        }
+        files.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        return try JSONValue(encoding: BuiltinWire.ListFilesResult(exists: true, files: files))
+    }
+
+    private static func hash(_ path: String) throws(ProtocolError) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw failure("open", path) }
+        defer { close(fd) }
+        var hasher = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw failure("read", path)
+            }
+            if count == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        }
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for byte in hasher.finalize() {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 15)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     private static func makeParents(of path: String) throws(ProtocolError) {

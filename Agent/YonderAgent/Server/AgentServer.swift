@@ -56,7 +56,7 @@ public final class AgentServer: Sendable {
     /// `yonder-agent serve` does), not in this process.
     static func start(
         registry: Registry, token: String, host: String, port: Int, build: String, limits: AgentLimits = AgentLimits(),
-        isolated: Bool = false
+        isolated: Bool = false, jobsFolder: String? = nil
     ) async throws -> AgentServer {
         guard !token.isEmpty else {
             throw AgentError("the token is empty; give the agent a token of at least 16 random characters")
@@ -73,7 +73,7 @@ public final class AgentServer: Sendable {
         let group: any EventLoopGroup = isolated ? Self.routingLoop : MultiThreadedEventLoopGroup.singleton
         let agent = try AgentState(
             registry: registry, token: token, build: build, maximumFrameLength: Frame.defaultMaximumLength, limits: limits,
-            isolatedOn: isolated ? group.next() : nil)
+            isolatedOn: isolated ? group.next() : nil, jobsFolder: jobsFolder)
         if !registry.functions.isEmpty { agent.workers?.warmUp() }
         let connections = OpenConnections()
         let bootstrap = ServerBootstrap(group: group)

@@ -26,7 +26,9 @@ final class AgentState: Sendable {
     /// Connections open now that have not completed the handshake.
     let unauthenticated = Atomic(0)
     /// When a user's request last ran, for autostop.
-    let activity = Activity()
+    let activity: Activity
+    /// The jobs started by `yonder.job.start`.
+    let jobs: JobTable
     private let started = ContinuousClock.now
 
     /// `isolatedOn`: run user code in worker processes (the agent executable), not in this
@@ -34,8 +36,11 @@ final class AgentState: Sendable {
     /// `firstObjectID`: in a worker hosting one object, the id the agent gave it.
     init(
         registry: Registry, token: String, build: String, maximumFrameLength: Int, limits: AgentLimits = AgentLimits(),
-        isolatedOn eventLoop: (any EventLoop)? = nil, firstObjectID: String? = nil
+        isolatedOn eventLoop: (any EventLoop)? = nil, firstObjectID: String? = nil, jobsFolder: String? = nil
     ) throws(AgentError) {
+        let activity = Activity()
+        self.activity = activity
+        self.jobs = JobTable(folder: jobsFolder, activity: activity)
         let objects = ObjectTable(firstID: firstObjectID)
         self.objects = objects
         self.workers = eventLoop.map { WorkerPool(objects: objects, eventLoop: $0) }

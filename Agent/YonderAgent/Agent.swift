@@ -95,6 +95,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The build id reported to clients.")
     var build = "dev"
 
+    @Option(name: .customLong("build-file"), help: "Read the build id from this file at every start (it wins over --build): a container whose agent is swapped in place keeps its arguments.")
+    var buildFile: String?
+
     @Option(name: .customLong("log-file"), help: "Write the agent's own log here instead of stderr.")
     var logFile: String?
 
@@ -121,6 +124,13 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let token = try readToken()
+        var build = self.build
+        if let buildFile {
+            guard let text = readWholeFile(buildFile)?.trimmingWhitespace, !text.isEmpty else {
+                throw ValidationError("cannot read the build id from \(buildFile): \(errorText(errno))")
+            }
+            build = text
+        }
         if let logFile {
             let fd = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
             guard fd >= 0 else {
@@ -200,21 +210,27 @@ struct Serve: AsyncParsableCommand {
             return token
         }
         let path = tokenFile ?? ""
-        guard let file = fopen(path, "r") else {
+        guard let text = readWholeFile(path) else {
             throw ValidationError("cannot read the token file \(path): \(errorText(errno))")
         }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = fread(&buffer, 1, buffer.count, file)
-            if count <= 0 { break }
-            bytes += buffer[0..<count]
-        }
-        let token = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
+        let token = text.trimmingWhitespace
         guard !token.isEmpty else { throw ValidationError("the token file \(path) is empty") }
         return token
     }
+}
+
+/// The text of the file at `path`, or nil (with errno set) when it cannot be opened.
+func readWholeFile(_ path: String) -> String? {
+    guard let file = fopen(path, "r") else { return nil }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = fread(&buffer, 1, buffer.count, file)
+        if count <= 0 { break }
+        bytes += buffer[0..<count]
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// Raises the soft limit on open descriptors to the hard one: each connection holds one.

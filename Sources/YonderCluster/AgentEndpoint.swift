@@ -19,6 +19,9 @@ struct AgentEndpoint: Decodable, Sendable, Equatable {
     /// The agent's jobs folder inside the container (`serve --jobs-dir`); with no container,
     /// `jobs` in the agent's folder.
     static let jobsFolder = "/yonder/run/jobs"
+    /// The agent's build id inside the container (`serve --build-file`), written with the
+    /// agent, so that a new agent can be swapped in without making the container again.
+    static let buildFile = "/yonder/build"
 
     /// The prefix of the line that carries the file in a node command's output; anything the
     /// node's login files or banners print around it is ignored.

@@ -56,7 +56,7 @@ public struct AgentProduct: Sendable, Hashable, Codable {
 
     /// Builds the product and returns the executable's path. Reports progress as step
     /// `agent`; fails with the build's last lines.
-    func build(environment: [String: String], progress: @escaping @Sendable (ClusterProgress) -> Void) async throws -> String {
+    package func build(environment: [String: String], progress: @escaping @Sendable (ClusterProgress) -> Void) async throws -> String {
         let manifest = packageFolder.appendingPathComponent("Package.swift").path
         guard FileManager.default.fileExists(atPath: manifest) else {
             throw ClusterError(.agentFailed, "the agent product \(product) cannot be built: \(packageFolder.path) has no Package.swift; run from your package's folder or give agent: {product: \(product), package: PATH}")

@@ -107,9 +107,10 @@ public final class Cluster: Sendable {
             for (index, endpoint) in endpoints.enumerated() {
                 group.addTask {
                     do {
+                        let before = previous.flatMap { $0.nodes.indices.contains(index) ? $0.nodes[index] : nil }
                         return (index, .success(try await bringNode(
                             index, endpoint, spec: spec, agentPath: agentPath, build: build, credentials: credentials,
-                            imageBuild: builtImage, turns: turns, progress: progress)))
+                            imageBuild: builtImage, turns: turns, before: before, progress: progress)))
                     } catch {
                         return (index, .failure(error))
                     }
@@ -167,7 +168,8 @@ public final class Cluster: Sendable {
     /// SSH in, bootstrap, tunnel and hello for one node; on failure, removes what it made.
     private static func bringNode(
         _ index: Int, _ endpoint: NodeEndpoint, spec: ClusterSpec, agentPath: String, build: String,
-        credentials: RegistryCredentials?, imageBuild: PreparedImageBuild?, turns: Turns, progress: @escaping @Sendable (ClusterProgress) -> Void
+        credentials: RegistryCredentials?, imageBuild: PreparedImageBuild?, turns: Turns, before: ClusterState.NodeState?,
+        progress: @escaping @Sendable (ClusterProgress) -> Void
     ) async throws -> NodeUp {
         let session = try await endpoint.connect()
         let bootstrap = NodeBootstrap(
@@ -175,7 +177,15 @@ public final class Cluster: Sendable {
             credentials: credentials, imageBuild: imageBuild, report: progress, reconnect: { try await endpoint.connect() }, turns: turns)
         var outcome: NodeBootstrap.Outcome?
         do {
-            outcome = try await bootstrap.bring()
+            do {
+                outcome = try await bootstrap.bring()
+                // Node 0 reused its container (no image step): the image is in the registry
+                // from the up that made it.
+                if index == 0 { imageBuild?.pushed?.open() }
+            } catch {
+                if index == 0 { imageBuild?.pushed?.fail("node 0 failed before its image was pushed: \(error)") }
+                throw error
+            }
             let outcome = outcome!
             try await bootstrap.installAutostop()
             let connectStart = ContinuousClock.now
@@ -196,6 +206,15 @@ public final class Cluster: Sendable {
                 connection = try await connectAgent(cluster: spec.name, index: index, node: node, over: session, progress: progress).0
             }
             node.agentPort = connection.agent.instance == outcome.endpoint.instance ? outcome.endpoint.port : node.agentPort
+            // The named objects of the agent that ran before: kept while it still runs, else
+            // reported as gone (a new agent build, a new container), never silently dropped.
+            if let before, before.container == node.container {
+                node.agentInstance = before.agentInstance
+                node.namedObjects = before.namedObjects
+                if let names = before.namedObjects, !names.isEmpty, before.agentInstance != nil, before.agentInstance != connection.agent.instance {
+                    progress(ClusterProgress(node: index, step: "restarted", detail: "the agent on node \(index) is a new one (a new build or container); the named objects the old one held are gone: \(names.joined(separator: ", "))"))
+                }
+            }
             node.saw(instance: connection.agent.instance)
             progress(ClusterProgress(node: index, step: "connect", detail: "agent \(connection.agent) on port \(node.agentPort)", elapsed: ContinuousClock.now - connectStart))
             return NodeUp(endpoint: endpoint, session: session, connection: connection, node: node, createdContainer: outcome.createdContainer)

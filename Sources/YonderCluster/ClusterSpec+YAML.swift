@@ -119,16 +119,23 @@ private struct SpecReader {
             throw fail(imageFields[1].1, imageFields[1].0, "the image is already given by \(imageFields[0].0); keep one")
         }
         if let (field, node) = imageFields.first, let node, let mapping = node.mapping {
-            var build: ClusterSpec.ImageBuild?
+            var context: String?, dockerfile: String?, push: String?
             for (key, value) in mapping {
                 switch try string(key, field) {
-                case "build": build = ClusterSpec.ImageBuild(context: try string(value, "\(field).build"))
-                case "dockerfile": build = build ?? ClusterSpec.ImageBuild(context: "."); build?.dockerfile = try string(value, "\(field).dockerfile")
-                case let other: throw fail(key, "\(field).\(other)", "unknown field; an image to build is {build: CONTEXT_FOLDER, dockerfile: Dockerfile}")
+                case "build": context = try string(value, "\(field).build")
+                case "dockerfile": dockerfile = try string(value, "\(field).dockerfile")
+                case "push":
+                    let repository = try string(value, "\(field).push")
+                    let last = repository.split(separator: "/").last ?? ""
+                    guard !repository.isEmpty, !last.contains(":"), !repository.contains("@"), repository == repository.lowercased(), !repository.contains(" ") else {
+                        throw fail(value, "\(field).push", "\(repository) is not a repository to push to; give REGISTRY/REPO without a tag, e.g. registry.example.com:5000/team/train (the tag is the context's hash)")
+                    }
+                    push = repository
+                case let other: throw fail(key, "\(field).\(other)", "unknown field; an image to build is {build: CONTEXT_FOLDER, dockerfile: Dockerfile, push: REGISTRY/REPO}")
                 }
             }
-            guard let build else { throw fail(node, field, "give the folder to build from: {build: .}") }
-            spec.imageBuild = build
+            guard let context else { throw fail(node, field, "give the folder to build from: {build: .}") }
+            spec.imageBuild = ClusterSpec.ImageBuild(context: context, dockerfile: dockerfile, push: push)
         } else if let (field, node) = imageFields.first, let node {
             spec.image = try image(node, field)
         }

@@ -83,11 +83,15 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
         public var context: String
         /// The Dockerfile, relative to the context; `Dockerfile` by default.
         public var dockerfile: String?
+        /// A repository (`REGISTRY/REPO`, no tag) to build into once, on node 0, and push
+        /// to, from which the other nodes pull; nil builds on every node.
+        public var push: String?
 
-        /// A build of `context` with `dockerfile`.
-        public init(context: String, dockerfile: String? = nil) {
+        /// A build of `context` with `dockerfile`, pushed to `push` if given.
+        public init(context: String, dockerfile: String? = nil, push: String? = nil) {
             self.context = context
             self.dockerfile = dockerfile
+            self.push = push
         }
     }
 

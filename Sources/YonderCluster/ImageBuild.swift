@@ -1,4 +1,5 @@
 import Crypto
+import Synchronization
 import Foundation
 import YonderLocalServers
 import YonderSSH
@@ -10,8 +11,11 @@ import Glibc
 /// An image build made ready on this machine: the context's files (less `.dockerignore`'s),
 /// their hash, the tag it gives the image, and the context as a tar file to upload.
 struct PreparedImageBuild: Sendable {
-    /// `yonder-build/NAME:HASH`.
+    /// `yonder-build/NAME:HASH`, or `REGISTRY/REPO:HASH` when pushed.
     var tag: String
+    /// When the image is built on node 0 and pushed: opened once it is in the registry, for
+    /// the other nodes to pull it.
+    var pushed: PushGate?
     /// The Dockerfile's path inside the context.
     var dockerfile: String
     /// The context as a tar file, on this machine.
@@ -55,7 +59,10 @@ struct PreparedImageBuild: Sendable {
         guard status == 0 else {
             throw ClusterError(.invalidSpec, "cluster \(cluster): cannot pack the build context \(root.path): \(output)")
         }
-        return PreparedImageBuild(tag: "yonder-build/\(cluster.lowercased()):\(digest)", dockerfile: dockerfile, archive: archive, files: paths.count, bytes: bytes)
+        let repository = build.push ?? "yonder-build/\(cluster.lowercased())"
+        return PreparedImageBuild(
+            tag: "\(repository):\(digest)", pushed: build.push == nil ? nil : PushGate(), dockerfile: dockerfile, archive: archive,
+            files: paths.count, bytes: bytes)
     }
 
     /// The context's files, relative to `root`, less those `ignore` names (the `keep` ones are
@@ -133,6 +140,29 @@ extension NodeBootstrap {
     /// Builds the spec's image on the node from the uploaded context, unless the node already
     /// has an image of that tag (the same context): its output comes as progress, and a
     /// failure has its last lines.
+    /// The image step of a build: on every node; or, with `push`, built and pushed by node 0
+    /// while the others wait, then pulled by them.
+    func ensureImage(built build: PreparedImageBuild) async throws {
+        guard let gate = build.pushed else {
+            return try await timed("image", build.tag) { try await ensureBuiltImage(build) }
+        }
+        guard index == 0 else {
+            report(ClusterProgress(node: index, step: "image", detail: "waiting for node 0 to build and push \(build.tag)"))
+            try await gate.wait()
+            return try await timed("image", build.tag) { try await ensureImage(build.tag, credentials: credentials) }
+        }
+        do {
+            try await timed("image", build.tag) {
+                try await ensureBuiltImage(build)
+                try await transfer(build.tag, push: true, credentials: credentials)
+            }
+            gate.open()
+        } catch {
+            gate.fail("node 0 could not build and push \(build.tag): \(error)")
+            throw error
+        }
+    }
+
     func ensureBuiltImage(_ build: PreparedImageBuild) async throws {
         if try await run("docker image inspect --format '{{.Id}}' \(shellQuote(build.tag))").status == .exited(0) {
             report(ClusterProgress(node: index, step: "build", detail: "\(build.tag) is there already (the context is unchanged)"))
@@ -168,5 +198,44 @@ extension NodeBootstrap {
             throw ClusterError(.imageUnavailable, "\(node): building \(build.tag) failed (\(status)); its last lines:\n\(tail.joined(separator: "\n"))")
         }
         report(ClusterProgress(node: index, step: "build", detail: "built \(build.tag)", elapsed: ContinuousClock.now - start))
+    }
+}
+
+/// Node 0's build and push, awaited by the other nodes of the `up`.
+final class PushGate: Sendable {
+    private let state = Mutex<(outcome: String??, waiters: [CheckedContinuation<Void, any Error>])>((nil, []))
+
+    /// The image is in the registry.
+    func open() { settle(.some(nil)) }
+
+    /// Node 0 failed (or stopped before its image step): the waiters fail with `reason`.
+    func fail(_ reason: String) { settle(.some(reason)) }
+
+    private func settle(_ outcome: String??) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            guard state.outcome == nil else { return [] }
+            state.outcome = outcome
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { resume(waiter, outcome) }
+    }
+
+    private func resume(_ waiter: CheckedContinuation<Void, any Error>, _ outcome: String??) {
+        if case .some(.some(let reason)) = outcome {
+            waiter.resume(throwing: ClusterError(.imageUnavailable, reason))
+        } else {
+            waiter.resume()
+        }
+    }
+
+    func wait() async throws {
+        try await withCheckedThrowingContinuation { continuation in
+            let outcome = state.withLock { state -> String?? in
+                if state.outcome == nil { state.waiters.append(continuation) }
+                return state.outcome
+            }
+            if outcome != nil { resume(continuation, outcome) }
+        }
     }
 }

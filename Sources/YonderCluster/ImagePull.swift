@@ -13,10 +13,17 @@ extension NodeBootstrap {
 
     func ensureImage(_ image: String, credentials: RegistryCredentials? = nil) async throws {
         if try await run("docker image inspect --format '{{.Id}}' \(shellQuote(image))").status == .exited(0) { return }
-        report(ClusterProgress(node: index, step: "pull", detail: "pulling \(image)"))
+        try await transfer(image, push: false, credentials: credentials)
+    }
+
+    /// `docker pull`, or `docker push` of an image the node built, with the layers counted
+    /// for the progress bar and the login, if any, in a private folder for this transfer only.
+    func transfer(_ image: String, push: Bool, credentials: RegistryCredentials?) async throws {
+        let step = push ? "push" : "pull"
+        report(ClusterProgress(node: index, step: step, detail: "\(push ? "pushing" : "pulling") \(image)"))
         let start = ContinuousClock.now
         let server = credentials.map { $0.server ?? RegistryCredentials.registry(of: image) ?? "" }
-        let pull = try await session.execute(Self.pullCommand(image, username: credentials?.username, server: server))
+        let pull = try await session.execute(Self.pullCommand(image, username: credentials?.username, server: server, verb: step))
         var loginFolder: String?
         var loggedIn = false
         do {
@@ -36,15 +43,15 @@ extension NodeBootstrap {
                         loginFolder = String(line.dropFirst("yonder-config ".count))
                     } else if line == "yonder-logged-in" {
                         loggedIn = true
-                        report(ClusterProgress(node: index, step: "login", detail: "logged in to \(server?.isEmpty == false ? server! : "Docker Hub") for this pull only"))
+                        report(ClusterProgress(node: index, step: "login", detail: "logged in to \(server?.isEmpty == false ? server! : "Docker Hub") for this \(step) only"))
                     } else if parts.count == 2, parts[0].allSatisfy(\.isHexDigit) {
                         let state = parts[1].trimmingCharacters(in: .whitespaces)
                         layers.insert(parts[0])
-                        if state == "Pull complete" || state == "Already exists" { finished.insert(parts[0]) }
-                        report(ClusterProgress(node: index, step: "pull", detail: "\(image): \(finished.count)/\(layers.count) layers",
+                        if ["Pull complete", "Already exists", "Pushed", "Layer already exists"].contains(state) { finished.insert(parts[0]) }
+                        report(ClusterProgress(node: index, step: step, detail: "\(image): \(finished.count)/\(layers.count) layers",
                                                fraction: (Int64(finished.count), Int64(layers.count))))
                     } else if !line.isEmpty {
-                        report(ClusterProgress(node: index, step: "pull", detail: String(line)))
+                        report(ClusterProgress(node: index, step: step, detail: String(line)))
                     }
                 }
             }
@@ -58,6 +65,9 @@ extension NodeBootstrap {
                     let registry = server?.isEmpty == false ? server! : "Docker Hub"
                     throw ClusterError(.imageUnavailable, "\(node): docker login to \(registry) as \(credentials.username) failed: \(errorText); check YONDER_DOCKER_USERNAME and YONDER_DOCKER_PASSWORD")
                 }
+                if push {
+                    throw ClusterError(.imageUnavailable, "\(node): cannot push \(image): \(errorText); check that the registry is reachable from the node and that the credentials (YONDER_DOCKER_USERNAME, YONDER_DOCKER_PASSWORD) may push there")
+                }
                 throw ClusterError(.imageUnavailable, "\(node): cannot pull \(image): \(errorText); check the name, and the registry credentials if it is private")
             }
         } catch {
@@ -66,7 +76,7 @@ extension NodeBootstrap {
             await removeLoginFolder(loginFolder)
             throw error
         }
-        report(ClusterProgress(node: index, step: "pull", detail: "pulled \(image)", elapsed: ContinuousClock.now - start))
+        report(ClusterProgress(node: index, step: step, detail: "\(push ? "pushed" : "pulled") \(image)", elapsed: ContinuousClock.now - start))
     }
 
     /// Removes the private docker config folder on the node, even when the task was cancelled.
@@ -78,8 +88,9 @@ extension NodeBootstrap {
     /// One shell command: with a user name, make the private folder, arrange its removal on
     /// every exit, log in with the password from standard input, and pull with it; without
     /// one, a plain pull. Prints `yonder-config DIR` and `yonder-logged-in` for the client.
-    static func pullCommand(_ image: String, username: String?, server: String?) -> String {
-        guard let username else { return "docker pull \(shellQuote(image))" }
+    /// `verb` is `pull` or `push`.
+    static func pullCommand(_ image: String, username: String?, server: String?, verb: String = "pull") -> String {
+        guard let username else { return "docker \(verb) \(shellQuote(image))" }
         return """
             umask 077; dir=
             for base in "${XDG_RUNTIME_DIR:-}" /dev/shm "${TMPDIR:-/tmp}"; do
@@ -91,7 +102,7 @@ extension NodeBootstrap {
             echo "yonder-config $dir"
             docker --config "$dir" login --username \(shellQuote(username)) --password-stdin \(shellQuote(server ?? "")) >/dev/null || exit $?
             echo yonder-logged-in
-            docker --config "$dir" pull \(shellQuote(image)) < /dev/null
+            docker --config "$dir" \(verb) \(shellQuote(image)) < /dev/null
             """
     }
 }

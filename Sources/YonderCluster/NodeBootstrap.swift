@@ -86,7 +86,7 @@ struct NodeBootstrap {
 
         // With credentials, the login lives in a private folder for the pull only (ImagePull.swift).
         if let imageBuild {
-            try await timed("image", image) { try await ensureBuiltImage(imageBuild) }
+            try await ensureImage(built: imageBuild)
         } else {
             try await timed("image", image) { try await ensureImage(image, credentials: credentials) }
         }
@@ -128,6 +128,9 @@ struct NodeBootstrap {
         var build: String?
         /// The image the container was made from.
         var image: String?
+        /// Whether the container reads its agent's build id from a file, so that the agent
+        /// can be swapped in place (containers made before that cannot).
+        var swappable = false
         /// What the agent wrote at its last start, if it did.
         var endpoint: AgentEndpoint?
     }
@@ -138,7 +141,7 @@ struct NodeBootstrap {
             docker version --format '{{.Server.Version}}' >/dev/null || exit $?
             echo "home $HOME"
             \(spec.autostop == nil ? AutostopWatcher.removal(container) : "")
-            state=$(docker inspect --format '{{.State.Status}} {{index .Config.Labels "yonder.build"}} {{.Config.Image}}' \(c) 2>/dev/null) || exit 0
+            state=$(docker inspect --format '{{.State.Status}} {{index .Config.Labels "yonder.build"}} {{.Config.Image}} {{index .Config.Labels "yonder.swap"}}' \(c) 2>/dev/null) || exit 0
             echo "state $state"
             \(NodeCommands.endpoint(container, onHost: false))
             """)
@@ -196,6 +199,7 @@ struct NodeBootstrap {
                 probe.state = fields.first
                 probe.build = fields.count > 1 ? fields[1] : nil
                 probe.image = fields.count > 2 ? fields[2] : nil
+                probe.swappable = fields.count > 3 && fields[3] == "1"
             case "home": probe.home = parts[1]
             default: break
             }
@@ -210,7 +214,7 @@ struct NodeBootstrap {
         var arguments = [
             "docker", "create", "--name", container,
             "--label", "yonder.cluster=\(spec.name)", "--label", "yonder.node=\(index)", "--label", "yonder.build=\(agentBuild)",
-            "--network", "host", "--entrypoint", "/yonder/agent", "--restart", "unless-stopped",
+            "--label", "yonder.swap=1", "--network", "host", "--entrypoint", "/yonder/agent", "--restart", "unless-stopped",
         ]
         if let shm = spec.resources.shmSize { arguments += ["--shm-size", shm] }
         if let cpus = spec.resources.cpus { arguments += ["--cpus", String(cpus)] }
@@ -218,7 +222,8 @@ struct NodeBootstrap {
         if let gpus = spec.resources.accelerators { arguments += ["--gpus", String(gpus.count)] }
         for variable in spec.agentEnvironment(rank: index) { arguments += ["--env", variable] }
         arguments += [image, "serve", "--host", "127.0.0.1", "--port", "0", "--new-token-file", AgentEndpoint.containerFile,
-                      "--activity-file", AgentEndpoint.activityFile, "--jobs-dir", AgentEndpoint.jobsFolder, "--build", agentBuild]
+                      "--activity-file", AgentEndpoint.activityFile, "--jobs-dir", AgentEndpoint.jobsFolder,
+                      "--build", agentBuild, "--build-file", AgentEndpoint.buildFile]
         let result = try await run(arguments.map(shellQuote).joined(separator: " "))
         guard result.status == .exited(0) else {
             throw ClusterError(.agentFailed, "\(node): cannot create the container \(container): \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
@@ -238,6 +243,7 @@ struct NodeBootstrap {
         let copy = try await run("""
             rm -rf \(staging) && mkdir -p \(staging)/yonder/run && chmod 755 \(staging)/yonder && chmod 700 \(staging)/yonder/run && \
             cp \(shellQuote(stored)) \(staging)/yonder/agent && chmod 755 \(staging)/yonder/agent && \
+            printf '%s\\n' \(agentBuild) > \(staging)/yonder/build && chmod 644 \(staging)/yonder/build && \
             tar -C \(staging) -c --numeric-owner --owner=\(owner.uid) --group=\(owner.gid) yonder | docker cp -a - \(shellQuote(container)):/ ; \
             status=$?; rm -rf \(staging); exit $status
             """)
@@ -333,16 +339,31 @@ struct NodeBootstrap {
     }
 
     /// A running container of this build with an agent that prints its port: reused. A
-    /// stopped one of this build is started again.
+    /// stopped one of this build is started again. One of this image with another agent build
+    /// gets the new agent in place and is restarted, so its files (the workdir, what the
+    /// setup installed) stay; one of another image is replaced.
     func reuse(_ probe: Probe) async throws -> Outcome? {
         guard let state = probe.state else { return nil }
-        guard probe.build == agentBuild, let existing = probe.endpoint else {
-            report(ClusterProgress(node: index, step: "container", detail: "\(container) runs another agent build; replacing it"))
-            return nil
-        }
         if let image = probe.image, let wanted = spec.image, image != wanted {
             report(ClusterProgress(node: index, step: "container", detail: "\(container) runs \(image), not \(wanted); replacing it"))
             return nil
+        }
+        let running = probe.swappable ? probe.endpoint?.build : probe.build
+        guard let existing = probe.endpoint, running == agentBuild else {
+            guard probe.swappable, let existing = probe.endpoint else {
+                report(ClusterProgress(node: index, step: "container", detail: "\(container) runs another agent build; replacing it"))
+                return nil
+            }
+            report(ClusterProgress(node: index, step: "container", detail: "\(container) runs agent build \(running ?? "unknown"); swapping in \(agentBuild) (the container and its files stay)"))
+            try await timed("agent", "installing the agent (build \(agentBuild))") { try await installAgent(home: probe.home) }
+            let endpoint = try await timed("restart", "restarting \(container) with the new agent") {
+                let restarted = try await run("docker restart --time 3 \(shellQuote(container))")
+                guard restarted.status == .exited(0) else {
+                    throw ClusterError(.agentFailed, "\(node): cannot restart \(container): \(restarted.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)); run `yonder down \(spec.name)` and up again")
+                }
+                return try await waitForEndpoint(after: existing.instance)
+            }
+            return Outcome(endpoint: endpoint, createdContainer: false)
         }
         if state != "running" {
             report(ClusterProgress(node: index, step: "container", detail: "\(container) is \(state); starting it"))

@@ -155,6 +155,11 @@ struct ClusterSpecTests {
         ("name: a\nname: b", ["not valid YAML", "duplicated", "name"]),
         ("- just\n- a list", ["expected a mapping"]),
         ("name: [unclosed", ["not valid YAML", "line"]),
+        ("name: a\nimage_id: {build: ., push: 'reg.example.com/team/app:v1'}", ["image_id.push", "without a tag"]),
+        ("name: a\nimage_id: {dockerfile: D}", ["image_id", "give the folder to build from"]),
+        ("name: a\nartifacts: [outputs]", ["artifacts", "has no workdir"]),
+        ("name: a\nworkdir: .\nartifacts: [/etc]", ["artifacts", "/etc is not a path inside the workdir"]),
+        ("name: a\nworkdir: .\nartifacts: outputs", ["artifacts", "expected a list"]),
     ])
     func badSpecsSayWhatIsWrong(yaml: String, expected: [String]) {
         do {
@@ -168,6 +173,12 @@ struct ClusterSpecTests {
         } catch {
             Issue.record("unexpected error \(error)")
         }
+    }
+
+    @Test func anImageToBuildAndPushInAnyOrderOfItsFields() throws {
+        let spec = try ClusterSpec.parse("name: a\nimage_id: {dockerfile: docker/Train, push: 'reg.example.com:5000/team/app', build: ctx}\nworkdir: .\nartifacts: [outputs, ./logs/train.log]")
+        #expect(spec.imageBuild == ClusterSpec.ImageBuild(context: "ctx", dockerfile: "docker/Train", push: "reg.example.com:5000/team/app"))
+        #expect(spec.artifacts == ["outputs", "logs/train.log"])
     }
 
     @Test func aMissingFileIsNamed() {

@@ -92,7 +92,8 @@ struct ClusterUpTests {
         #expect(!recreateSteps.all.contains { $0.step == "upload" })
         await recreated.close()
 
-        // Another agent build (a few random bytes more: new on the node) replaces the running one.
+        // Another agent build (a few random bytes more: new on the node) is swapped in place of
+        // the running one: same container, agent restarted.
         let newer = home.appendingPathComponent("yonder-agent-newer").path
         var bytes = try Data(contentsOf: URL(fileURLWithPath: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"]!))
         bytes.append(contentsOf: (0..<8).map { _ in UInt8.random(in: 0...255) })
@@ -102,7 +103,8 @@ struct ClusterUpTests {
         newerSpec.agent = newer
         let replaceSteps = ProgressSteps()
         let replaced = try await Cluster.up(newerSpec) { replaceSteps.add($0) }
-        #expect(replaceSteps.all.contains { $0.detail.contains("another agent build") })
+        #expect(replaceSteps.all.contains { $0.detail.contains("swapping in") && $0.detail.contains("the container and its files stay") })
+        #expect(!replaceSteps.all.contains { $0.step == "container" && $0.detail.contains("creating") })
         #expect(replaceSteps.all.contains { $0.step == "upload" })
         #expect(replaced.state.nodes[0].agentBuild != recreated.state.nodes[0].agentBuild)
         #expect(try await replaced.connection().info().build == replaced.state.nodes[0].agentBuild)

@@ -92,6 +92,55 @@ struct RegistryTests {
         _ = try? docker(["rmi", image])
     }
 
+    /// `image_id: {build: …, push: REGISTRY/REPO}` on two nodes: node 0 builds once and pushes
+    /// with the credentials, node 1 waits and builds nothing; wrong credentials fail the push
+    /// clearly and leave nothing.
+    @Test func anImageBuiltOnceIsPushedForTheOtherNodes() async throws {
+        defer {
+            kill(registry, SIGKILL)
+            ChildProcess.wait(registry)
+        }
+        let name = "p\(UInt16.random(in: 0...UInt16.max))"
+        let context = folder.appendingPathComponent("app")
+        try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+        try "FROM \(ClusterTestEnvironment.image)\nRUN echo pushed > /pushed-marker\n".write(to: context.appendingPathComponent("Dockerfile"), atomically: true, encoding: .utf8)
+        let specPath = folder.appendingPathComponent("\(name).yaml").path
+        let repository = "127.0.0.1:\(port)/yonder/\(name)"
+        try """
+            name: \(name)
+            num_nodes: 2
+            image_id: {push: \(repository), build: app}
+            agent: \(ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"] ?? "")
+            """.write(toFile: specPath, atomically: true, encoding: .utf8)
+        let spec = try ClusterSpec.load(from: specPath)
+        #expect(spec.imageBuild?.push == repository)
+
+        let wrong = ProcessInfo.processInfo.environment.merging(["YONDER_DOCKER_USERNAME": user, "YONDER_DOCKER_PASSWORD": "not-the-password"]) { $1 }
+        let refused = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(spec, environment: wrong) { _ in } }
+        #expect(refused?.code == .imageUnavailable)
+        #expect(refused?.description.contains("127.0.0.1:\(port)") == true && refused?.description.contains("not-the-password") == false, "\(String(describing: refused))")
+        #expect(try docker(["ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"]).isEmpty)
+
+        let right = ProcessInfo.processInfo.environment.merging(["YONDER_DOCKER_USERNAME": user, "YONDER_DOCKER_PASSWORD": password]) { $1 }
+        let steps = ProgressSteps()
+        let cluster = try await Cluster.up(spec, environment: right) { steps.add($0) }
+        let tag = try #require(steps.all.first { $0.node == 0 && $0.step == "push" && $0.detail.hasPrefix("pushed ") }.map { String($0.detail.dropFirst("pushed ".count)) }, "\(steps.all.map(\.description))")
+        #expect(tag.hasPrefix(repository + ":"))
+        #expect(!steps.all.contains { $0.node == 1 && $0.step == "build" }, "node 1 builds nothing: \(steps.all.map(\.description))")
+        #expect(steps.all.contains { $0.node == 1 && $0.detail == "waiting for node 0 to build and push \(tag)" })
+        for node in 0..<2 {
+            #expect(try await cluster.connection(node: node).exec(["cat", "/pushed-marker"]).collect().outputText == "pushed\n")
+        }
+        try await cluster.down()
+        // What the registry holds is the image: pulled back from it, it has the marker.
+        try docker(["rmi", "-f", tag])
+        var environment = ProcessInfo.processInfo.environment
+        environment["YONDER_TEST_PW"] = password
+        try ChildProcess.run("/bin/sh", ["-c", "printf %s \"$YONDER_TEST_PW\" | docker login -u \(user) --password-stdin 127.0.0.1:\(port) >/dev/null && docker pull -q \(tag) >/dev/null && docker logout 127.0.0.1:\(port) >/dev/null"], environment: environment)
+        #expect(try docker(["run", "--rm", tag, "cat", "/pushed-marker"]) == "pushed\n")
+        _ = try? docker(["rmi", "-f", tag])
+    }
+
     /// The private folders `up` makes for a registry login on the node (this machine).
     func loginFolders() -> Set<String> {
         var found: Set<String> = []

@@ -1,5 +1,6 @@
 import Foundation
 import QuickStartShared
+import Synchronization
 import Testing
 import TestSupport
 import Yonder
@@ -350,5 +351,52 @@ struct TaskTests {
         try "name: \(name)\nworkdir: .\nartifacts: [../secrets]\n".write(toFile: bad, atomically: true, encoding: .utf8)
         let refused = try yonder("launch", bad)
         #expect(refused.exitCode == 1 && refused.output.contains("artifacts: ../secrets is not a path inside the workdir"), "\(refused.output)")
+    }
+
+    @Test func aNewAgentBuildIsSwappedInPlaceKeepingTheContainerAndNamingLostObjects() async throws {
+        let agent = try #require(ProcessInfo.processInfo.environment["YONDER_QUICKSTART_AGENT"], "needs YONDER_QUICKSTART_AGENT (scripts/test.sh sets it)")
+        let name = "r\(UInt16.random(in: 0...UInt16.max))"
+        let project = home.appendingPathComponent("project-\(name)")
+        try FileManager.default.createDirectory(at: project, withIntermediateDirectories: true)
+        try "data\n".write(to: project.appendingPathComponent("input.txt"), atomically: true, encoding: .utf8)
+        // A rebuilt agent: the same program with other bytes, so another build id.
+        let rebuilt = home.appendingPathComponent("agent-\(name)").path
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: agent))
+        bytes.append(contentsOf: Array("rebuilt \(name)".utf8))
+        try bytes.write(to: URL(fileURLWithPath: rebuilt))
+        chmod(rebuilt, 0o755)
+        var spec = ClusterSpec(name: name, image: ClusterTestEnvironment.image, agent: agent)
+        spec.workdir = project.path
+        spec.setup = "echo installed > /tmp/installed"
+        let events = Mutex<[String]>([])
+        let record: @Sendable (ClusterProgress) -> Void = { event in events.withLock { $0.append("\(event.step): \(event.detail)") } }
+
+        let first = try await Cluster.up(spec)
+        let firstBuild = try await first.connection().info().build
+        _ = try await first.connection().create(Counter.self, .init(start: 1), name: "kept-\(name)")
+        await first.close()
+
+        spec.agent = rebuilt
+        let second = try await Cluster.up(spec, progress: record)
+        do {
+            let info = try await second.connection().info()
+            #expect(info.build != firstBuild, "the new build runs")
+            let log = events.withLock { $0 }.joined(separator: "\n")
+            #expect(log.contains("swapping in \(info.build ?? "")"), "\(log)")
+            #expect(!log.contains("creating yonder-\(name)-0"), "the container is not made again: \(log)")
+            #expect(log.contains("setup: already done in this container"), "\(log)")
+            #expect(log.contains("sent 0 file(s) (0 bytes), deleted 0, unchanged 1"), "\(log)")
+            #expect(log.contains("the named objects the old one held are gone: kept-\(name)"), "\(log)")
+            // What the container held is still there, and the new agent answers calls.
+            let installed = try await second.connection().exec(["cat", "/tmp/installed"]).collect()
+            #expect(installed.outputText == "installed\n")
+            #expect(try await second.connection().run(Add.self, [2, 3]) == 5)
+            await second.close()
+            try await Cluster.down(name)
+        } catch {
+            await second.close()
+            try? await Cluster.down(name)
+            throw error
+        }
     }
 }

@@ -306,16 +306,8 @@ final class JobTable: Sendable {
     }
 
     private func read<T: Decodable>(_ type: T.Type, from path: String) -> T? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count > 0 { bytes += buffer[0..<count] } else if count < 0 && errno == EINTR { continue } else { break }
-        }
-        return try? JSONValue.decode(T.self, fromJSON: bytes)
+        guard let text = readWholeFile(path) else { return nil }
+        return try? JSONValue.decode(T.self, fromJSON: Array(text.utf8))
     }
 
     /// Writes a record through a temporary file and a rename: a reader sees all of it or none.

@@ -40,6 +40,9 @@ public enum Agent {
 
 let pendingRegistry = Mutex<Registry?>(nil)
 
+/// Set once SIGHUP came: the agent is closing to execute its file again.
+let reexecuting = Atomic(false)
+
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "yonder-agent",
@@ -164,12 +167,27 @@ struct Serve: AsyncParsableCommand {
         guard stopSignals >= 0 else {
             throw ValidationError("cannot set up the SIGTERM handler: \(errorText(errno))")
         }
+        // SIGHUP: the same, then the agent executes its file again, with the same arguments
+        // and the same pid: how a new build swapped into the container starts, without
+        // restarting the container. Jobs are stopped first, as a restart would.
+        let arguments = CommandLine.arguments
         Thread.detach {
             var byte: UInt8 = 0
             while read(stopSignals, &byte, 1) < 0 && errno == EINTR {}
             Task {
+                if byte == UInt8(SIGHUP) { reexecuting.store(true, ordering: .sequentiallyConsistent) }
                 await server.stop()
-                Glibc.exit(0)
+                guard byte == UInt8(SIGHUP) else { Glibc.exit(0) }
+                await server.jobs.stopAll()
+                let argv = arguments.map { strdup($0) } + [nil]
+                // The signal mask outlives execv, and this thread (one of the concurrency
+                // pool's) blocks SIGHUP, SIGTERM and SIGINT: the new agent must not.
+                var none = sigset_t()
+                sigemptyset(&none)
+                pthread_sigmask(SIG_SETMASK, &none, nil)
+                execv(arguments[0], argv)
+                writeAll(2, Array("yonder-agent: cannot execute \(arguments[0]) again: \(errorText(errno))\n".utf8))
+                Glibc.exit(1)
             }
         }
         var line: [String: JSONValue] = [:]
@@ -193,6 +211,9 @@ struct Serve: AsyncParsableCommand {
         writeAll(1, Array((text + "\n").utf8))
 
         await server.waitUntilClosed()
+        // Closed for SIGHUP: the process is about to become the new agent; returning would
+        // end it first.
+        while reexecuting.load(ordering: .sequentiallyConsistent) { sleep(60) }
     }
 
     private func readToken() throws -> String {

@@ -124,6 +124,8 @@ struct NodeBootstrap {
     struct Probe {
         /// The SSH user's home folder on the node.
         var home = ""
+        /// The size of this agent build in the node's store, if it is there.
+        var storedSize: UInt64?
         var state: String?
         var build: String?
         /// The image the container was made from.
@@ -140,6 +142,7 @@ struct NodeBootstrap {
         let result = try await run("""
             docker version --format '{{.Server.Version}}' >/dev/null || exit $?
             echo "home $HOME"
+            echo "stored $(wc -c < "$HOME/.yonder/agents/\(agentBuild)" 2>/dev/null)"
             \(spec.autostop == nil ? AutostopWatcher.removal(container) : "")
             state=$(docker inspect --format '{{.State.Status}} {{index .Config.Labels "yonder.build"}} {{.Config.Image}} {{index .Config.Labels "yonder.swap"}}' \(c) 2>/dev/null) || exit 0
             echo "state $state"
@@ -201,6 +204,7 @@ struct NodeBootstrap {
                 probe.image = fields.count > 2 ? fields[2] : nil
                 probe.swappable = fields.count > 3 && fields[3] == "1"
             case "home": probe.home = parts[1]
+            case "stored": probe.storedSize = UInt64(parts[1].trimmingCharacters(in: .whitespaces))
             default: break
             }
         }
@@ -324,10 +328,10 @@ struct NodeBootstrap {
         return try await waitForEndpoint(after: previous)
     }
 
-    /// Waits (up to 10 s) until the agent has written an endpoint of an instance other than
-    /// `previous`.
-    func waitForEndpoint(after previous: String?) async throws -> AgentEndpoint {
-        for _ in 0..<100 {
+    /// Waits (up to `attempts` tenths of a second) until the agent has written an endpoint of
+    /// an instance other than `previous`.
+    func waitForEndpoint(after previous: String?, attempts: Int = 100) async throws -> AgentEndpoint {
+        for _ in 0..<attempts {
             let found = try await run(NodeCommands.discovery(container, onHost: false)).stdoutText
             if let endpoint = AgentEndpoint.parse(found), endpoint.instance != previous { return endpoint }
             let state = AgentEndpoint.field("yonder-state", in: found) ?? "missing"
@@ -355,13 +359,8 @@ struct NodeBootstrap {
                 return nil
             }
             report(ClusterProgress(node: index, step: "container", detail: "\(container) runs agent build \(running ?? "unknown"); swapping in \(agentBuild) (the container and its files stay)"))
-            try await timed("agent", "installing the agent (build \(agentBuild))") { try await installAgent(home: probe.home) }
-            let endpoint = try await timed("restart", "restarting \(container) with the new agent") {
-                let restarted = try await run("docker restart --time 3 \(shellQuote(container))")
-                guard restarted.status == .exited(0) else {
-                    throw ClusterError(.agentFailed, "\(node): cannot restart \(container): \(restarted.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)); run `yonder down \(spec.name)` and up again")
-                }
-                return try await waitForEndpoint(after: existing.instance)
+            let endpoint = try await timed("restart", "the new agent started in \(container)") {
+                try await swapAgent(home: probe.home, stored: probe.storedSize == fileSize(agentPath), running: state == "running", previous: existing.instance)
             }
             return Outcome(endpoint: endpoint, createdContainer: false)
         }
@@ -371,6 +370,53 @@ struct NodeBootstrap {
         }
         report(ClusterProgress(node: index, step: "container", detail: "reusing \(container)"))
         return Outcome(endpoint: existing, createdContainer: false)
+    }
+
+    /// Puts the new agent and its build id into the container, in place of the old ones, and
+    /// starts it, in one SSH command: the agent travels on its standard input when the node's
+    /// store (`~/.yonder/agents/BUILD`) lacks it; a running agent gets SIGHUP and executes the
+    /// new file itself (no container restart: the same pid 1); a stopped container is
+    /// started; then the command waits for the new agent's file and prints it. An agent that
+    /// does not answer SIGHUP within 5 s gets a container restart instead.
+    func swapAgent(home: String, stored has: Bool, running: Bool, previous: String?) async throws -> AgentEndpoint {
+        let c = shellQuote(container)
+        let agents = shellQuote("\(home)/.yonder/agents"), stored = shellQuote("\(home)/.yonder/agents/\(agentBuild)")
+        let staging = shellQuote("\(home)/.yonder/staging/\(container)")
+        let size = fileSize(agentPath)
+        if !has { report(ClusterProgress(node: index, step: "upload", detail: "sending the agent (\(size / 1_000_000) MB) with the swap")) }
+        let start = ContinuousClock.now
+        // Only the two files go in: /yonder and /yonder/run keep their owner (the image's user).
+        let swapped = try await run("""
+            \(has ? "" : "mkdir -p \(agents) && chmod 700 \(agents) && cat > \(stored).part && chmod 755 \(stored).part && mv -f \(stored).part \(stored) || exit 1")
+            rm -rf \(staging) && mkdir -p \(staging)/yonder && \
+            { ln -f \(stored) \(staging)/yonder/agent 2>/dev/null || cp \(stored) \(staging)/yonder/agent; } && \
+            printf '%s\\n' \(agentBuild) > \(staging)/yonder/build && chmod 644 \(staging)/yonder/build && \
+            tar -C \(staging) -c --numeric-owner --owner=0 --group=0 yonder/agent yonder/build | docker cp - \(c):/ ; \
+            status=$?; rm -rf \(staging); [ $status = 0 ] || exit $status
+            \(running ? "docker kill --signal HUP \(c) >/dev/null" : "docker start \(c) >/dev/null") || exit 1
+            i=0
+            while [ $i -lt 100 ]; do
+              found=$(docker cp \(c):\(AgentEndpoint.containerFile) - 2>/dev/null | tar -xO 2>/dev/null)
+              case "$found" in ""|*\(shellQuote(previous ?? "-"))*) ;; *) printf '\\n\(AgentEndpoint.marker)%s\\n' "$found"; exit 0 ;; esac
+              sleep 0.05; i=$((i + 1))
+            done
+            exit 3
+            """, input: has ? nil : Array(try Data(contentsOf: URL(fileURLWithPath: agentPath))))
+        if !has {
+            report(ClusterProgress(node: index, step: "upload", detail: "sent the agent (\(size / 1_000_000) MB) and swapped it in", elapsed: ContinuousClock.now - start))
+        }
+        if swapped.status == .exited(0), let endpoint = AgentEndpoint.parse(swapped.stdoutText), endpoint.instance != previous {
+            return endpoint
+        }
+        guard swapped.status == .exited(3) else {
+            throw ClusterError(.agentFailed, "\(node): cannot put the new agent into \(container): \(swapped.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)); run `yonder down \(spec.name)` and up again")
+        }
+        report(ClusterProgress(node: index, step: "restart", detail: "the agent in \(container) did not start the new build by itself; restarting the container"))
+        let restarted = try await run("docker restart --time 3 \(c)")
+        guard restarted.status == .exited(0) else {
+            throw ClusterError(.agentFailed, "\(node): cannot restart \(container): \(restarted.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)); run `yonder down \(spec.name)` and up again")
+        }
+        return try await waitForEndpoint(after: previous)
     }
 
     /// With autostop in the spec, (re)starts the watcher on the node with the spec's limit

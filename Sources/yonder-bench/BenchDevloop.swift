@@ -21,8 +21,8 @@ struct Devloop: AsyncParsableCommand {
             YONDER_QUICKSTART_AGENT, static), whose spec has a workdir and a setup as a task \
             would, then runs --rounds rounds. Each round makes a new agent build and times \
             `Cluster.up` with it (the node already holds the old one): the upload of the new \
-            executable, its copy into the container, the restart of the container's agent, the \
-            reconnect, and the rest of up (SSH, the probe, the workdir check, the setup check), \
+            executable; the swap (its copy into the container, SIGHUP to the running agent, \
+            which executes the new file, and the wait for it to listen); the reconnect; and the rest of up (SSH, the probe, the workdir check, the setup check), \
             then the first call of Add on the new agent.
 
             Without --package the new build is the agent with a few random bytes appended (the \
@@ -120,7 +120,6 @@ struct Devloop: AsyncParsableCommand {
                 guard let elapsed = event.elapsed else { return }
                 let key: String? = switch event.step {
                 case "upload": "upload"
-                case "agent": "install"
                 case "restart": "restart"
                 case "connect": "connect"
                 default: nil
@@ -137,13 +136,11 @@ struct Devloop: AsyncParsableCommand {
             try? FileManager.default.removeItem(atPath: "\(nodeHome)/.yonder/agents/\(build)")
             let measured = parts.withLock { $0 }
             let upload = measured["upload"] ?? 0
-            // Installing includes the upload; the rest of it is the copy into the container.
-            let copy = max(0, (measured["install"] ?? 0) - upload)
-            let restart = measured["restart"] ?? 0
+            let swap = measured["restart"] ?? 0
             let connect = measured["connect"] ?? 0
             rows.append(DevloopRound(
-                buildSeconds: buildSeconds, uploadSeconds: upload, copySeconds: copy, restartSeconds: restart,
-                reconnectSeconds: connect, otherUpSeconds: max(0, upSeconds - upload - copy - restart - connect),
+                buildSeconds: buildSeconds, uploadSeconds: upload, swapSeconds: swap,
+                reconnectSeconds: connect, otherUpSeconds: max(0, upSeconds - upload - swap - connect),
                 firstCallSeconds: callSeconds, yonderSeconds: upSeconds + callSeconds))
         }
         try await Cluster.down(spec.name)
@@ -163,8 +160,8 @@ struct Devloop: AsyncParsableCommand {
 struct DevloopRound: Codable {
     var buildSeconds: Double?
     var uploadSeconds: Double
-    var copySeconds: Double
-    var restartSeconds: Double
+    /// The copy into the container, SIGHUP, and the new agent's start.
+    var swapSeconds: Double
     var reconnectSeconds: Double
     var otherUpSeconds: Double
     var firstCallSeconds: Double
@@ -186,8 +183,7 @@ struct DevloopReport: BenchReport {
         print(String(format: "agent %.1f MB, %d rounds: median (min–max)", agentMegabytes, rounds.count))
         row("swift build after a one-line change", rounds.compactMap(\.buildSeconds))
         row("upload of the new agent (SFTP)", rounds.map(\.uploadSeconds))
-        row("copy into the container", rounds.map(\.copySeconds))
-        row("restart of the container's agent", rounds.map(\.restartSeconds))
+        row("swap: copy in, SIGHUP, new agent listening", rounds.map(\.swapSeconds))
         row("reconnect (tunnel, handshake)", rounds.map(\.reconnectSeconds))
         row("rest of up (SSH, probe, workdir, setup check)", rounds.map(\.otherUpSeconds))
         row("first call on the new agent", rounds.map(\.firstCallSeconds))

@@ -376,11 +376,15 @@ struct TaskTests {
         _ = try await first.connection().create(Counter.self, .init(start: 1), name: "kept-\(name)")
         await first.close()
 
+        let startedAt = { try ChildProcess.run("/usr/bin/env", ["docker", "inspect", "--format", "{{.State.StartedAt}}", "yonder-\(name)-0"]) }
+        let before = try startedAt()
         spec.agent = rebuilt
         let second = try await Cluster.up(spec, progress: record)
         do {
             let info = try await second.connection().info()
             #expect(info.build != firstBuild, "the new build runs")
+            let after = try startedAt()
+            #expect(info.pid == 1 && after == before, "the agent executed the new file itself; the container was not restarted")
             let log = events.withLock { $0 }.joined(separator: "\n")
             #expect(log.contains("swapping in \(info.build ?? "")"), "\(log)")
             #expect(!log.contains("creating yonder-\(name)-0"), "the container is not made again: \(log)")
@@ -392,11 +396,71 @@ struct TaskTests {
             #expect(installed.outputText == "installed\n")
             #expect(try await second.connection().run(Add.self, [2, 3]) == 5)
             await second.close()
+            // Again: an agent that itself came by a swap takes the next one as well.
+            bytes.append(contentsOf: Array("again".utf8))
+            try bytes.write(to: URL(fileURLWithPath: rebuilt))
+            let third = try await Cluster.up(spec, progress: record)
+            let thirdInfo = try await third.connection().info()
+            #expect(thirdInfo.build != info.build && thirdInfo.pid == 1)
+            let restartedContainer = events.withLock { $0 }.contains { $0.contains("restarting the container") }
+            #expect(!restartedContainer, "SIGHUP did it both times")
+            #expect(try startedAt() == before)
+            await third.close()
             try await Cluster.down(name)
         } catch {
             await second.close()
             try? await Cluster.down(name)
             throw error
         }
+    }
+
+    /// Examples/train.yaml as the README walks through it (one epoch instead of three): the
+    /// image built from Examples/train/Dockerfile, reused while that folder is unchanged and
+    /// built again when it changes; the workdir on both nodes; the outputs back here.
+    @Test func theTrainExampleBuildsRunsAndBringsItsOutputsBack() async throws {
+        let examples = RepositoryPaths.root.appendingPathComponent("Examples")
+        let copy = home.appendingPathComponent("example-\(UInt16.random(in: 0...UInt16.max))")
+        try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: examples.appendingPathComponent("train"), to: copy.appendingPathComponent("train"))
+        let name = "train\(UInt16.random(in: 0...UInt16.max))"
+        var yaml = try String(contentsOf: examples.appendingPathComponent("train.yaml"), encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "name: train\n", with: "name: \(name)\nagent: \(ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"] ?? "")\n")
+            .replacingOccurrences(of: "EPOCHS: \"3\"", with: "EPOCHS: \"1\"")
+        let dockerfile = copy.appendingPathComponent("train/Dockerfile")
+        try (try String(contentsOf: dockerfile, encoding: .utf8)).replacingOccurrences(of: "FROM yonder/debian:bookworm", with: "FROM \(ClusterTestEnvironment.image)")
+            .write(to: dockerfile, atomically: true, encoding: .utf8)
+        let spec = copy.appendingPathComponent("train.yaml").path
+        try yaml.write(toFile: spec, atomically: true, encoding: .utf8)
+        var tags: Set<String> = []
+        defer {
+            _ = try? yonder("down", name)
+            for tag in tags { _ = try? ChildProcess.run("/usr/bin/env", ["docker", "rmi", "-f", tag]) }
+        }
+        func builtTag(_ output: String) -> String? {
+            output.firstMatch(of: /build: built (\S+)/).map { String($0.1) }
+        }
+
+        let first = try yonder("launch", spec)
+        #expect(first.exitCode == 0, "\(first.output)")
+        let tag = try #require(builtTag(first.output), "\(first.output)")
+        tags.insert(tag)
+        for node in 0..<2 {
+            #expect(first.output.contains("(node \(node)) node \(node) of 2 (toolchain 1.0), head 127.0.0.1:29500"), "\(first.output)")
+            #expect(first.output.contains("(node \(node)) epoch 1 on node \(node)"))
+            let weights = copy.appendingPathComponent("train/outputs/node-\(node)/model.txt")
+            #expect(try String(contentsOf: weights, encoding: .utf8) == "weights of node \(node) after 1 epochs\n")
+        }
+        // The outputs that came back change nothing: no new build, no new container.
+        let second = try yonder("launch", spec)
+        #expect(second.exitCode == 0 && builtTag(second.output) == nil, "\(second.output)")
+        #expect(second.output.contains("is there already (the context is unchanged)") || second.output.contains("reusing yonder-\(name)-0"), "\(second.output)")
+        // A change to the image's folder: built again, and the containers made from it.
+        try (try String(contentsOf: dockerfile, encoding: .utf8) + "RUN echo 'toolchain 1.1' > /opt/train/VERSION\n").write(to: dockerfile, atomically: true, encoding: .utf8)
+        let third = try yonder("launch", spec)
+        #expect(third.exitCode == 0, "\(third.output)")
+        let newTag = try #require(builtTag(third.output), "\(third.output)")
+        tags.insert(newTag)
+        #expect(newTag != tag)
+        #expect(third.output.contains("(node 1) node 1 of 2 (toolchain 1.1)"), "\(third.output)")
     }
 }

@@ -20,7 +20,7 @@ void yonder_tune_memory(void);
 /// system. Returns 1 if memory was released.
 int yonder_release_free_memory(void);
 
-/// Installs a handler for SIGTERM and SIGINT that writes the signal's number, as one byte,
+/// Installs a handler for SIGTERM, SIGINT and SIGHUP that writes the signal's number, as one byte,
 /// to a pipe, and returns the pipe's read end (-1 on failure). The handler is in place when
 /// this returns, so no signal sent afterwards is lost: unlike a dispatch signal source,
 /// which registers later, on its queue.

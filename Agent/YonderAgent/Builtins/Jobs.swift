@@ -209,6 +209,22 @@ final class JobTable: Sendable {
         return try JSONValue(encoding: info)
     }
 
+    /// Stops every running job (SIGTERM, SIGKILL 2 seconds later) and returns once each has
+    /// ended and its end is recorded: before the agent executes itself again.
+    func stopAll() async {
+        let jobs = running.withLock { Array($0.values) }
+        for job in jobs {
+            job.cancelled.store(true, ordering: .relaxed)
+            kill(-job.pid, SIGTERM)
+        }
+        let killer = Task {
+            try await Task.sleep(for: .seconds(2))
+            for job in jobs { kill(-job.pid, SIGKILL) }
+        }
+        for job in jobs { await job.waitForEnd() }
+        killer.cancel()
+    }
+
     /// `yonder.job.logs`: the job's output from `offset`, as `output` messages on standard
     /// output; with `follow`, until the job has ended and all of it was sent. Cancelling the
     /// request stops the reading, never the job.

@@ -23,12 +23,15 @@ public final class AgentServer: Sendable {
     public let instance: String
     /// When a user's request last ran (see `Activity`).
     let activity: Activity
+    /// The jobs of `yonder.job.start`.
+    let jobs: JobTable
 
     private let listener: any Channel
     private let connections: OpenConnections
 
-    private init(listener: any Channel, host: String, port: Int, build: String, instance: String, activity: Activity, connections: OpenConnections) {
+    private init(listener: any Channel, host: String, port: Int, build: String, instance: String, activity: Activity, jobs: JobTable, connections: OpenConnections) {
         self.activity = activity
+        self.jobs = jobs
         self.listener = listener
         self.host = host
         self.port = port
@@ -107,7 +110,7 @@ public final class AgentServer: Sendable {
             throw AgentError("cannot listen on \(host):\(port): \(error)")
         }
         let bound = listener.localAddress?.port ?? port
-        return AgentServer(listener: listener, host: host, port: bound, build: build, instance: agent.instance, activity: agent.activity, connections: connections)
+        return AgentServer(listener: listener, host: host, port: bound, build: build, instance: agent.instance, activity: agent.activity, jobs: agent.jobs, connections: connections)
     }
 
     /// The event loop of an agent whose user code runs in workers.

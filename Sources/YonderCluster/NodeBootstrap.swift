@@ -403,7 +403,8 @@ struct NodeBootstrap {
             exit 3
             """, input: has ? nil : Array(try Data(contentsOf: URL(fileURLWithPath: agentPath))))
         if !has {
-            report(ClusterProgress(node: index, step: "upload", detail: "sent the agent (\(size / 1_000_000) MB) and swapped it in", elapsed: ContinuousClock.now - start))
+            let seconds = Double((ContinuousClock.now - start).components.attoseconds) / 1e18 + Double((ContinuousClock.now - start).components.seconds)
+            report(ClusterProgress(node: index, step: "upload", detail: String(format: "sent the agent (%d MB) and swapped it in, in %.2f s", Int(size / 1_000_000), seconds)))
         }
         if swapped.status == .exited(0), let endpoint = AgentEndpoint.parse(swapped.stdoutText), endpoint.instance != previous {
             return endpoint

@@ -20,9 +20,9 @@ struct Devloop: AsyncParsableCommand {
             Brings up a one-node local cluster with the quickstart agent (--agent or \
             YONDER_QUICKSTART_AGENT, static), whose spec has a workdir and a setup as a task \
             would, then runs --rounds rounds. Each round makes a new agent build and times \
-            `Cluster.up` with it (the node already holds the old one): the upload of the new \
-            executable; the swap (its copy into the container, SIGHUP to the running agent, \
-            which executes the new file, and the wait for it to listen); the reconnect; and the rest of up (SSH, the probe, the workdir check, the setup check), \
+            `Cluster.up` with it (the node already holds the old one): the swap, that is the upload of the new \
+            executable, its copy into the container, SIGHUP to the running agent, which \
+            executes the new file, and the wait for it to listen (one SSH command); the reconnect; and the rest of up (SSH, the probe, the workdir check, the setup check), \
             then the first call of Add on the new agent.
 
             Without --package the new build is the agent with a few random bytes appended (the \
@@ -119,7 +119,6 @@ struct Devloop: AsyncParsableCommand {
             let cluster = try await Cluster.up(spec) { event in
                 guard let elapsed = event.elapsed else { return }
                 let key: String? = switch event.step {
-                case "upload": "upload"
                 case "restart": "restart"
                 case "connect": "connect"
                 default: nil
@@ -135,12 +134,11 @@ struct Devloop: AsyncParsableCommand {
             await cluster.close()
             try? FileManager.default.removeItem(atPath: "\(nodeHome)/.yonder/agents/\(build)")
             let measured = parts.withLock { $0 }
-            let upload = measured["upload"] ?? 0
             let swap = measured["restart"] ?? 0
             let connect = measured["connect"] ?? 0
             rows.append(DevloopRound(
-                buildSeconds: buildSeconds, uploadSeconds: upload, swapSeconds: swap,
-                reconnectSeconds: connect, otherUpSeconds: max(0, upSeconds - upload - swap - connect),
+                buildSeconds: buildSeconds, swapSeconds: swap,
+                reconnectSeconds: connect, otherUpSeconds: max(0, upSeconds - swap - connect),
                 firstCallSeconds: callSeconds, yonderSeconds: upSeconds + callSeconds))
         }
         try await Cluster.down(spec.name)
@@ -159,8 +157,8 @@ struct Devloop: AsyncParsableCommand {
 /// One round of the loop, in seconds.
 struct DevloopRound: Codable {
     var buildSeconds: Double?
-    var uploadSeconds: Double
-    /// The copy into the container, SIGHUP, and the new agent's start.
+    /// One SSH command: the new agent sent on its standard input, copied into the
+    /// container, SIGHUP, and the wait for the new agent's file.
     var swapSeconds: Double
     var reconnectSeconds: Double
     var otherUpSeconds: Double
@@ -182,8 +180,7 @@ struct DevloopReport: BenchReport {
         }
         print(String(format: "agent %.1f MB, %d rounds: median (min–max)", agentMegabytes, rounds.count))
         row("swift build after a one-line change", rounds.compactMap(\.buildSeconds))
-        row("upload of the new agent (SFTP)", rounds.map(\.uploadSeconds))
-        row("swap: copy in, SIGHUP, new agent listening", rounds.map(\.swapSeconds))
+        row("swap: send, copy in, SIGHUP, new agent up", rounds.map(\.swapSeconds))
         row("reconnect (tunnel, handshake)", rounds.map(\.reconnectSeconds))
         row("rest of up (SSH, probe, workdir, setup check)", rounds.map(\.otherUpSeconds))
         row("first call on the new agent", rounds.map(\.firstCallSeconds))

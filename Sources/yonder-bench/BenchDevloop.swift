@@ -29,7 +29,8 @@ struct Devloop: AsyncParsableCommand {
             same program, another build id), so only Yonder's share is measured. With \
             --package, --product and --edit, each round appends a comment line to the file \
             --edit, rebuilds the product static with `swift build`, timed, and uses it; the \
-            line is taken out at the end.
+            line is taken out at the end. A comment leaves the executable as it was, so only \
+            the first such round swaps an agent; the report says how many did not.
 
             Example: swift run -c release yonder-bench devloop --agent .build-static/release/quickstart-agent
             """)
@@ -185,5 +186,9 @@ struct DevloopReport: BenchReport {
         row("rest of up (SSH, probe, workdir, setup check)", rounds.map(\.otherUpSeconds))
         row("first call on the new agent", rounds.map(\.firstCallSeconds))
         row("Yonder's share (all but the build)", rounds.map(\.yonderSeconds), " (target < 1 s)")
+        let same = rounds.filter { $0.swapSeconds == 0 }.count
+        if same > 0 {
+            print("\(same) of \(rounds.count) rounds built the same executable as the round before (an edit the compiler drops, such as a comment): nothing was swapped in them")
+        }
     }
 }

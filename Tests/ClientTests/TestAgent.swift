@@ -15,8 +15,12 @@ final class TestAgent: Sendable {
 
     /// Starts the agent with the extra `serve` options `arguments` and waits for its
     /// `listening` line.
+    /// The handshake deadline is 60 s unless `arguments` give another: the tests run in
+    /// parallel on as few as two cores, where a test process can be starved for several
+    /// seconds (other suites compiling or starting servers) between its hello and its auth.
     static func start(arguments: [String] = []) throws -> TestAgent {
-        TestAgent(agent: try LocalAgent.start(executable: RepositoryPaths.executable("yonder-test-agent").path, arguments: arguments))
+        let deadline = arguments.contains("--handshake-timeout") ? [] : ["--handshake-timeout", "60"]
+        return TestAgent(agent: try LocalAgent.start(executable: RepositoryPaths.executable("yonder-test-agent").path, arguments: deadline + arguments))
     }
 
     /// Opens a connection to this agent.

@@ -107,6 +107,11 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("activity-file"), help: "Write when a request last ran here, as `UNIX_SECONDS RUNNING` (requests running now), at the start and every second while requests run; autostop's watcher reads it.")
     var activityFile: String?
 
+    @Option(name: .customLong("swap-fd"), help: ArgumentHelp(
+        "Given by the agent to the new build it executes in place (yonder.swap): a descriptor holding its token, instance and listening socket.",
+        visibility: .hidden))
+    var swapFD: Int32?
+
     @Option(name: .customLong("jobs-dir"), help: "Keep the jobs of `yonder.job.start` (their records and output) in this folder; without it the agent runs no jobs.")
     var jobsDir: String?
 
@@ -126,7 +131,8 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let token = try readToken()
+        let handover = try swapFD.map { try Swap.Handover.receive(from: $0) }
+        let token = try handover?.token ?? readToken()
         var build = self.build
         if let buildFile {
             guard let text = readWholeFile(buildFile)?.trimmingWhitespace, !text.isEmpty else {
@@ -157,7 +163,7 @@ struct Serve: AsyncParsableCommand {
             limits.maximumObjects = max(1, maxObjects)
             server = try await AgentServer.start(
                 registry: registry, token: token, host: host, port: port, build: build, limits: limits,
-                isolated: isolation == "process", jobsFolder: jobsDir)
+                isolated: isolation == "process", jobsFolder: jobsDir, handover: handover)
         } catch {
             throw ValidationError("\(error)")
         }
@@ -169,25 +175,21 @@ struct Serve: AsyncParsableCommand {
         }
         // SIGHUP: the same, then the agent executes its file again, with the same arguments
         // and the same pid: how a new build swapped into the container starts, without
-        // restarting the container. Jobs are stopped first, as a restart would.
-        let arguments = CommandLine.arguments
+        // restarting the container. Jobs are stopped first, as a restart would. `yonder.swap`
+        // does the same, handing over its socket and token.
+        let reexecute = Self.reexecution(server: server)
+        if let buildFile, CommandLine.arguments[0].contains("/") {
+            Swap.setup.withLock {
+                $0 = Swap.Setup(executable: CommandLine.arguments[0], buildFile: buildFile, token: token, listener: server.listenerDescriptor, reexecute: reexecute)
+            }
+        }
         Thread.detach {
             var byte: UInt8 = 0
             while read(stopSignals, &byte, 1) < 0 && errno == EINTR {}
+            if byte == UInt8(SIGHUP) { return reexecute([]) }
             Task {
-                if byte == UInt8(SIGHUP) { reexecuting.store(true, ordering: .sequentiallyConsistent) }
                 await server.stop()
-                guard byte == UInt8(SIGHUP) else { Glibc.exit(0) }
-                await server.jobs.stopAll()
-                let argv = arguments.map { strdup($0) } + [nil]
-                // The signal mask outlives execv, and this thread (one of the concurrency
-                // pool's) blocks SIGHUP, SIGTERM and SIGINT: the new agent must not.
-                var none = sigset_t()
-                sigemptyset(&none)
-                pthread_sigmask(SIG_SETMASK, &none, nil)
-                execv(arguments[0], argv)
-                writeAll(2, Array("yonder-agent: cannot execute \(arguments[0]) again: \(errorText(errno))\n".utf8))
-                Glibc.exit(1)
+                Glibc.exit(0)
             }
         }
         var line: [String: JSONValue] = [:]
@@ -214,6 +216,36 @@ struct Serve: AsyncParsableCommand {
         // Closed for SIGHUP: the process is about to become the new agent; returning would
         // end it first.
         while reexecuting.load(ordering: .sequentiallyConsistent) { sleep(60) }
+    }
+
+    /// Says goodbye, stops the jobs, then executes the agent's file again with its arguments
+    /// (less a previous `--swap-fd`) and `extra`.
+    private static func reexecution(server: AgentServer) -> @Sendable ([String]) -> Void {
+        var arguments: [String] = []
+        var skip = false
+        for argument in CommandLine.arguments {
+            if skip { skip = false; continue }
+            if argument == "--swap-fd" { skip = true; continue }
+            if argument.hasPrefix("--swap-fd=") { continue }
+            arguments.append(argument)
+        }
+        return { [arguments] extra in
+            guard !reexecuting.exchange(true, ordering: .sequentiallyConsistent) else { return }
+            Task {
+                await server.stop()
+                await server.jobs.stopAll()
+                let all = arguments + extra
+                let argv = all.map { strdup($0) } + [nil]
+                // The signal mask outlives execv, and this thread (one of the concurrency
+                // pool's) blocks SIGHUP, SIGTERM and SIGINT: the new agent must not.
+                var none = sigset_t()
+                sigemptyset(&none)
+                pthread_sigmask(SIG_SETMASK, &none, nil)
+                execv(all[0], argv)
+                writeAll(2, Array("yonder-agent: cannot execute \(all[0]) again: \(errorText(errno))\n".utf8))
+                Glibc.exit(1)
+            }
+        }
     }
 
     private func readToken() throws -> String {

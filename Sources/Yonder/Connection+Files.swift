@@ -53,6 +53,16 @@ extension Connection {
         return size
     }
 
+    /// Has the agent replace its own executable with the file at `remotePath` (put there
+    /// first, e.g. with `putFile`) and execute it in place (`yonder.swap`): it checks the
+    /// file's SHA-256 (`sha256`, lowercase hex) and that it runs, then answers with the new
+    /// agent's instance and says goodbye. The new agent listens on the same port with the
+    /// same token; connect again to reach it.
+    package func swapAgent(stagedAt remotePath: String, build: String, sha256: String) async throws -> String {
+        let arguments = BuiltinWire.SwapArguments(path: remotePath, build: build, sha256: sha256)
+        return try await builtIn("yonder.swap", BuiltinWire.SwapResult.self, input: arguments).instance
+    }
+
     private func putChunk(_ data: ArraySlice<UInt8>, to remotePath: String, append: Bool, mode: Int?) async throws -> Int {
         let arguments = BuiltinWire.PutFileArguments(path: remotePath, data: Data(data), append: append, mode: mode)
         return try await builtIn("yonder.putFile", BuiltinWire.PutFileResult.self, input: arguments).size

@@ -22,6 +22,8 @@ struct AgentEndpoint: Decodable, Sendable, Equatable {
     /// The agent's build id inside the container (`serve --build-file`), written with the
     /// agent, so that a new agent can be swapped in without making the container again.
     static let buildFile = "/yonder/build"
+    /// Where a new agent build is put before the running agent swaps it in (`yonder.swap`).
+    static let stagedAgent = "/yonder/agent.new"
 
     /// The prefix of the line that carries the file in a node command's output; anything the
     /// node's login files or banners print around it is ignored.

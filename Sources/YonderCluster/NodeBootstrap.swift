@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Yonder
 import YonderSSH
@@ -360,7 +361,8 @@ struct NodeBootstrap {
             }
             report(ClusterProgress(node: index, step: "container", detail: "\(container) runs agent build \(running ?? "unknown"); swapping in \(agentBuild) (the container and its files stay)"))
             let endpoint = try await timed("restart", "the new agent started in \(container)") {
-                try await swapAgent(home: probe.home, stored: probe.storedSize == fileSize(agentPath), running: state == "running", previous: existing.instance)
+                if state == "running", let swapped = try await swapThroughAgent(existing) { return swapped }
+                return try await swapAgent(home: probe.home, stored: probe.storedSize == fileSize(agentPath), running: state == "running", previous: existing.instance)
             }
             return Outcome(endpoint: endpoint, createdContainer: false)
         }
@@ -370,6 +372,42 @@ struct NodeBootstrap {
         }
         report(ClusterProgress(node: index, step: "container", detail: "reusing \(container)"))
         return Outcome(endpoint: existing, createdContainer: false)
+    }
+
+    /// Swaps the new build in through the running agent (`yonder.swap`): the file travels
+    /// through a tunnel on the session there is, the agent checks that it runs, installs it
+    /// and executes it in place, keeping its port and token, so the new agent is reached at
+    /// once. Nil when this agent cannot (a build from before `yonder.swap`, or no answer): the
+    /// caller swaps over SSH instead. A build that does not run on the node is an error, and
+    /// the old agent goes on.
+    func swapThroughAgent(_ existing: AgentEndpoint) async throws -> AgentEndpoint? {
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: agentPath)))
+        } catch {
+            throw ClusterError(.agentFailed, "cannot read the agent executable \(agentPath): \(error)")
+        }
+        let connection: Connection
+        do {
+            let tunnel = try await session.openTunnel(host: "127.0.0.1", port: existing.port)
+            connection = try await Connection.open(over: tunnel, token: existing.token, endpoint: "the agent in \(container) on \(session.configuration.destination)")
+        } catch {
+            return nil
+        }
+        defer { Task { await connection.close() } }
+        do {
+            report(ClusterProgress(node: index, step: "upload", detail: "sending the agent (\(bytes.count / 1_000_000) MB) to the running agent"))
+            try await connection.putFile(bytes, to: AgentEndpoint.stagedAgent, mode: 0o700)
+            let instance = try await connection.swapAgent(stagedAt: AgentEndpoint.stagedAgent, build: agentBuild, sha256: SHA256.hash(data: bytes).hex)
+            return AgentEndpoint(port: existing.port, token: existing.token, instance: instance, build: agentBuild)
+        } catch let error as YonderError where error.code == .execFailed {
+            throw ClusterError(.agentFailed, "\(node): \(error.message). Build the agent for Linux on the node's architecture (`uname -m` there), statically linked (-Xswiftc -static-executable)")
+        } catch let error as YonderError where error.code == .unknownFunction || error.code == .unavailable {
+            return nil
+        } catch {
+            report(ClusterProgress(node: index, step: "restart", detail: "the running agent did not take the new build (\(error)); swapping it over SSH"))
+            return nil
+        }
     }
 
     /// Puts the new agent and its build id into the container, in place of the old ones, and

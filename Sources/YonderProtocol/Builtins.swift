@@ -274,6 +274,33 @@ extension BuiltinWire {
         }
     }
 
+    /// `yonder.swap`'s arguments: a new agent file already put on the agent's machine.
+    package struct SwapArguments: Codable, Sendable {
+        /// Where the new executable is (put there with `yonder.putFile`).
+        package var path: String
+        /// The build id the new agent reports.
+        package var build: String
+        /// The SHA-256 of the file, lowercase hex: a partial upload is refused.
+        package var sha256: String
+
+        package init(path: String, build: String, sha256: String) {
+            self.path = path
+            self.build = build
+            self.sha256 = sha256
+        }
+    }
+
+    /// `yonder.swap`'s result: the instance the new agent will have.
+    package struct SwapResult: Codable, Sendable {
+        package var instance: String
+        package var build: String
+
+        package init(instance: String, build: String) {
+            self.instance = instance
+            self.build = build
+        }
+    }
+
     /// `yonder.job.logs`'s result: the job, and the offset after the last byte sent.
     package struct JobLogsResult: Codable, Sendable {
         package var job: JobInfo

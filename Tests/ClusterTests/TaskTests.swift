@@ -387,6 +387,8 @@ struct TaskTests {
             #expect(info.pid == 1 && after == before, "the agent executed the new file itself; the container was not restarted")
             let log = events.withLock { $0 }.joined(separator: "\n")
             #expect(log.contains("swapping in \(info.build ?? "")"), "\(log)")
+            // Through the running agent (yonder.swap), not a command over SSH.
+            #expect(log.contains("to the running agent") && !log.contains("with the swap"), "\(log)")
             #expect(!log.contains("creating yonder-\(name)-0"), "the container is not made again: \(log)")
             #expect(log.contains("setup: already done in this container"), "\(log)")
             #expect(log.contains("sent 0 file(s) (0 bytes), deleted 0, unchanged 1"), "\(log)")
@@ -406,6 +408,38 @@ struct TaskTests {
             #expect(!restartedContainer, "SIGHUP did it both times")
             #expect(try startedAt() == before)
             await third.close()
+
+            // A build for another architecture (the ELF header says arm64) does not run on
+            // the node: the running agent refuses it and goes on as it was.
+            let broken = home.appendingPathComponent("broken-\(name)").path
+            var foreign = bytes
+            foreign[0x12] = 0xB7
+            foreign[0x13] = 0x00
+            try foreign.write(to: URL(fileURLWithPath: broken))
+            chmod(broken, 0o755)
+            var brokenSpec = spec
+            brokenSpec.agent = broken
+            do {
+                _ = try await Cluster.up(brokenSpec)
+                Issue.record("up with a build that does not run succeeded")
+            } catch {
+                #expect("\(error)".contains("does not run on this machine") && "\(error)".contains("the running agent goes on"), "\(error)")
+                #expect("\(error)".contains("Exec format error") && "\(error)".contains("uname -m"), "\(error)")
+            }
+            let still = try await Cluster.attach(name)
+            #expect(try await still.connection().info().build == thirdInfo.build)
+            #expect(try await still.connection().run(Add.self, [1, 1]) == 2)
+            await still.close()
+
+            // A stopped container gets the new build over SSH and is started with it.
+            _ = try ChildProcess.run("/usr/bin/env", ["docker", "stop", "--time", "1", "yonder-\(name)-0"])
+            bytes.append(contentsOf: Array("stopped".utf8))
+            try bytes.write(to: URL(fileURLWithPath: rebuilt))
+            let fourth = try await Cluster.up(spec, progress: record)
+            let fourthInfo = try await fourth.connection().info()
+            #expect(fourthInfo.build != thirdInfo.build && fourthInfo.pid == 1)
+            #expect(try await fourth.connection().run(Add.self, [2, 2]) == 4)
+            await fourth.close()
             try await Cluster.down(name)
         } catch {
             await second.close()

@@ -56,11 +56,16 @@ class Agent:
             raise RuntimeError("the agent never printed its listening line")
 
     def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
+
+
+def stop_process(process):
+    """SIGTERM, then SIGKILL if the process has not ended within 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def proof(label, token, client_nonce, agent_nonce):
@@ -835,6 +840,117 @@ class Jobs(unittest.TestCase):
         self.assertIn("--jobs-dir", reply["message"])
         reply, _ = client.call("yonder.job.list")
         self.assertEqual(reply["value"], [])
+
+
+class Swap(unittest.TestCase):
+    """yonder.swap (PROTOCOL.md section 9): an agent started with --build-file replaces its own
+    file and executes it in place, keeping its pid, port and token."""
+
+    def setUp(self):
+        import shutil
+        import tempfile
+        self.folder = tempfile.mkdtemp(prefix="yonder-conformance-swap-")
+        self.addCleanup(shutil.rmtree, self.folder, True)
+        # The agent runs from a copy, which the swap replaces.
+        self.executable = os.path.join(self.folder, "agent")
+        shutil.copy(AGENT, self.executable)
+        self.build_file = os.path.join(self.folder, "build")
+        with open(self.build_file, "w") as f:
+            f.write("first\n")
+        self.token_file = os.path.join(self.folder, "agent.json")
+        self.process = subprocess.Popen(
+            [self.executable, "serve", "--port", "0", "--new-token-file", self.token_file, "--build-file", self.build_file],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.addCleanup(stop_process, self.process)
+        self.listening = json.loads(self.process.stdout.readline())
+        with open(self.token_file) as f:
+            self.record = json.load(f)
+
+    def connect(self):
+        client = Client(None, token=self.record["token"], port=self.record["port"])
+        self.addCleanup(client.close)
+        self.assertTrue(client.agent_proved)
+        return client
+
+    def stage(self, content=None):
+        """Puts a new agent file next to the running one; returns its path and SHA-256."""
+        import shutil
+        path = os.path.join(self.folder, "agent.new")
+        if content is None:
+            shutil.copy(AGENT, path)
+        else:
+            with open(path, "wb") as f:
+                f.write(content)
+        with open(path, "rb") as f:
+            return path, hashlib.sha256(f.read()).hexdigest()
+
+    def test_the_new_build_keeps_pid_port_and_token(self):
+        client = self.connect()
+        self.assertEqual(client.agent_hello["build"], "first")
+        old_instance = client.agent_hello["instance"]
+        path, digest = self.stage()
+        reply, _ = client.call("yonder.swap", {"path": path, "build": "second", "sha256": digest})
+        self.assertEqual(reply["type"], "result", reply)
+        instance = reply["value"]["instance"]
+        self.assertEqual(reply["value"]["build"], "second")
+        self.assertNotEqual(instance, old_instance)
+        goodbye = client.receive()
+        self.assertEqual(goodbye["type"], "goodbye")
+        # At once, on the same port with the same token: the new agent, same process.
+        again = self.connect()
+        self.assertEqual((again.agent_hello["instance"], again.agent_hello["build"]), (instance, "second"))
+        reply, _ = again.call("yonder.info")
+        self.assertEqual(reply["value"]["pid"], self.process.pid)
+        with open(self.build_file) as f:
+            self.assertEqual(f.read().strip(), "second")
+        self.assertFalse(os.path.exists(path))
+        # The file is written again once the new agent listens, which can be just after it
+        # took a waiting connection.
+        deadline = time.time() + 5
+        while True:
+            with open(self.token_file) as f:
+                record = json.load(f)
+            if record["instance"] == instance or time.time() > deadline:
+                break
+            time.sleep(0.02)
+        self.assertEqual((record["port"], record["token"], record["instance"]), (self.record["port"], self.record["token"], instance))
+        # And it can swap again (its arguments carry no stale handover).
+        path, digest = self.stage()
+        reply, _ = again.call("yonder.swap", {"path": path, "build": "third", "sha256": digest})
+        self.assertEqual(reply["value"]["build"], "third")
+        self.assertEqual(self.connect().agent_hello["build"], "third")
+
+    def test_a_bad_file_is_refused_and_the_agent_goes_on(self):
+        client = self.connect()
+        path, digest = self.stage()
+        reply, _ = client.call("yonder.swap", {"path": path, "build": "second", "sha256": "0" * 64})
+        self.assertEqual((reply["type"], reply["code"]), ("error", "invalid_arguments"))
+        self.assertIn("SHA-256", reply["message"])
+        # A file that does not run here (what a build for another system is).
+        path, digest = self.stage(b"#!/bin/sh\necho no >&2\nexit 3\n")
+        reply, _ = client.call("yonder.swap", {"path": path, "build": "second", "sha256": digest})
+        self.assertEqual(reply["code"], "exec_failed")
+        self.assertIn("goes on", reply["message"])
+        path, digest = self.stage(b"\x7fELF not really")
+        reply, _ = client.call("yonder.swap", {"path": path, "build": "second", "sha256": digest})
+        self.assertEqual(reply["code"], "exec_failed")
+        reply, _ = client.call("yonder.swap", {"path": path, "build": "bad build id", "sha256": digest})
+        self.assertEqual(reply["code"], "invalid_arguments")
+        reply, _ = client.call("yonder.ping", 5)
+        self.assertEqual(reply["value"], 5)
+        with open(self.build_file) as f:
+            self.assertEqual(f.read().strip(), "first")
+        self.assertEqual(self.connect().agent_hello["instance"], client.agent_hello["instance"])
+
+    def test_an_agent_without_a_build_file_says_so(self):
+        agent = Agent(AGENT)
+        self.addCleanup(agent.stop)
+        client = Client(agent)
+        self.addCleanup(client.close)
+        path, digest = self.stage()
+        reply, _ = client.call("yonder.swap", {"path": path, "build": "second", "sha256": digest})
+        self.assertEqual(reply["code"], "unavailable")
+        self.assertIn("--build-file", reply["message"])
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ enum Builtins {
         FunctionEntry(name: "yonder.job.list", json: { _, agent in try agent.jobs.list() }),
         FunctionEntry(name: "yonder.job.logs", json: { value, agent in try await agent.jobs.logs(value) }),
         FunctionEntry(name: "yonder.job.cancel", json: { value, agent in try await agent.jobs.cancel(value) }),
+        FunctionEntry(name: "yonder.swap", json: { value, _ in try await Swap.run(value) }),
     ]
 
     /// The built-ins' names: these run in the agent itself, never in a worker.

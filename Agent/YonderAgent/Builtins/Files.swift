@@ -131,7 +131,7 @@ enum Files {
         return try JSONValue(encoding: BuiltinWire.ListFilesResult(exists: true, files: files))
     }
 
-    private static func hash(_ path: String) throws(ProtocolError) -> String {
+    static func hash(_ path: String) throws(ProtocolError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw failure("open", path) }
         defer { close(fd) }

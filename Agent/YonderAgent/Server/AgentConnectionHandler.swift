@@ -424,19 +424,24 @@ enum RequestRunner {
         finished: @escaping @Sendable () -> Void
     ) -> Task<Void, Never> {
         Task {
+            let afterReply = AfterReply()
             let reply = await perform(
-                id: id, work: work, stop: stop, clientMaximum: clientMaximum, binary: binary, emit: emit, holdBack: holdBack)
+                id: id, work: work, stop: stop, clientMaximum: clientMaximum, binary: binary, emit: emit, holdBack: holdBack,
+                afterReply: afterReply)
             emit(reply)
             finished()
+            afterReply.run()
         }
     }
 
     static func perform(
         id: Int, work: @Sendable () async throws -> Payload, stop: StopReason, clientMaximum: Int, binary: Bool,
-        emit: @escaping @Sendable (Message) -> Void, holdBack: @escaping @Sendable () -> Void = {}
+        emit: @escaping @Sendable (Message) -> Void, holdBack: @escaping @Sendable () -> Void = {},
+        afterReply: AfterReply = AfterReply()
     ) async -> Message {
         do {
-            let value = try await RequestContext.$current.withValue(RequestContext(id: id, emit: emit, holdBack: holdBack)) {
+            let context = RequestContext(id: id, emit: emit, holdBack: holdBack, afterReply: afterReply)
+            let value = try await RequestContext.$current.withValue(context) {
                 try await work()
             }
             return fitting(value, within: clientMaximum, binary: binary, id: id)

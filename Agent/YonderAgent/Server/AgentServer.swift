@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -27,9 +32,12 @@ public final class AgentServer: Sendable {
     let jobs: JobTable
 
     private let listener: any Channel
+    /// The listening socket's descriptor, which `yonder.swap` hands to the agent's next build.
+    let listenerDescriptor: Int32
     private let connections: OpenConnections
 
-    private init(listener: any Channel, host: String, port: Int, build: String, instance: String, activity: Activity, jobs: JobTable, connections: OpenConnections) {
+    private init(listener: any Channel, descriptor: Int32, host: String, port: Int, build: String, instance: String, activity: Activity, jobs: JobTable, connections: OpenConnections) {
+        self.listenerDescriptor = descriptor
         self.activity = activity
         self.jobs = jobs
         self.listener = listener
@@ -56,10 +64,12 @@ public final class AgentServer: Sendable {
     }
 
     /// `isolated`: user code runs in worker processes started from this executable (what
-    /// `yonder-agent serve` does), not in this process.
+    /// `yonder-agent serve` does), not in this process. `handover`: the listening socket and
+    /// instance the agent's previous build gave this one (`yonder.swap`), in place of a new
+    /// socket on `host:port`.
     static func start(
         registry: Registry, token: String, host: String, port: Int, build: String, limits: AgentLimits = AgentLimits(),
-        isolated: Bool = false, jobsFolder: String? = nil
+        isolated: Bool = false, jobsFolder: String? = nil, handover: Swap.Handover? = nil
     ) async throws -> AgentServer {
         guard !token.isEmpty else {
             throw AgentError("the token is empty; give the agent a token of at least 16 random characters")
@@ -76,7 +86,7 @@ public final class AgentServer: Sendable {
         let group: any EventLoopGroup = isolated ? Self.routingLoop : MultiThreadedEventLoopGroup.singleton
         let agent = try AgentState(
             registry: registry, token: token, build: build, maximumFrameLength: Frame.defaultMaximumLength, limits: limits,
-            isolatedOn: isolated ? group.next() : nil, jobsFolder: jobsFolder)
+            isolatedOn: isolated ? group.next() : nil, jobsFolder: jobsFolder, instance: handover?.instance)
         if !registry.functions.isEmpty { agent.workers?.warmUp() }
         let connections = OpenConnections()
         let bootstrap = ServerBootstrap(group: group)
@@ -103,28 +113,56 @@ public final class AgentServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(AgentConnectionHandler(agent: agent))
                 }
             }
+        // The socket is made here rather than by the bootstrap, so that its descriptor is known
+        // and can outlive this process's image (`yonder.swap`).
         let listener: any Channel
+        let descriptor: Int32
         do {
-            listener = try await bootstrap.bind(to: address).get()
+            descriptor = try handover?.listener ?? Self.boundSocket(address)
+            listener = try await bootstrap.withBoundSocket(descriptor).get()
         } catch {
             throw AgentError("cannot listen on \(host):\(port): \(error)")
         }
-        let bound = listener.localAddress?.port ?? port
-        return AgentServer(listener: listener, host: host, port: bound, build: build, instance: agent.instance, activity: agent.activity, jobs: agent.jobs, connections: connections)
+        let local = listener.localAddress
+        return AgentServer(
+            listener: listener, descriptor: descriptor, host: host, port: local?.port ?? port, build: build,
+            instance: agent.instance, activity: agent.activity, jobs: agent.jobs, connections: connections)
+    }
+
+    /// A TCP socket bound to `address` (with SO_REUSEADDR, close-on-exec), not yet listening.
+    private static func boundSocket(_ address: SocketAddress) throws -> Int32 {
+        let family = address.protocol == .inet6 ? AF_INET6 : AF_INET
+        #if canImport(Glibc)
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        #else
+        let fd = socket(family, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw AgentError("socket failed: \(errorText(errno))") }
+        var on: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        let bound = address.withSockAddr { pointer, length in bind(fd, pointer, socklen_t(length)) }
+        guard bound == 0 else {
+            let reason = errorText(errno)
+            close(fd)
+            throw AgentError(reason)
+        }
+        return fd
     }
 
     /// The event loop of an agent whose user code runs in workers.
     private static let routingLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    /// Says goodbye to every connected client, then stops listening and closes them.
+    /// Stops accepting connections, then says goodbye to every connected client and closes
+    /// them. (In this order: a client that reconnects on goodbye must not reach this agent
+    /// again; after `yonder.swap` it reaches the next one, which takes over the socket.)
     public func stop() async {
+        try? await listener.close()
         let open = connections.channels.withLock { Array($0.values) }
         let goodbye = Message.goodbye(Message.Goodbye(reason: "the agent is shutting down")).encodedFrame()
         for channel in open {
             try? await channel.writeAndFlush(ByteBuffer(bytes: goodbye)).get()
             try? await channel.close()
         }
-        try? await listener.close()
     }
 
     /// Returns once the listener has closed.

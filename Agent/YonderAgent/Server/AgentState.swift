@@ -36,8 +36,10 @@ final class AgentState: Sendable {
     /// `firstObjectID`: in a worker hosting one object, the id the agent gave it.
     init(
         registry: Registry, token: String, build: String, maximumFrameLength: Int, limits: AgentLimits = AgentLimits(),
-        isolatedOn eventLoop: (any EventLoop)? = nil, firstObjectID: String? = nil, jobsFolder: String? = nil
+        isolatedOn eventLoop: (any EventLoop)? = nil, firstObjectID: String? = nil, jobsFolder: String? = nil,
+        instance: String? = nil
     ) throws(AgentError) {
+        self.instance = instance ?? Self.newInstance()
         let activity = Activity()
         self.activity = activity
         self.jobs = JobTable(folder: jobsFolder, activity: activity)
@@ -178,8 +180,11 @@ final class AgentState: Sendable {
         return .hello(hello)
     }
 
-    /// Names this start of the agent process: random, so a restarted agent has another.
-    let instance = String(HandshakeProof.newToken().prefix(16))
+    /// Names this start of the agent process: random, so a restarted agent has another (an
+    /// agent swapped in place is given its own by the one before, `yonder.swap`).
+    let instance: String
+
+    static func newInstance() -> String { String(HandshakeProof.newToken().prefix(16)) }
 
     /// Seconds since the agent started.
     var uptime: Double {

@@ -97,13 +97,14 @@ extension Cluster {
         return byID.values.sorted { $0.id < $1.id }
     }
 
-    /// Passes each line of job `id`'s output on every node that has it to `onLine` (node,
-    /// line), from the start; with `follow`, until the job has ended on every node. Returns
-    /// the job. Cancelling the calling task stops the reading, not the job.
+    /// Passes each line of job `id`'s output on every node that has it (or on `node` alone)
+    /// to `onLine` (node, line), from the start; with `follow`, until the job has ended there.
+    /// Returns the job. Cancelling the calling task stops the reading, not the job.
     public func jobOutput(
-        _ id: Int, follow: Bool, onLine: @escaping @Sendable (_ node: Int, _ line: String) -> Void
+        _ id: Int, follow: Bool, node: Int? = nil, onLine: @escaping @Sendable (_ node: Int, _ line: String) -> Void
     ) async throws -> ClusterJob {
-        try await onEveryNode(job: id) { rank, connection in
+        if let node { _ = try state.node(node) }
+        return try await onEveryNode(job: id, only: node) { rank, connection in
             var lines = LineSplitter()
             for try await event in connection.jobOutput(id, follow: follow) {
                 switch event {
@@ -126,10 +127,10 @@ extension Cluster {
     /// Runs `body` for job `id` on every node at once and gathers what each returns; a node
     /// without that job is left out, and none having it is ``ClusterError/Code/unknownJob``.
     private func onEveryNode(
-        job id: Int, _ body: @escaping @Sendable (Int, Connection) async throws -> JobInfo
+        job id: Int, only: Int? = nil, _ body: @escaping @Sendable (Int, Connection) async throws -> JobInfo
     ) async throws -> ClusterJob {
         let job = try await withThrowingTaskGroup(of: (Int, JobInfo?).self) { group in
-            for rank in 0..<nodeCount {
+            for rank in only.map({ [$0] }) ?? Array(0..<nodeCount) {
                 group.addTask {
                     do {
                         return (rank, try await body(rank, try await self.connection(node: rank)))

@@ -99,12 +99,12 @@ struct Launch: AsyncParsableCommand {
     /// Ctrl-C cancels the job on every node if `stopOnInterrupt`, else stops following; then
     /// the status is the signal's, and `interrupted` is true.
     static func follow(
-        _ cluster: Cluster, job id: Int, name: String, follow: Bool = true, stopOnInterrupt: Bool
+        _ cluster: Cluster, job id: Int, name: String, follow: Bool = true, stopOnInterrupt: Bool, node only: Int? = nil
     ) async throws -> (status: Int32, interrupted: Bool) {
         let colours = isatty(1) == 1
         let out = Mutex(())
         let reading = Task {
-            try await cluster.jobOutput(id, follow: follow) { node, line in
+            try await cluster.jobOutput(id, follow: follow, node: only) { node, line in
                 let prefix = colours ? "\u{1B}[\(31 + node % 6)m(node \(node))\u{1B}[0m " : "(node \(node)) "
                 out.withLock { _ in FileHandle.standardOutput.write(Data((prefix + line + "\n").utf8)) }
             }

@@ -31,7 +31,7 @@ struct Logs: AsyncParsableCommand {
     @Option(help: "Only the last N lines.")
     var tail: Int?
 
-    @Option(help: "Print this job's output (from every node, prefixed) instead of the agent's log.")
+    @Option(help: "Print this job's output (from every node, prefixed, or from --node only) instead of the agent's log.")
     var job: Int?
 
     func run() async throws {
@@ -44,7 +44,8 @@ struct Logs: AsyncParsableCommand {
                     if ["restarted", "start", "reconnect"].contains(event.step) { printError("yonder: \(event.detail)") }
                 }
                 do {
-                    status = try await Launch.follow(cluster, job: job, name: target.name, follow: follow, stopOnInterrupt: false).status
+                    status = try await Launch.follow(
+                        cluster, job: job, name: target.name, follow: follow, stopOnInterrupt: false, node: target.chosenNode).status
                 } catch {
                     await cluster.close()
                     throw error

@@ -109,8 +109,11 @@ struct NodeOptions: ParsableArguments {
     @Argument(help: "The cluster's name.")
     var name: String
 
-    @Option(help: "The node, from 0.")
-    var node = 0
+    @Option(name: .customLong("node"), help: "The node, from 0 (default 0).")
+    var chosenNode: Int?
+
+    /// The node picked, 0 when none was named.
+    var node: Int { chosenNode ?? 0 }
 
     /// The cluster's and the node's records and an SSH session to the node (not through its
     /// agent).

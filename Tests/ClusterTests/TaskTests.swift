@@ -261,6 +261,11 @@ struct TaskTests {
             #expect(followed.output.contains("(node \(node)) start \(id) on \(node)"), "\(followed.output)")
             #expect(followed.output.contains("(node \(node)) done on \(node)"), "\(followed.output)")
         }
+        // One node's output alone, with --node.
+        let one = try yonder("logs", name, "--job", String(id), "--node", "1")
+        #expect(one.exitCode == 0 && one.output.contains("(node 1) done on 1") && !one.output.contains("(node 0)"), "\(one.output)")
+        let none = try yonder("logs", name, "--job", String(id), "--node", "5")
+        #expect(none.exitCode == 1 && none.output.contains("has no node 5"), "\(none.output)")
         let ended = try yonder("jobs", name, "--json")
         #expect(ended.output.contains("\"succeeded\""), "\(ended.output)")
 

@@ -20,10 +20,11 @@ struct Devloop: AsyncParsableCommand {
             Brings up a one-node local cluster with the quickstart agent (--agent or \
             YONDER_QUICKSTART_AGENT, static), whose spec has a workdir and a setup as a task \
             would, then runs --rounds rounds. Each round makes a new agent build and times \
-            `Cluster.up` with it (the node already holds the old one): the swap, that is the upload of the new \
-            executable, its copy into the container, SIGHUP to the running agent, which \
-            executes the new file, and the wait for it to listen (one SSH command); the reconnect; and the rest of up (SSH, the probe, the workdir check, the setup check), \
-            then the first call of Add on the new agent.
+            `Cluster.up` with it (the node already holds the old one): the swap, that is the new \
+            executable sent to the running agent through its tunnel, which checks that it runs and \
+            executes it in place, keeping its port and token (yonder.swap); the reconnect; and \
+            the rest of up (SSH, the probe, the workdir check, the setup check), then the first \
+            call of Add on the new agent.
 
             Without --package the new build is the agent with a few random bytes appended (the \
             same program, another build id), so only Yonder's share is measured. With \
@@ -158,8 +159,8 @@ struct Devloop: AsyncParsableCommand {
 /// One round of the loop, in seconds.
 struct DevloopRound: Codable {
     var buildSeconds: Double?
-    /// One SSH command: the new agent sent on its standard input, copied into the
-    /// container, SIGHUP, and the wait for the new agent's file.
+    /// `yonder.swap` through the old agent's tunnel: the new build sent, checked that it
+    /// runs, and executed in place.
     var swapSeconds: Double
     var reconnectSeconds: Double
     var otherUpSeconds: Double

@@ -18,7 +18,9 @@ struct E2E: AsyncParsableCommand {
             engine) with --image, which must already be pulled, and the static agent named by \
             --agent or YONDER_AGENT. Measures: a cold up (no container, agent already uploaded), \
             a warm up (everything running), the no-op yonder.ping call through the tunnel, and a \
-            16-byte echo through `ssh -N -L` on the same sshd. Tears the cluster down at the end.
+            16-byte echo through `ssh -N -L` on the same sshd (p50, p99, the slowest call and how many \
+            took over 10 ms), 64 calls in flight, a Data round trip, putFile and getFile of a \
+            --file-mib file, and OpenSSH's bulk echo as their baseline. Tears the cluster down at the end.
 
             Example: YONDER_AGENT=.build-static/release/yonder-agent swift run -c release yonder-bench e2e
             """)
@@ -43,6 +45,9 @@ struct E2E: AsyncParsableCommand {
 
     @Option(help: "MiB sent through OpenSSH's tunnel to an echo and back, the bulk baseline.")
     var rawMiB = 256
+
+    @Option(help: "MiB of a file sent with putFile and read back with getFile through the tunnel (0: skip).")
+    var fileMiB = 1024
 
     @Option(help: "Cold and warm ups measured (the median is reported).")
     var ups = 3
@@ -94,6 +99,11 @@ struct E2E: AsyncParsableCommand {
         let throughput = try await Local.throughput(connection, calls: calls, inFlight: 64)
         log("\(bytesMiB) MiB of Data to yonder.ping and back, as attachments, through the tunnel")
         let bytesSeconds = try await Local.bytesRoundTrip(connection, mebibytes: bytesMiB)
+        var files: (put: Double, get: Double)?
+        if fileMiB > 0 {
+            log("a \(fileMiB) MiB file with putFile, then back with getFile, through the tunnel")
+            files = try await Self.fileTransfer(connection, mebibytes: fileMiB, home: home)
+        }
 
         // OpenSSH's tunnel echo on the same sshd.
         let node = cluster.state.nodes[0]
@@ -124,13 +134,51 @@ struct E2E: AsyncParsableCommand {
             coldUpSeconds: cold.sorted()[cold.count / 2], warmUpSeconds: warm.sorted()[warm.count / 2],
             coldUps: cold, warmUps: warm,
             pingP50Microseconds: ping.p50, pingP99Microseconds: ping.p99,
+            pingMaxMicroseconds: ping.max, pingsOver10ms: ping.over10ms,
             opensshEchoP50Microseconds: openssh.p50, opensshEchoP99Microseconds: openssh.p99,
-            ratio: ping.p50 / openssh.p50,
+            ratio: ping.p50 / openssh.p50, p99Ratio: ping.p99 / openssh.p99,
             callsPerSecond: throughput,
             bytesMegabytesPerSecond: Double(2 * bytesMiB << 20) / bytesSeconds / 1e6,
             rawMegabytesPerSecond: Double(2 * rawMiB << 20) / rawSeconds / 1e6,
-            iterations: iterations, agent: "\(connection.agent)")
+            putFileMegabytesPerSecond: files.map { Double(fileMiB << 20) / $0.put / 1e6 },
+            getFileMegabytesPerSecond: files.map { Double(fileMiB << 20) / $0.get / 1e6 },
+            fileMiB: fileMiB, iterations: iterations, agent: "\(connection.agent)")
         try report.emit(json: json)
+    }
+
+    /// Seconds to put a file of `mebibytes` into the container and to get it back, each
+    /// checked by size and by its last MiB.
+    static func fileTransfer(_ connection: Connection, mebibytes: Int, home: URL) async throws -> (put: Double, get: Double) {
+        let source = home.appendingPathComponent("bench-file").path
+        let back = home.appendingPathComponent("bench-file-back").path
+        defer {
+            try? FileManager.default.removeItem(atPath: source)
+            try? FileManager.default.removeItem(atPath: back)
+        }
+        guard FileManager.default.createFile(atPath: source, contents: nil), let handle = FileHandle(forWritingAtPath: source) else {
+            throw ValidationError("cannot write \(source)")
+        }
+        var piece = [UInt8](repeating: 0, count: 1 << 20)
+        for index in 0..<mebibytes {
+            for offset in stride(from: 0, to: piece.count, by: 4096) { piece[offset] = UInt8(truncatingIfNeeded: index &+ offset) }
+            try handle.write(contentsOf: piece)
+        }
+        try handle.close()
+        let remote = "/tmp/yonder-bench-file"
+        var start = ContinuousClock.now
+        let size = try await connection.putFile(from: source, to: remote)
+        let put = seconds(ContinuousClock.now - start)
+        start = ContinuousClock.now
+        let got = try await connection.getFile(remote, to: back)
+        let get = seconds(ContinuousClock.now - start)
+        _ = try await connection.exec(["rm", "-f", remote]).collect()
+        guard size == mebibytes << 20, got == size,
+            let tail = FileHandle(forReadingAtPath: back), (try? tail.seek(toOffset: UInt64((mebibytes - 1) << 20))) != nil,
+            (try tail.read(upToCount: 1 << 20)).map(Array.init) == piece
+        else {
+            throw ValidationError("the file did not come back whole (put \(size), got \(got) bytes)")
+        }
+        return (put, get)
     }
 
     private func log(_ text: String) {
@@ -145,12 +193,18 @@ struct E2EReport: BenchReport {
     var warmUps: [Double]
     var pingP50Microseconds: Double
     var pingP99Microseconds: Double
+    var pingMaxMicroseconds: Double
+    var pingsOver10ms: Int
     var opensshEchoP50Microseconds: Double
     var opensshEchoP99Microseconds: Double
     var ratio: Double
+    var p99Ratio: Double
     var callsPerSecond: Double
     var bytesMegabytesPerSecond: Double
     var rawMegabytesPerSecond: Double
+    var putFileMegabytesPerSecond: Double?
+    var getFileMegabytesPerSecond: Double?
+    var fileMiB: Int
     var iterations: Int
     var agent: String
 
@@ -163,9 +217,15 @@ struct E2EReport: BenchReport {
         row("yonder.ping via tunnel, p50 / p99", String(format: "%.1f µs / %.1f µs", pingP50Microseconds, pingP99Microseconds))
         row("16 B echo via ssh -N -L, p50 / p99", String(format: "%.1f µs / %.1f µs", opensshEchoP50Microseconds, opensshEchoP99Microseconds))
         row("call p50 / OpenSSH echo p50", String(format: "%.2fx (target ≤ 1x)", ratio))
+        row("call p99 / OpenSSH echo p99", String(format: "%.2fx (target ≤ 1.5x)", p99Ratio))
+        row("slowest call; calls over 10 ms", String(format: "%.1f ms; %d of %d (target: none in 100,000)", pingMaxMicroseconds / 1000, pingsOver10ms, iterations))
         row("yonder.ping, 64 in flight", String(format: "%.0f calls/s (target ≥ 50,000)", callsPerSecond))
         row("Data round trip as attachments", String(format: "%.0f MB/s (both directions)", bytesMegabytesPerSecond))
         row("bulk echo through ssh -N -L", String(format: "%.0f MB/s (both directions)", rawMegabytesPerSecond))
         row("Data / OpenSSH bulk", String(format: "%.0f%% (target ≥ 80%%)", 100 * bytesMegabytesPerSecond / rawMegabytesPerSecond))
+        if let put = putFileMegabytesPerSecond, let get = getFileMegabytesPerSecond {
+            row("putFile, \(fileMiB) MiB", String(format: "%.0f MB/s, %.0f%% of OpenSSH bulk (target ≥ 80%%)", put, 100 * put / rawMegabytesPerSecond))
+            row("getFile, \(fileMiB) MiB", String(format: "%.0f MB/s, %.0f%% of OpenSSH bulk (target ≥ 80%%)", get, 100 * get / rawMegabytesPerSecond))
+        }
     }
 }

@@ -168,10 +168,12 @@ struct Report: BenchReport {
     }
 }
 
-/// p50 and p99 of latency samples, in microseconds.
+/// p50, p99 and the slowest of latency samples, in microseconds, and how many took over 10 ms.
 struct Percentiles {
     var p50: Double
     var p99: Double
+    var max: Double = 0
+    var over10ms = 0
 
     init(p50: Double, p99: Double) {
         self.p50 = p50
@@ -182,6 +184,8 @@ struct Percentiles {
         let sorted = samples.map { Double($0.components.attoseconds) / 1e12 + Double($0.components.seconds) * 1e6 }.sorted()
         p50 = sorted[sorted.count / 2]
         p99 = sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
+        max = sorted.last ?? 0
+        over10ms = sorted.count - (sorted.firstIndex { $0 > 10_000 } ?? sorted.count)
     }
 }
 

@@ -182,7 +182,7 @@ struct DevloopReport: BenchReport {
         }
         print(String(format: "agent %.1f MB, %d rounds: median (min–max)", agentMegabytes, rounds.count))
         row("swift build after a one-line change", rounds.compactMap(\.buildSeconds))
-        row("swap: send, copy in, SIGHUP, new agent up", rounds.map(\.swapSeconds))
+        row("swap: send via tunnel, check, exec in place", rounds.map(\.swapSeconds))
         row("reconnect (tunnel, handshake)", rounds.map(\.reconnectSeconds))
         row("rest of up (SSH, probe, workdir, setup check)", rounds.map(\.otherUpSeconds))
         row("first call on the new agent", rounds.map(\.firstCallSeconds))

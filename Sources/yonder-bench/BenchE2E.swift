@@ -46,7 +46,7 @@ struct E2E: AsyncParsableCommand {
     @Option(help: "MiB sent through OpenSSH's tunnel to an echo and back, the bulk baseline.")
     var rawMiB = 256
 
-    @Option(help: "MiB of a file sent with putFile and read back with getFile through the tunnel (0: skip).")
+    @Option(name: .customLong("file-mib"), help: "MiB of a file sent with putFile and read back with getFile through the tunnel (0: skip).")
     var fileMiB = 1024
 
     @Option(help: "Cold and warm ups measured (the median is reported).")

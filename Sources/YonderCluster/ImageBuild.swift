@@ -74,7 +74,7 @@ struct PreparedImageBuild: Sendable {
             for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) {
                 let path = relative.isEmpty ? name : "\(relative)/\(name)"
                 var isFolder: ObjCBool = false
-                FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path, isDirectory: &isFolder)
+                _ = FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path, isDirectory: &isFolder)
                 if ignore.excludes(path) && !keep.contains(path) { continue }
                 if isFolder.boolValue { try walk(path) } else { found.append(path) }
             }

@@ -272,18 +272,25 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// The text of the file at `path`, or nil (with errno set) when it cannot be opened.
+/// The text of the file at `path`, or nil (with errno set) when it cannot be opened or read.
 func readWholeFile(_ path: String) -> String? {
-    guard let file = fopen(path, "r") else { return nil }
-    defer { fclose(file) }
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    return readToEnd(fd).map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// Everything `fd` gives until its end, or nil (with errno set) when a read fails.
+func readToEnd(_ fd: Int32) -> [UInt8]? {
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
     while true {
-        let count = fread(&buffer, 1, buffer.count, file)
-        if count <= 0 { break }
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        if count < 0 { return nil }
+        if count == 0 { return bytes }
         bytes += buffer[0..<count]
     }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// Raises the soft limit on open descriptors to the hard one: each connection holds one.
@@ -297,18 +304,25 @@ func raiseDescriptorLimit() {
 /// Writes `bytes` to `path` readable by this user only, through a temporary file and a
 /// rename, so a reader sees the old file or the new one.
 func writePrivately(_ path: String, _ bytes: [UInt8]) throws {
+    if let failure = replaceFile(path, bytes, mode: 0o600) { throw ValidationError(failure) }
+}
+
+/// Writes `bytes` to `path` with `mode` through a temporary file and a rename, so a reader sees
+/// the old file or the new one; returns what failed, or nil.
+func replaceFile(_ path: String, _ bytes: [UInt8], mode: mode_t) -> String? {
     let temporary = path + ".tmp"
     unlink(temporary)
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw ValidationError("cannot write \(temporary): \(errorText(errno))") }
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+    guard fd >= 0 else { return "cannot write \(temporary): \(errorText(errno))" }
     writeAll(fd, bytes)
     fsync(fd)
     close(fd)
     guard rename(temporary, path) == 0 else {
         let reason = errorText(errno)
         unlink(temporary)
-        throw ValidationError("cannot write \(path): \(reason)")
+        return "cannot write \(path): \(reason)"
     }
+    return nil
 }
 
 extension String {

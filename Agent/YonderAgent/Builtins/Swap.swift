@@ -39,15 +39,7 @@ enum Swap {
         /// Reads the handover from `fd` (to its end) and closes it.
         static func receive(from fd: Int32) throws -> Handover {
             defer { close(fd) }
-            var bytes: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                guard count >= 0 else { throw AgentError("cannot read --swap-fd \(fd): \(errorText(errno))") }
-                if count == 0 { break }
-                bytes += buffer[0..<count]
-            }
+            guard let bytes = readToEnd(fd) else { throw AgentError("cannot read --swap-fd \(fd): \(errorText(errno))") }
             let handover: Handover
             do {
                 handover = try JSONDecoder().decode(Handover.self, from: Data(bytes))
@@ -89,14 +81,9 @@ enum Swap {
         // system, or a broken one, would leave a container whose first process cannot start.
         try await checkRuns(path)
         try install(path, at: setup.executable)
-        let buildText = Array((build + "\n").utf8)
-        let temporary = setup.buildFile + ".next"
-        unlink(temporary)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Files.failure("write", temporary) }
-        writeAll(fd, buildText)
-        close(fd)
-        guard rename(temporary, setup.buildFile) == 0 else { throw Files.failure("replace", setup.buildFile) }
+        if let failure = replaceFile(setup.buildFile, Array((build + "\n").utf8), mode: 0o644) {
+            throw ProtocolError(.fileError, failure, path: ["arguments", "build"])
+        }
 
         let instance = AgentState.newInstance()
         let handover = Handover(token: setup.token, instance: instance, listener: setup.listener)

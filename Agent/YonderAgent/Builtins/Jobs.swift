@@ -50,28 +50,12 @@ final class JobTable: Sendable {
     private final class RunningJob: Sendable {
         let pid: pid_t
         let cancelled = Atomic(false)
-        let done = Mutex<(ended: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+        let done = Latch()
         init(pid: pid_t) { self.pid = pid }
 
-        func waitForEnd() async {
-            await withCheckedContinuation { continuation in
-                let ended = done.withLock { state -> Bool in
-                    if state.ended { return true }
-                    state.waiters.append(continuation)
-                    return false
-                }
-                if ended { continuation.resume() }
-            }
-        }
+        func waitForEnd() async { await done.wait() }
 
-        func finish() {
-            let waiters = done.withLock { state in
-                state.ended = true
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            waiters.forEach { $0.resume() }
-        }
+        func finish() { done.open() }
     }
 
     private func root() throws(ProtocolError) -> String {

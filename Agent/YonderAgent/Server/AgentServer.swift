@@ -35,6 +35,9 @@ public final class AgentServer: Sendable {
     /// The listening socket's descriptor, which `yonder.swap` hands to the agent's next build.
     let listenerDescriptor: Int32
     private let connections: OpenConnections
+    /// Set when `stop()` begins; opened once it has said every goodbye.
+    private let stopping = Atomic(false)
+    private let stopped = Latch()
 
     private init(listener: any Channel, descriptor: Int32, host: String, port: Int, build: String, instance: String, activity: Activity, jobs: JobTable, connections: OpenConnections) {
         self.listenerDescriptor = descriptor
@@ -156,6 +159,8 @@ public final class AgentServer: Sendable {
     /// them. (In this order: a client that reconnects on goodbye must not reach this agent
     /// again; after `yonder.swap` it reaches the next one, which takes over the socket.)
     public func stop() async {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        defer { stopped.open() }
         try? await listener.close()
         let open = connections.channels.withLock { Array($0.values) }
         let goodbye = Message.goodbye(Message.Goodbye(reason: "the agent is shutting down")).encodedFrame()
@@ -165,9 +170,13 @@ public final class AgentServer: Sendable {
         }
     }
 
-    /// Returns once the listener has closed.
+    /// Returns once the listener has closed and, when `stop()` closed it, once every client
+    /// has been told goodbye (the listener closes first, so that a client reconnecting on
+    /// goodbye does not reach this agent again; returning then would end the process before
+    /// the goodbyes are written).
     public func waitUntilClosed() async {
         try? await listener.closeFuture.get()
+        if stopping.load(ordering: .sequentiallyConsistent) { await stopped.wait() }
     }
 }
 

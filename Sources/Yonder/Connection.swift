@@ -40,6 +40,11 @@ public final class Connection: Sendable {
         public var maximumFrameLength = Frame.defaultMaximumLength
         /// Where log lines of calls without their own handler go.
         public var logger = Logger(label: "yonder.remote")
+        /// How many pieces (of 8 MiB at most) of one file `putFile` and `getFile` keep in
+        /// flight at once, so that the tunnel carries the next while the agent writes or
+        /// reads the one before; 1 sends them one after another. Each costs its size in
+        /// memory on both sides.
+        public var filePiecesInFlight = 4
 
         /// The defaults.
         public init() {}

@@ -114,22 +114,31 @@ package enum BuiltinWire {
         /// The bytes: base64 on the wire, or an attachment (PROTOCOL.md section 3).
         package var data: Data
         package var append: Bool?
+        /// Where in the file to write, leaving the rest of it as it is; excludes `append`.
+        package var offset: Int?
         package var mode: Int?
         package var createDirectories: Bool?
 
-        package init(path: String, data: Data, append: Bool? = nil, mode: Int? = nil, createDirectories: Bool? = nil) {
+        package init(path: String, data: Data, append: Bool? = nil, offset: Int? = nil, mode: Int? = nil, createDirectories: Bool? = nil) {
             self.path = path
             self.data = data
             self.append = append
+            self.offset = offset
             self.mode = mode
             self.createDirectories = createDirectories
         }
     }
 
-    /// `yonder.putFile`'s result: the file's size after the write.
+    /// `yonder.putFile`'s result: the file's size after the write, and where the write began
+    /// (absent from agents older than `offset`, which is how a client knows to send its
+    /// pieces one after another).
     package struct PutFileResult: Codable, Sendable {
         package var size: Int
-        package init(size: Int) { self.size = size }
+        package var offset: Int?
+        package init(size: Int, offset: Int? = nil) {
+            self.size = size
+            self.offset = offset
+        }
     }
 
     /// `yonder.getFile`'s arguments.

@@ -100,6 +100,91 @@ import YonderProtocol
         #expect(!wire.contains("wrong-token-value"))
     }
 
+    /// A file's pieces after the first go at their offsets, several in flight at once, to an
+    /// agent that answers with `offset`; to one that does not (older than that argument, which
+    /// it would ignore), they are appended one after another. Either way the file is whole.
+    @Test(.timeLimit(.minutes(1)), arguments: [true, false]) func filePiecesGoAtOnceOnlyToAnAgentThatKnowsOffsets(knowsOffsets: Bool) async throws {
+        struct Piece { var append: Bool; var offset: Int?; var bytes: [UInt8] }
+        let pieces = Mutex<[Piece]>([])
+        let file = Mutex<[UInt8]>([])
+        let held = HeldCalls()
+        let replies = Mutex<[Int: Message]>([:])
+        let peer = try ScriptedAgentPeer { message, send in
+            guard case .call(let call) = message, call.function == "yonder.putFile",
+                case .string(let text)? = call.arguments["data"], let data = Data(base64Encoded: text)
+            else { return }
+            let append = call.arguments["append"] == .bool(true)
+            var offset: Int?
+            if case .integer(let at)? = call.arguments["offset"] { offset = Int(at) }
+            let index = pieces.withLock { $0.append(Piece(append: append, offset: offset, bytes: [UInt8](data))); return $0.count }
+            let (size, start) = file.withLock { file -> (Int, Int) in
+                let start = offset ?? (append ? file.count : 0)
+                if !append, offset == nil { file = [] }
+                if file.count < start + data.count { file += [UInt8](repeating: 0, count: start + data.count - file.count) }
+                file.replaceSubrange(start..<start + data.count, with: data)
+                return (file.count, start)
+            }
+            var value: [String: JSONValue] = ["size": .integer(Int64(size))]
+            if knowsOffsets { value["offset"] = .integer(Int64(start)) }
+            let reply = Message.result(.init(id: call.id, value: .object(value)))
+            // With offsets, the three pieces after the first are answered only once all three
+            // have arrived: the client must have sent them without waiting.
+            guard knowsOffsets, index > 1 else { return send(reply) }
+            replies.withLock { $0[call.id] = reply }
+            if let batch = held.add(call, send, until: 3) {
+                for (call, send) in batch { replies.withLock { $0[call.id] }.map(send) }
+            }
+        }
+        defer { peer.stop() }
+        let connection = try await Connection.connect(port: peer.port, token: "secret", configuration: noKeepAlive)
+        let piece = connection.fileChunkLength
+        let source = (0..<(3 * piece + 1000)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        #expect(try await connection.putFile(source, to: "/tmp/x") == source.count)
+        #expect(file.withLock { $0 } == source)
+        let sent = pieces.withLock { $0 }
+        #expect(sent.count == 4)
+        #expect(sent.first.map { !$0.append && $0.offset == nil } == true)
+        if knowsOffsets {
+            #expect(Set(sent.dropFirst().compactMap(\.offset)) == [piece, 2 * piece, 3 * piece])
+            #expect(sent.dropFirst().allSatisfy { !$0.append })
+        } else {
+            #expect(sent.dropFirst().allSatisfy { $0.append && $0.offset == nil })
+            #expect(sent.flatMap(\.bytes) == source)
+        }
+        await connection.close()
+    }
+
+    /// `getFile` asks for the pieces after the first at once, and puts them in order however
+    /// their answers arrive (here the last first).
+    @Test(.timeLimit(.minutes(1))) func filePiecesReadAtOnceArriveInOrder() async throws {
+        let content = Mutex<[UInt8]>([])
+        let held = HeldCalls()
+        let peer = try ScriptedAgentPeer { message, send in
+            guard case .call(let call) = message, call.function == "yonder.getFile",
+                case .integer(let offset)? = call.arguments["offset"], case .integer(let length)? = call.arguments["length"]
+            else { return }
+            let file = content.withLock { $0 }
+            let start = min(file.count, Int(offset))
+            let end = min(file.count, start + Int(length))
+            let value: JSONValue = .object([
+                "data": .string(Data(file[start..<end]).base64EncodedString()),
+                "size": .integer(Int64(file.count)), "eof": .bool(end == file.count),
+            ])
+            guard offset > 0 else { return send(.result(.init(id: call.id, value: value))) }
+            let answered = Message.Call(id: call.id, function: call.function, arguments: value)
+            if let batch = held.add(answered, send, until: 3) {
+                for (call, send) in batch.reversed() { send(.result(.init(id: call.id, value: call.arguments))) }
+            }
+        }
+        defer { peer.stop() }
+        let connection = try await Connection.connect(port: peer.port, token: "secret", configuration: noKeepAlive)
+        let source = (0..<(3 * connection.fileChunkLength + 1000)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) }
+        content.withLock { $0 = source }
+        #expect(try await connection.getFile("/tmp/x") == source)
+        #expect(peer.messages.count { if case .call = $0 { true } else { false } } == 4)
+        await connection.close()
+    }
+
     @Test func aDroppedStreamFailsEveryPendingCallAtOnce() async throws {
         let peer = try ScriptedAgentPeer { _, _ in }
         defer { peer.stop() }
@@ -130,3 +215,4 @@ final class HeldCalls: Sendable {
         }
     }
 }
+

@@ -40,7 +40,7 @@ struct ClusterFaultTests {
             try await body()
         } catch {
             await cluster.close()
-            try? await Cluster.down(name)
+            _ = try? await Cluster.down(name)
             throw error
         }
     }

@@ -661,9 +661,9 @@ class Conformance(unittest.TestCase):
         path = f"/tmp/yonder-conformance-{secrets.token_hex(4)}"
         self.addCleanup(lambda: os.path.exists(path) and os.remove(path))
         reply, _ = client.call("yonder.putFile", {"path": path, "data": base64.b64encode(data[:100_000]).decode(), "mode": 0o600})
-        self.assertEqual(reply["value"], {"size": 100_000})
+        self.assertEqual(reply["value"], {"size": 100_000, "offset": 0})
         reply, _ = client.call("yonder.putFile", {"path": path, "data": base64.b64encode(data[100_000:]).decode(), "append": True})
-        self.assertEqual(reply["value"], {"size": 300_000})
+        self.assertEqual(reply["value"], {"size": 300_000, "offset": 100_000})
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
         received, offset = b"", 0
         while True:
@@ -683,7 +683,7 @@ class Conformance(unittest.TestCase):
         path = f"/tmp/yonder-conformance-{secrets.token_hex(4)}"
         self.addCleanup(lambda: os.path.exists(path) and os.remove(path))
         reply, _ = client.call("yonder.putFile", {"path": path, "data": {"$attachment": 0}}, attachments=[data])
-        self.assertEqual(reply["value"], {"size": len(data)})
+        self.assertEqual(reply["value"], {"size": len(data), "offset": 0})
         reply, _ = client.call("yonder.getFile", {"path": path, "offset": 1, "length": 2 << 20})
         self.assertEqual(reply["value"]["data"], {"$attachment": 0})
         self.assertEqual(reply["_attachments"], [data[1:1 + (2 << 20)]])
@@ -691,6 +691,37 @@ class Conformance(unittest.TestCase):
         # An empty piece is "" (an attachment holds at least one byte).
         reply, _ = client.call("yonder.getFile", {"path": path, "offset": len(data)})
         self.assertEqual((reply["value"]["data"], reply["value"]["eof"]), ("", True))
+
+    def test_put_file_pieces_at_offsets_at_once(self):
+        client = self.connect()
+        data = secrets.token_bytes(400_000)
+        path = f"/tmp/yonder-conformance-{secrets.token_hex(4)}"
+        self.addCleanup(lambda: os.path.exists(path) and os.remove(path))
+        piece = lambda start, **more: {"path": path, "data": base64.b64encode(data[start:start + 100_000]).decode(), **more}
+        reply, _ = client.call("yonder.putFile", piece(0))
+        self.assertEqual(reply["value"], {"size": 100_000, "offset": 0})
+        # The other three in flight together, the last first: each lands where it says.
+        ids = [client.request({"type": "call", "function": "yonder.putFile", "arguments": piece(start, offset=start)})
+               for start in (300_000, 100_000, 200_000)]
+        sizes = []
+        for id, start in zip(ids, (300_000, 100_000, 200_000)):
+            reply, _ = client.reply(id)
+            self.assertEqual(reply["value"]["offset"], start)
+            sizes.append(reply["value"]["size"])
+        self.assertEqual(max(sizes), 400_000)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), data)
+        # An offset rewrites in place: neither truncates nor appends.
+        reply, _ = client.call("yonder.putFile", {"path": path, "data": base64.b64encode(b"abc").decode(), "offset": 10})
+        self.assertEqual(reply["value"], {"size": 400_000, "offset": 10})
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), data[:10] + b"abc" + data[13:])
+        for bad in ({"offset": -1}, {"offset": 5, "append": True}):
+            reply, _ = client.call("yonder.putFile", {"path": path, "data": "", **bad})
+            self.assertEqual(reply["code"], "invalid_arguments", bad)
+            self.assertEqual(reply["path"], ["arguments", "offset"])
+        with open(path, "rb") as f:
+            self.assertEqual(len(f.read()), 400_000)
 
     def test_cancel_and_concurrency(self):
         client = self.connect()

@@ -20,32 +20,50 @@ enum Files {
         ProtocolError(.fileError, "cannot \(action) \(path): \(errorText(code))", path: ["arguments", "path"])
     }
 
+    /// Writes at `offset` when given (so a client may send a file's pieces at once),
+    /// else truncates or appends; answers with the size and where the write began.
     static func put(_ input: Payload) throws -> Payload {
         let arguments = try input.decode(as: BuiltinWire.PutFileArguments.self, path: ["arguments"])
-        let data = arguments.data
+        let append = arguments.append ?? false
+        if let offset = arguments.offset {
+            guard offset >= 0 else {
+                throw ProtocolError(.invalidArguments, "offset must be 0 or more, not \(offset)", path: ["arguments", "offset"])
+            }
+            guard !append else {
+                throw ProtocolError(.invalidArguments, "offset and append: true exclude each other: append writes at the end", path: ["arguments", "offset"])
+            }
+        }
         if arguments.createDirectories ?? true {
             try makeParents(of: arguments.path)
         }
-        let flags = O_WRONLY | O_CREAT | O_CLOEXEC | ((arguments.append ?? false) ? O_APPEND : O_TRUNC)
+        let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (arguments.offset != nil ? 0 : append ? O_APPEND : O_TRUNC)
         let fd = open(arguments.path, flags, 0o644)
         guard fd >= 0 else { throw failure("open", arguments.path) }
         defer { close(fd) }
-        let bytes = [UInt8](data)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw failure("write", arguments.path)
+        var info = stat()
+        var start = arguments.offset ?? 0
+        if append {
+            guard fstat(fd, &info) == 0 else { throw failure("stat", arguments.path) }
+            start = Int(info.st_size)
+        }
+        try arguments.data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            var done = 0
+            while done < bytes.count {
+                let written = arguments.offset == nil
+                    ? write(fd, bytes.baseAddress! + done, bytes.count - done)
+                    : pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(start + done))
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw failure("write", arguments.path)
+                }
+                done += written
             }
-            offset += written
         }
         if let mode = arguments.mode, fchmod(fd, mode_t(mode & 0o7777)) != 0 {
             throw failure("set the mode of", arguments.path)
         }
-        var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("stat", arguments.path) }
-        return Payload(try JSONValue(encoding: BuiltinWire.PutFileResult(size: Int(info.st_size))))
+        return Payload(try JSONValue(encoding: BuiltinWire.PutFileResult(size: Int(info.st_size), offset: start)))
     }
 
     /// The bytes go as an attachment, which the agent inlines as base64 for a client that

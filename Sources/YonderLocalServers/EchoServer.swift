@@ -5,8 +5,20 @@ import Glibc
 #endif
 
 /// A TCP echo server on 127.0.0.1 for tunnel tests and benchmarks: every connection gets
-/// back exactly what it sends, on its own thread.
+/// back exactly what it sends, on its own thread. As the baseline of one-way transfers it can
+/// instead swallow what it gets or send bytes of its own (`Mode`).
 public final class EchoServer: @unchecked Sendable {
+    /// What the server does with each connection.
+    public enum Mode: Sendable {
+        /// Sends back what arrives.
+        case echo
+        /// Reads until the peer stops sending (a half-close), then sends the number of bytes
+        /// it read as 8 bytes, big-endian, and closes.
+        case sink
+        /// Sends this many bytes, then closes.
+        case source(bytes: Int)
+    }
+
     // Safe: `port` is set in init and then only read; `connections` and `listener` are
     // behind `lock`. Only the accepting thread closes the listener (and sets it to -1), once
     // accept fails, and `stop` shuts it down under the lock, so neither can reach a
@@ -16,7 +28,7 @@ public final class EchoServer: @unchecked Sendable {
     private var connections = 0
     private var listener: Int32
 
-    public init() throws {
+    public init(mode: Mode = .echo) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.listener = listener
         guard listener >= 0 else { throw LocalServerError("socket() failed") }
@@ -50,19 +62,36 @@ public final class EchoServer: @unchecked Sendable {
                 var one: Int32 = 1
                 setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                 let worker = Thread {
+                    defer { close(fd) }
                     var buffer = [UInt8](repeating: 0, count: 256 << 10)
-                    while true {
-                        let n = read(fd, &buffer, buffer.count)
-                        if n <= 0 { break }
+                    func sendAll(_ count: Int) -> Bool {
                         var sent = 0
-                        while sent < n {
-                            let m = buffer.withUnsafeBytes { send(fd, $0.baseAddress! + sent, n - sent, Int32(MSG_NOSIGNAL)) }
-                            if m <= 0 { break }
+                        while sent < count {
+                            let m = buffer.withUnsafeBytes { send(fd, $0.baseAddress! + sent, count - sent, Int32(MSG_NOSIGNAL)) }
+                            if m <= 0 { return false }
                             sent += m
                         }
-                        if sent < n { break }
+                        return true
                     }
-                    close(fd)
+                    switch mode {
+                    case .echo:
+                        while true {
+                            let n = read(fd, &buffer, buffer.count)
+                            if n <= 0 || !sendAll(n) { return }
+                        }
+                    case .sink:
+                        var total: UInt64 = 0
+                        while true {
+                            let n = read(fd, &buffer, buffer.count)
+                            if n <= 0 { break }
+                            total += UInt64(n)
+                        }
+                        withUnsafeBytes(of: total.bigEndian) { buffer.replaceSubrange(0..<8, with: $0) }
+                        _ = sendAll(8)
+                    case .source(let bytes):
+                        var left = bytes
+                        while left > 0, sendAll(min(left, buffer.count)) { left -= min(left, buffer.count) }
+                    }
                 }
                 worker.stackSize = 512 << 10
                 worker.start()

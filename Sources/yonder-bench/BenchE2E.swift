@@ -3,6 +3,7 @@ import Foundation
 import Yonder
 import YonderCluster
 import YonderLocalServers
+import YonderSSH
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -109,11 +110,18 @@ struct E2E: AsyncParsableCommand {
         let node = cluster.state.nodes[0]
         let echo = try EchoServer()
         defer { echo.stop() }
+        // The one-way baselines of putFile and getFile: as many bytes into a sink and out of a
+        // source, through ssh -N -L and through our own tunnel, with no Yonder on the way.
+        let sink = try EchoServer(mode: .sink)
+        defer { sink.stop() }
+        let source = try EchoServer(mode: .source(bytes: fileMiB << 20))
+        defer { source.stop() }
         let knownHosts = home.appendingPathComponent("known_hosts")
         try "[127.0.0.1]:\(node.port) \(node.pinnedHostKey ?? "")\n".write(to: knownHosts, atomically: true, encoding: .utf8)
         let localPort = try LocalSSHServer.freePort()
         let ssh = try ChildProcess.spawn("/usr/bin/ssh", [
-            "-N", "-L", "127.0.0.1:\(localPort):127.0.0.1:\(echo.port)", "-p", String(node.port), "-i", node.identityFile ?? "",
+            "-N", "-L", "127.0.0.1:\(localPort):127.0.0.1:\(echo.port)",
+            "-L", "127.0.0.1:\(localPort + 1):127.0.0.1:\(sink.port)", "-L", "127.0.0.1:\(localPort + 2):127.0.0.1:\(source.port)", "-p", String(node.port), "-i", node.identityFile ?? "",
             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=\(knownHosts.path)",
             "-o", "Ciphers=aes128-ctr", "-o", "MACs=hmac-sha2-256", "-o", "ExitOnForwardFailure=yes", "\(node.user)@127.0.0.1",
         ])
@@ -128,6 +136,19 @@ struct E2E: AsyncParsableCommand {
         log("\(rawMiB) MiB through ssh -N -L to the echo and back")
         let rawSeconds = try socket.bulk(mebibytes: rawMiB)
         socket.close()
+        var oneWay: OneWay?
+        if fileMiB > 0 {
+            log("\(fileMiB) MiB one way into a sink and out of a source, through ssh -N -L and through our tunnel")
+            let up = try BlockingSocket(port: localPort + 1)
+            defer { up.close() }
+            let down = try BlockingSocket(port: localPort + 2)
+            defer { down.close() }
+            let session = try await cluster.session(node: 0)
+            oneWay = OneWay(
+                opensshUp: try up.upload(mebibytes: fileMiB), opensshDown: try down.download(mebibytes: fileMiB),
+                oursUp: try await Self.upload(try await session.openTunnel(host: "127.0.0.1", port: sink.port), mebibytes: fileMiB),
+                oursDown: try await Self.download(try await session.openTunnel(host: "127.0.0.1", port: source.port), mebibytes: fileMiB))
+        }
         try await cluster.down()
 
         let report = E2EReport(
@@ -142,8 +163,49 @@ struct E2E: AsyncParsableCommand {
             rawMegabytesPerSecond: Double(2 * rawMiB << 20) / rawSeconds / 1e6,
             putFileMegabytesPerSecond: files.map { Double(fileMiB << 20) / $0.put / 1e6 },
             getFileMegabytesPerSecond: files.map { Double(fileMiB << 20) / $0.get / 1e6 },
+            opensshUploadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.opensshUp / 1e6 },
+            opensshDownloadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.opensshDown / 1e6 },
+            tunnelUploadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.oursUp / 1e6 },
+            tunnelDownloadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.oursDown / 1e6 },
             fileMiB: fileMiB, iterations: iterations, agent: "\(connection.agent)")
         try report.emit(json: json)
+    }
+
+    /// Seconds of each one-way baseline.
+    struct OneWay {
+        var opensshUp: Double
+        var opensshDown: Double
+        var oursUp: Double
+        var oursDown: Double
+    }
+
+    /// Seconds to send `mebibytes` through `tunnel` to a sink until it says all arrived.
+    static func upload(_ tunnel: SSHTunnel, mebibytes: Int) async throws -> Double {
+        let block = [UInt8](repeating: 0x5a, count: 1 << 20)
+        let start = ContinuousClock.now
+        for _ in 0..<mebibytes { try await tunnel.write(block) }
+        await tunnel.closeWrite()
+        var answer: [UInt8] = []
+        while answer.count < 8, let chunk = try await tunnel.read(maxLength: 8 - answer.count) { answer += chunk }
+        let seconds = seconds(ContinuousClock.now - start)
+        await tunnel.close()
+        guard answer.count == 8, answer.reduce(0, { $0 << 8 | Int($1) }) == mebibytes << 20 else {
+            throw ValidationError("the sink did not get all \(mebibytes) MiB through our tunnel")
+        }
+        return seconds
+    }
+
+    /// Seconds to read `mebibytes` from a source through `tunnel` to its end.
+    static func download(_ tunnel: SSHTunnel, mebibytes: Int) async throws -> Double {
+        let start = ContinuousClock.now
+        var received = 0
+        while let chunk = try await tunnel.read(maxLength: 1 << 20) { received += chunk.count }
+        let seconds = seconds(ContinuousClock.now - start)
+        await tunnel.close()
+        guard received == mebibytes << 20 else {
+            throw ValidationError("read \(received) bytes from the source through our tunnel, not \(mebibytes) MiB")
+        }
+        return seconds
     }
 
     /// Seconds to put a file of `mebibytes` into the container and to get it back, each
@@ -204,6 +266,10 @@ struct E2EReport: BenchReport {
     var rawMegabytesPerSecond: Double
     var putFileMegabytesPerSecond: Double?
     var getFileMegabytesPerSecond: Double?
+    var opensshUploadMegabytesPerSecond: Double?
+    var opensshDownloadMegabytesPerSecond: Double?
+    var tunnelUploadMegabytesPerSecond: Double?
+    var tunnelDownloadMegabytesPerSecond: Double?
     var fileMiB: Int
     var iterations: Int
     var agent: String
@@ -226,6 +292,14 @@ struct E2EReport: BenchReport {
         if let put = putFileMegabytesPerSecond, let get = getFileMegabytesPerSecond {
             row("putFile, \(fileMiB) MiB", String(format: "%.0f MB/s, %.0f%% of OpenSSH bulk (target ≥ 80%%)", put, 100 * put / rawMegabytesPerSecond))
             row("getFile, \(fileMiB) MiB", String(format: "%.0f MB/s, %.0f%% of OpenSSH bulk (target ≥ 80%%)", get, 100 * get / rawMegabytesPerSecond))
+            if let opensshUp = opensshUploadMegabytesPerSecond, let opensshDown = opensshDownloadMegabytesPerSecond,
+                let oursUp = tunnelUploadMegabytesPerSecond, let oursDown = tunnelDownloadMegabytesPerSecond
+            {
+                row("one way up: ssh -N -L / our tunnel", String(format: "%.0f / %.0f MB/s", opensshUp, oursUp))
+                row("one way down: ssh -N -L / our tunnel", String(format: "%.0f / %.0f MB/s", opensshDown, oursDown))
+                row("putFile / one way up", String(format: "%.0f%% of ssh -N -L, %.0f%% of our tunnel", 100 * put / opensshUp, 100 * put / oursUp))
+                row("getFile / one way down", String(format: "%.0f%% of ssh -N -L, %.0f%% of our tunnel", 100 * get / opensshDown, 100 * get / oursDown))
+            }
         }
     }
 }

@@ -233,6 +233,51 @@ struct BlockingSocket {
         return Percentiles(samples)
     }
 
+    /// Seconds to send `mebibytes` to a sink (`EchoServer.Mode.sink`) until it says all
+    /// arrived.
+    func upload(mebibytes: Int) throws -> Double {
+        let block = [UInt8](repeating: 0x5a, count: 1 << 20)
+        let start = ContinuousClock.now
+        for _ in 0..<mebibytes {
+            var sent = 0
+            while sent < block.count {
+                let n = block.withUnsafeBytes { send(fd, $0.baseAddress! + sent, block.count - sent, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { throw ValidationError("the sink closed the connection during the upload") }
+                sent += n
+            }
+        }
+        shutdown(fd, Int32(SHUT_WR))
+        var answer = [UInt8](repeating: 0, count: 8)
+        var received = 0
+        while received < 8 {
+            let n = answer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + received, 8 - received, 0) }
+            if n <= 0 { break }
+            received += n
+        }
+        let seconds = seconds(ContinuousClock.now - start)
+        guard received == 8, answer.reduce(0, { $0 << 8 | Int($1) }) == mebibytes << 20 else {
+            throw ValidationError("the sink did not get all \(mebibytes) MiB")
+        }
+        return seconds
+    }
+
+    /// Seconds to read `mebibytes` from a source (`EchoServer.Mode.source`) to its end.
+    func download(mebibytes: Int) throws -> Double {
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        let start = ContinuousClock.now
+        var received = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            received += n
+        }
+        let seconds = seconds(ContinuousClock.now - start)
+        guard received == mebibytes << 20 else {
+            throw ValidationError("read \(received) bytes from the source, not \(mebibytes) MiB")
+        }
+        return seconds
+    }
+
     func bulk(mebibytes: Int) throws -> Double {
         let fd = fd
         let start = ContinuousClock.now

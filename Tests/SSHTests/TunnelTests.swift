@@ -50,6 +50,29 @@ struct TunnelTests {
         await session.close()
     }
 
+    /// The one-way baselines of the benchmarks: a half-close through the tunnel reaches the
+    /// sink, which answers with the count of what it got; a source's bytes arrive to its end.
+    @Test func aSinkCountsWhatArrivesAndASourceEnds() async throws {
+        let sink = try EchoServer(mode: .sink)
+        defer { sink.stop() }
+        let size = (3 << 20) + 5
+        let source = try EchoServer(mode: .source(bytes: size))
+        defer { source.stop() }
+        let session = try await connect(server)
+        let up = try await session.openTunnel(host: "127.0.0.1", port: sink.port)
+        try await up.write(patternBytes(count: size, seed: 7))
+        await up.closeWrite()
+        var answer: [UInt8] = []
+        while let chunk = try await up.read(maxLength: 64) { answer += chunk }
+        #expect(answer.count == 8)
+        #expect(answer.reduce(0) { $0 << 8 | Int($1) } == size)
+        let down = try await session.openTunnel(host: "127.0.0.1", port: source.port)
+        var received = 0
+        while let chunk = try await down.read(maxLength: 1 << 20) { received += chunk.count }
+        #expect(received == size)
+        await session.close()
+    }
+
     @Test func hundredTunnelsAtOnceOnOneSession() async throws {
         let session = try await connect(server)
         try await withThrowingTaskGroup(of: Void.self) { group in

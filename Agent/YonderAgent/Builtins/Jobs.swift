@@ -180,14 +180,7 @@ final class JobTable: Sendable {
         let root = try root()
         guard info(arguments.id, in: root) != nil else { throw unknown(arguments.id, in: root) }
         if let job = running.withLock({ $0[arguments.id] }) {
-            job.cancelled.store(true, ordering: .relaxed)
-            kill(-job.pid, SIGTERM)
-            let killer = Task {
-                try await Task.sleep(for: .seconds(2))
-                kill(-job.pid, SIGKILL)
-            }
-            await job.waitForEnd()
-            killer.cancel()
+            await Self.stop([job])
         }
         guard let info = info(arguments.id, in: root) else { throw unknown(arguments.id, in: root) }
         return try JSONValue(encoding: info)
@@ -196,7 +189,12 @@ final class JobTable: Sendable {
     /// Stops every running job (SIGTERM, SIGKILL 2 seconds later) and returns once each has
     /// ended and its end is recorded: before the agent executes itself again.
     func stopAll() async {
-        let jobs = running.withLock { Array($0.values) }
+        await Self.stop(running.withLock { Array($0.values) })
+    }
+
+    /// Marks the jobs cancelled, sends SIGTERM to each one's process group and SIGKILL 2
+    /// seconds later to those still running; returns once every one has ended.
+    private static func stop(_ jobs: [RunningJob]) async {
         for job in jobs {
             job.cancelled.store(true, ordering: .relaxed)
             kill(-job.pid, SIGTERM)

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import Synchronization
+import YonderProtocol
 
 /// A TCP connection as a `ByteStream`, with Nagle's algorithm off (`TCP_NODELAY`) so small
 /// requests leave at once. Used for an agent on this machine or a forwarded port.
@@ -49,7 +50,7 @@ public final class TCPByteStream: ByteStream {
 
     /// Queues `bytes` on the socket; waits only while the socket is backed up.
     public func write(_ bytes: [UInt8]) async throws {
-        let buffer = channel.allocator.buffer(bytes: bytes)
+        let buffer = Self.buffer(bytes, allocator: channel.allocator)
         if channel.isWritable {
             // The socket keeps up: hand the bytes over without waiting for the event loop to
             // confirm, which would cost a thread hop per request. A failure shows as the read
@@ -80,8 +81,16 @@ public final class TCPByteStream: ByteStream {
     /// Hands the bytes to the channel when the socket keeps up.
     public func writeWithoutWaiting(_ bytes: [UInt8]) -> Bool {
         guard channel.isWritable else { return false }
-        channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil)
+        channel.writeAndFlush(Self.buffer(bytes, allocator: channel.allocator), promise: nil)
         return true
+    }
+
+    /// `bytes` in a buffer of the channel's, a large one with huge pages advised.
+    private static func buffer(_ bytes: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard bytes.count >= LargeBuffer.threshold else { return allocator.buffer(bytes: bytes) }
+        var buffer = allocator.buffer(capacity: bytes.count)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: bytes.count) { LargeBuffer.copy([bytes], into: $0) }
+        return buffer
     }
 }
 

@@ -99,8 +99,7 @@ package struct FrameDecoder: Sendable {
         guard buffered >= 4 + length else {
             if length >= Self.directLength {
                 // Allocated only now that the length has passed the checks.
-                var payload: [UInt8] = []
-                payload.reserveCapacity(length)
+                var payload = LargeBuffer.array(capacity: length)
                 payload.append(contentsOf: buffer[(start + 4)...])
                 buffer.removeAll(keepingCapacity: buffer.capacity <= 1 << 20)
                 start = 0

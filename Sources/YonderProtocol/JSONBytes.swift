@@ -425,7 +425,7 @@ package enum JSONBytes {
                     try container.encode("")
                     return
                 }
-                let index = collected.append([UInt8](data))
+                let index = collected.append(LargeBuffer.array(copying: data))
                 var container = encoder.container(keyedBy: AttachmentKey.self)
                 try container.encode(index, forKey: .attachment)
             }
@@ -477,7 +477,7 @@ package enum JSONBytes {
                         codingPath: decoder.codingPath,
                         debugDescription: "attachment \(index) was not sent (the message has \(attachments.count))"))
                 }
-                return Data(attachments[index])
+                return LargeBuffer.data(copying: attachments[index])
             }
             let container = try decoder.singleValueContainer()
             let text = try container.decode(String.self)

@@ -517,7 +517,8 @@ extension ByteBuffer {
             return
         }
         let pieces = message.framePieces()
-        self = ByteBufferAllocator().buffer(capacity: pieces.reduce(0) { $0 + $1.count })
-        for piece in pieces { writeBytes(piece) }
+        let total = pieces.reduce(0) { $0 + $1.count }
+        self = ByteBufferAllocator().buffer(capacity: total)
+        writeWithUnsafeMutableBytes(minimumWritableBytes: total) { LargeBuffer.copy(pieces, into: $0) }
     }
 }

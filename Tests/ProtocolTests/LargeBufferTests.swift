@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+@testable import YonderProtocol
+
+@Suite struct LargeBufferTests {
+    /// Bytes that differ from one offset to the next, so a shifted or short copy shows.
+    static func pattern(_ count: Int) -> [UInt8] {
+        // A tile of a prime length, repeated: quick to make even in a debug build.
+        let tile = (0..<65_521).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 11) }
+        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var offset = 0
+            while offset < count {
+                let length = min(tile.count, count - offset)
+                tile.withUnsafeBufferPointer { source in
+                    UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[offset..<(offset + length)])
+                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(source)[..<length]))
+                }
+                offset += length
+            }
+            initialized = count
+        }
+    }
+
+    @Test(arguments: [16, LargeBuffer.threshold - 1, LargeBuffer.threshold, 9 << 20 + 5])
+    func arraysAndDataKeepEveryByte(count: Int) {
+        let bytes = Self.pattern(count)
+        let data = Data(bytes)
+        #expect(LargeBuffer.array(copying: data) == bytes)
+        #expect(LargeBuffer.data(copying: bytes) == data)
+        var grown = LargeBuffer.array(capacity: count)
+        #expect(grown.isEmpty)
+        #expect(grown.capacity >= count)
+        grown.append(contentsOf: bytes)
+        #expect(grown == bytes)
+    }
+
+    @Test func piecesAreCopiedOneAfterAnother() {
+        let pieces = [Self.pattern(3), [], Self.pattern(5 << 20), [7]]
+        let total = pieces.reduce(0) { $0 + $1.count }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 1)
+        defer { buffer.deallocate() }
+        #expect(LargeBuffer.copy(pieces, into: buffer) == total)
+        #expect(Array(buffer) == Array(pieces.joined()))
+    }
+
+    /// A large frame's payload is received into storage with huge pages advised: after it is
+    /// filled, the kernel reports huge pages in the mapping that holds it. Skipped where the
+    /// kernel gives none (`transparent_hugepage` set to `never`), or on systems without it.
+    @Test func largePayloadsLandInHugePages() throws {
+        #if os(Linux)
+        guard let mode = try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8),
+            !mode.contains("[never]")
+        else { return }
+        let count = 32 << 20
+        var frame: [UInt8] = [UInt8(count >> 24), UInt8(count >> 16 & 0xFF), UInt8(count >> 8 & 0xFF), UInt8(count & 0xFF)]
+        frame += Self.pattern(count)
+        var decoder = FrameDecoder()
+        decoder.append(frame[..<4096])
+        #expect(try decoder.next() == nil)
+        decoder.append(frame[4096...])
+        let payload = try #require(try decoder.next())
+        #expect(Data(payload) == Data(frame[4...]))
+        let address = payload.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        let hugeKiB = try Self.anonHugePagesKiB(overlapping: address..<(address + UInt(count)))
+        #expect(hugeKiB >= 2048, "the mapping holding a 32 MiB payload has \(hugeKiB) KiB of huge pages")
+        #endif
+    }
+
+    /// `AnonHugePages` of the mappings in /proc/self/smaps that overlap `range` (the advice
+    /// splits a buffer's mapping in three: its unaligned ends and the aligned middle).
+    static func anonHugePagesKiB(overlapping range: Range<UInt>) throws -> Int {
+        // Read to the end: the file's size shows as 0, which a sized read would trust.
+        let handle = try #require(FileHandle(forReadingAtPath: "/proc/self/smaps"))
+        defer { try? handle.close() }
+        let smaps = String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+        var inside = false
+        var total = 0
+        for line in smaps.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let first = fields.first, first.contains("-"), !first.hasSuffix(":") {
+                let bounds = first.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                inside = bounds.count == 2 && (bounds[0]..<bounds[1]).overlaps(range)
+            } else if inside, fields.first == "AnonHugePages:", fields.count >= 2 {
+                total += Int(fields[1]) ?? 0
+            }
+        }
+        return total
+    }
+}

@@ -99,11 +99,10 @@ package enum JSONBytes {
         var string = string
         string.withUTF8 { utf8 in
             var runStart = 0
-            for index in 0..<utf8.count {
-                let byte = utf8[index]
-                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            var index = firstSpecialByte(in: utf8, from: 0)
+            while index < utf8.count {
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
-                runStart = index + 1
+                let byte = utf8[index]
                 switch byte {
                 case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
                 case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
@@ -115,10 +114,44 @@ package enum JSONBytes {
                     out.append(hexDigits[Int(byte >> 4)])
                     out.append(hexDigits[Int(byte & 0xF)])
                 }
+                runStart = index + 1
+                index = firstSpecialByte(in: utf8, from: runStart)
             }
             out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// The index of the first byte at or after `start` that a JSON string cannot hold as it
+    /// is: a quote, a backslash or a control character; `bytes.count` when there is none.
+    ///
+    /// Looks at eight bytes at a time: a word holds such a byte exactly when one of the three
+    /// classic byte tests (a byte equal to 0x22, equal to 0x5C, below 0x20) sets a high bit.
+    /// Bytes from 0x80 on (UTF-8 beyond ASCII) never do.
+    package static func firstSpecialByte(in bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        let count = bytes.count
+        var index = start
+        guard let base = bytes.baseAddress else { return count }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        while true {
+            while index + 8 <= count {
+                let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+                let quote = word ^ (ones &* 0x22)
+                let backslash = word ^ (ones &* 0x5C)
+                let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+                if special & highs != 0 { break }
+                index += 8
+            }
+            // The word that holds one, or the last bytes: one at a time.
+            let end = min(index + 8, count)
+            while index < end {
+                let byte = base[index]
+                if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return index }
+                index += 1
+            }
+            if index == count { return count }
+        }
     }
 
     // MARK: Reading
@@ -241,19 +274,14 @@ package enum JSONBytes {
             index += 1
             let start = index
             // Fast path: no escapes, copied in one piece.
-            while index < bytes.count {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: "\"") {
-                    let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
-                    index += 1
-                    guard let string = String(validating: slice, as: UTF8.self) else {
-                        throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
-                    }
-                    return string
-                }
-                if byte == UInt8(ascii: "\\") { break }
-                if byte < 0x20 { throw syntaxError("control character in a string") }
+            index = JSONBytes.firstSpecialByte(in: bytes, from: index)
+            if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
+                let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
                 index += 1
+                guard let string = String(validating: slice, as: UTF8.self) else {
+                    throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
+                }
+                return string
             }
             var utf8 = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
             while index < bytes.count {
@@ -282,8 +310,10 @@ package enum JSONBytes {
                     }
                 default:
                     if byte < 0x20 { throw syntaxError("control character in a string") }
-                    utf8.append(byte)
-                    index += 1
+                    // A run of plain bytes up to the next quote, backslash or control character.
+                    let end = JSONBytes.firstSpecialByte(in: bytes, from: index)
+                    utf8.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[index..<end]))
+                    index = end
                 }
             }
             throw syntaxError("unterminated string")

@@ -15,10 +15,19 @@ extension Message {
     /// Decodes a frame payload into a JSON object, without interpreting it.
     package static func decodeJSON(payload: some Collection<UInt8>) throws(ProtocolError) -> JSONValue {
         let bytes = Array(payload)
-        guard String(validating: bytes, as: UTF8.self) != nil else {
-            throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
+        let value: JSONValue
+        do {
+            // The parser checks the UTF-8 of every string, and any byte from 0x80 on outside
+            // a string is a syntax error: a payload it takes is valid UTF-8, checked once.
+            value = try JSONBytes.parse(bytes)
+        } catch {
+            // UTF-8 is checked before JSON: a payload that is not valid UTF-8 says so, even
+            // when the parser stopped first at a syntax error before the bad bytes.
+            if error.code != .invalidUTF8, String(validating: bytes, as: UTF8.self) == nil {
+                throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
+            }
+            throw error
         }
-        let value = try JSONBytes.parse(bytes)
         guard case .object = value else {
             throw ProtocolError(.notAnObject, "a message must be a JSON object, not \(value.typeName)")
         }

@@ -37,4 +37,54 @@ struct JSONBytesTests {
         let payload = try #require(try decoder.next())
         #expect(try Message.decode(payload: payload) == .ping(.init()))
     }
+
+    /// The eight-bytes-at-a-time scan finds the same byte as a plain loop, wherever the quote,
+    /// backslash or control character sits in the word, among bytes of every value.
+    @Test func theWordScanFindsWhatAByteLoopFinds() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let count = Int.random(in: 0...40, using: &generator)
+            let bytes = (0..<count).map { _ in
+                // Mostly plain bytes (ASCII and UTF-8 beyond it), now and then a special one.
+                Int.random(in: 0..<8, using: &generator) == 0
+                    ? [0x00, 0x1F, 0x22, 0x5C, 0x0A].randomElement(using: &generator)!
+                    : UInt8.random(in: 0x20...0xFF, using: &generator)
+            }
+            let start = Int.random(in: 0...count, using: &generator)
+            let expected = bytes[start...].firstIndex { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C } ?? count
+            let found = bytes.withUnsafeBufferPointer { JSONBytes.firstSpecialByte(in: $0, from: start) }
+            #expect(found == expected, "\(bytes) from \(start)")
+        }
+        // The bytes next to the special ones (0x21, 0x23, 0x5B, 0x5D, 0x20, 0x7F, 0x80, 0xDC)
+        // are never taken for them.
+        let near: [UInt8] = Array(repeating: [0x21, 0x23, 0x5B, 0x5D, 0x20, 0x7F, 0x80, 0xDC], count: 9).flatMap { $0 }
+        #expect(near.withUnsafeBufferPointer { JSONBytes.firstSpecialByte(in: $0, from: 0) } == near.count)
+    }
+
+    /// A long string with one character to escape at each place in turn is written and read
+    /// back unchanged.
+    @Test func longStringsWithAnEscapeAnywhereRoundTrip() throws {
+        for special in ["\"", "\\", "\n", "\u{01}"] {
+            for position in 0..<24 {
+                var text = String(repeating: "é-plain-text", count: 3)
+                text.insert(contentsOf: special, at: text.index(text.startIndex, offsetBy: position))
+                let written = JSONBytes.bytes(.string(text))
+                #expect(try JSONBytes.parse(written) == .string(text))
+                #expect(try JSONDecoder().decode(String.self, from: Data(written)) == text)
+            }
+        }
+    }
+
+    /// UTF-8 is checked before JSON (PROTOCOL.md): a payload with a syntax error before its bad
+    /// bytes is `invalid_utf8`; one with the syntax error alone is `invalid_json`.
+    @Test func badUTF8AfterASyntaxErrorIsStillReportedFirst() {
+        let both = Array(#"{"type":,"reason":""#.utf8) + [0xFF, 0x22, 0x7D]
+        #expect((#expect(throws: ProtocolError.self) { try Message.decode(payload: both) })?.code == .invalidUTF8)
+        let syntaxOnly = Array(#"{"type":,"reason":"x"}"#.utf8)
+        #expect((#expect(throws: ProtocolError.self) { try Message.decode(payload: syntaxOnly) })?.code == .invalidJSON)
+        let outsideAString: [UInt8] = [0x7B, 0xC3, 0xA9, 0x7D]
+        #expect((#expect(throws: ProtocolError.self) { try Message.decode(payload: outsideAString) })?.code == .invalidJSON)
+        let badOutsideAString: [UInt8] = [0x7B, 0xFF, 0x7D]
+        #expect((#expect(throws: ProtocolError.self) { try Message.decode(payload: badOutsideAString) })?.code == .invalidUTF8)
+    }
 }

@@ -111,6 +111,9 @@ class Client:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buffer = b""
         self.next_id = 0
+        # Replies that came while another request's reply was awaited (requests in flight
+        # together are answered in any order).
+        self.early = {}
         self.agent_hello = None
         self.agent_proved = None
         if hello:
@@ -183,12 +186,17 @@ class Client:
         return self.next_id
 
     def reply(self, request_id):
-        """Collects log/output messages of a request, then its reply."""
+        """Collects log/output messages of a request, then its reply. Replies to other
+        requests that come first are kept for their own `reply` call."""
         extras = []
         while True:
+            if request_id in self.early:
+                return self.early.pop(request_id), extras
             message = self.receive()
             assert message is not None, "the connection closed before the reply"
             if message.get("id") != request_id:
+                if message.get("id") is not None and message["type"] not in ("log", "output"):
+                    self.early[message["id"]] = message
                 continue
             if message["type"] in ("log", "output"):
                 extras.append(message)
@@ -705,6 +713,7 @@ class Conformance(unittest.TestCase):
                for start in (300_000, 100_000, 200_000)]
         sizes = []
         for id, start in zip(ids, (300_000, 100_000, 200_000)):
+            # The agent runs them at once: their replies come in any order.
             reply, _ = client.reply(id)
             self.assertEqual(reply["value"]["offset"], start)
             sizes.append(reply["value"]["size"])

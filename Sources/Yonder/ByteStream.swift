@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
 /// A reliable, ordered, two-way byte stream to an agent: a loopback TCP socket, or a tunnel
 /// channel through SSH.
 ///
@@ -33,6 +38,9 @@ public protocol ByteStream: Sendable {
     /// (the caller then awaits `write`). A failure to write shows as the incoming side
     /// failing.
     func writeWithoutWaiting(_ bytes: [UInt8]) -> Bool
+
+    /// Writes all of `data` (a large attachment), returning once the stream has taken it.
+    func write(_ data: Data) async throws
 }
 
 /// What a stream in delivery mode passes on (see ``ByteStream/deliver(to:)``).
@@ -51,4 +59,7 @@ extension ByteStream {
 
     /// Never takes bytes without waiting: `Connection` awaits `write`.
     public func writeWithoutWaiting(_ bytes: [UInt8]) -> Bool { false }
+
+    /// Copies `data` into an array and writes that.
+    public func write(_ data: Data) async throws { try await write([UInt8](data)) }
 }

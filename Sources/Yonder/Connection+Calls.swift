@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 public import YonderCore
 public import YonderProtocol
 
@@ -50,7 +55,7 @@ extension Connection {
     /// Encodes a request's input; its `Data` travels as raw bytes after the message when the
     /// agent accepts that, else as base64.
     func encodeArguments(_ input: some Encodable) throws(ProtocolError) -> Payload {
-        var attachments: [[UInt8]]? = agent.acceptsAttachments ? [] : nil
+        var attachments: [Data]? = agent.acceptsAttachments ? [] : nil
         let value = try JSONBytes.encode(input, attachments: &attachments)
         return Payload(value, attachments: attachments ?? [])
     }

@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+package import FoundationEssentials
+#else
+package import Foundation
+#endif
 import Distributed
 public import YonderCore
 public import YonderProtocol
@@ -89,7 +94,7 @@ extension Connection {
 extension Connection: RemoteInvocationTransport {
     /// Sends an `invoke` for a proxy's `distributed func` call; `YonderActorSystem` calls
     /// this, apps call the proxy's methods instead.
-    package func invoke(object: String, method: String, arguments: [JSONValue], attachments: [[UInt8]]) async throws -> Payload {
+    package func invoke(object: String, method: String, arguments: [JSONValue], attachments: [Data]) async throws -> Payload {
         try await request("invoke \(Self.readableMethod(method)) on \(object)", timeout: nil) { id, seconds in
             .invoke(.init(id: id, object: object, method: method, arguments: arguments, timeout: seconds, attachments: attachments))
         }

@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 public import Logging
 import YonderProtocol
 import Synchronization
@@ -239,7 +244,7 @@ public final class Connection: Sendable {
 
     /// Frames waiting to be written, and whether some task is writing them now.
     private struct Outbox {
-        var frames: [[UInt8]] = []
+        var frames: [FramePiece] = []
         var writing = false
     }
 
@@ -250,12 +255,12 @@ public final class Connection: Sendable {
     /// queue meanwhile, in one write when several are waiting; the rest return at once.
     /// Frames are never interleaved, and an uncontended call pays no extra task hop.
     func send(_ frame: [UInt8]) async {
-        await send(pieces: [frame])
+        await send(pieces: [.bytes(frame)])
     }
 
     /// Queues `pieces`, which together make whole frames, to be written in order with nothing
-    /// between them; large pieces are written from their own arrays, without a copy.
-    func send(pieces: [[UInt8]]) async {
+    /// between them; large pieces are written from where they are held, without a copy.
+    func send(pieces: [FramePiece]) async {
         let becameWriter = outbox.withLock { outbox in
             outbox.frames.append(contentsOf: pieces)
             if outbox.writing { return false }
@@ -264,7 +269,7 @@ public final class Connection: Sendable {
         }
         guard becameWriter else { return }
         while true {
-            let waiting: [[UInt8]]? = outbox.withLock { outbox in
+            let waiting: [FramePiece]? = outbox.withLock { outbox in
                 defer { outbox.frames.removeAll(keepingCapacity: true) }
                 if outbox.frames.isEmpty {
                     outbox.writing = false
@@ -274,8 +279,15 @@ public final class Connection: Sendable {
             }
             guard let waiting else { return }
             do {
-                for batch in Self.batches(waiting) where !stream.writeWithoutWaiting(batch) {
-                    try await stream.write(batch)
+                for batch in Self.batches(waiting) {
+                    switch batch {
+                    case .bytes(let bytes) where !stream.writeWithoutWaiting(bytes):
+                        try await stream.write(bytes)
+                    case .bytes:
+                        break
+                    case .data(let data):
+                        try await stream.write(data)
+                    }
                 }
             } catch {
                 outbox.withLock {
@@ -289,22 +301,22 @@ public final class Connection: Sendable {
     }
 
     /// `pieces` as few writes: small ones joined, large ones alone.
-    private static func batches(_ pieces: [[UInt8]]) -> [[UInt8]] {
+    private static func batches(_ pieces: [FramePiece]) -> [FramePiece] {
         if pieces.count == 1 { return pieces }
-        var batches: [[UInt8]] = []
+        var batches: [FramePiece] = []
         var small: [UInt8] = []
         for piece in pieces {
             if piece.count >= largePiece {
                 if !small.isEmpty {
-                    batches.append(small)
+                    batches.append(.bytes(small))
                     small = []
                 }
                 batches.append(piece)
             } else {
-                small.append(contentsOf: piece)
+                piece.append(to: &small)
             }
         }
-        if !small.isEmpty { batches.append(small) }
+        if !small.isEmpty { batches.append(.bytes(small)) }
         return batches
     }
 
@@ -364,7 +376,7 @@ public final class Connection: Sendable {
     }
 
     /// Dispatches one message (the reader has already thrown the fatal framing errors).
-    private func handle(_ value: JSONValue, attachments: [[UInt8]]) {
+    private func handle(_ value: JSONValue, attachments: [Data]) {
         let message: Message
         do {
             message = try Message.decode(value).with(attachments: attachments)

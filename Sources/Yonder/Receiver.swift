@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import Synchronization
 import YonderProtocol
 
@@ -11,7 +16,7 @@ import YonderProtocol
 /// (a call's output and logs before its result) is kept.
 final class Receiver: Sendable {
     enum Event {
-        case message(JSONValue, [[UInt8]])
+        case message(JSONValue, [Data])
         case malformed(ProtocolError)
         case ended
         case failed(any Error)
@@ -21,7 +26,7 @@ final class Receiver: Sendable {
     static let inlineLimit = 64 << 10
 
     private enum Work {
-        case payload([UInt8])
+        case payload(Data)
         case end
     }
 
@@ -106,7 +111,7 @@ final class Receiver: Sendable {
 
     /// Decodes one frame (or the end) and passes on what it completes; false after an error.
     private func process(_ work: Work) -> Bool {
-        let outcome = assembly.withLock { reader -> Result<(JSONValue, [[UInt8]])?, ProtocolError> in
+        let outcome = assembly.withLock { reader -> Result<(JSONValue, [Data])?, ProtocolError> in
             switch work {
             case .payload(let payload): Result { () throws(ProtocolError) in try reader.accept(payload) }
             case .end: Result { () throws(ProtocolError) in try reader.finish(); return nil }

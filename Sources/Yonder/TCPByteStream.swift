@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -50,7 +55,15 @@ public final class TCPByteStream: ByteStream {
 
     /// Queues `bytes` on the socket; waits only while the socket is backed up.
     public func write(_ bytes: [UInt8]) async throws {
-        let buffer = Self.buffer(bytes, allocator: channel.allocator)
+        try await write(buffer: Self.buffer(bytes, allocator: channel.allocator))
+    }
+
+    /// Writes `data` from where it is held: copied once, into the channel's buffer.
+    public func write(_ data: Data) async throws {
+        try await write(buffer: Self.buffer(.data(data), allocator: channel.allocator))
+    }
+
+    private func write(buffer: ByteBuffer) async throws {
         if channel.isWritable {
             // The socket keeps up: hand the bytes over without waiting for the event loop to
             // confirm, which would cost a thread hop per request. A failure shows as the read
@@ -88,8 +101,12 @@ public final class TCPByteStream: ByteStream {
     /// `bytes` in a buffer of the channel's, a large one with huge pages advised.
     private static func buffer(_ bytes: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
         guard bytes.count >= LargeBuffer.threshold else { return allocator.buffer(bytes: bytes) }
-        var buffer = allocator.buffer(capacity: bytes.count)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: bytes.count) { LargeBuffer.copy([bytes], into: $0) }
+        return buffer(.bytes(bytes), allocator: allocator)
+    }
+
+    private static func buffer(_ piece: FramePiece, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: piece.count)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: piece.count) { LargeBuffer.copy([piece], into: $0) }
         return buffer
     }
 }

@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+package import FoundationEssentials
+#else
+package import Foundation
+#endif
 package import YonderProtocol
 
 /// How a client-side `YonderActorSystem` reaches the agent: the client's connection
@@ -9,5 +14,5 @@ package protocol RemoteInvocationTransport: Sendable {
     /// Calls `method` of the object `object` with one JSON value per parameter (and the
     /// attachments they refer to) and returns the method's result (`null` for a method that
     /// returns nothing).
-    func invoke(object: String, method: String, arguments: [JSONValue], attachments: [[UInt8]]) async throws -> Payload
+    func invoke(object: String, method: String, arguments: [JSONValue], attachments: [Data]) async throws -> Payload
 }

@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+package import FoundationEssentials
+#else
+package import Foundation
+#endif
 public import Distributed
 package import YonderProtocol
 import Synchronization
@@ -132,13 +137,13 @@ public final class YonderActorSystem: DistributedActorSystem, Sendable {
     /// agent does for an `invoke` message. Throws `unknown_method` when the actor has no such
     /// method, `decode_failed` for bad arguments, and rethrows what the method throws.
     package func execute(
-        on actor: any DistributedActor, method: String, arguments: [JSONValue], attachments: [[UInt8]] = []
+        on actor: any DistributedActor, method: String, arguments: [JSONValue], attachments: [Data] = []
     ) async throws -> Payload {
         try await executeOpened(on: actor, method: method, arguments: arguments, attachments: attachments)
     }
 
     private func executeOpened<Act: DistributedActor>(
-        on actor: Act, method: String, arguments: [JSONValue], attachments: [[UInt8]]
+        on actor: Act, method: String, arguments: [JSONValue], attachments: [Data]
     ) async throws -> Payload {
         var decoder = YonderInvocationDecoder(arguments: arguments, attachments: attachments)
         let handler = YonderResultHandler()

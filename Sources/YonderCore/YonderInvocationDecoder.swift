@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+package import FoundationEssentials
+#else
+package import Foundation
+#endif
 public import Distributed
 package import YonderProtocol
 
@@ -6,11 +11,11 @@ public struct YonderInvocationDecoder: DistributedTargetInvocationDecoder {
     public typealias SerializationRequirement = Codable
 
     private let arguments: [JSONValue]
-    private let attachments: [[UInt8]]
+    private let attachments: [Data]
     private var index = 0
 
     /// Wraps the `arguments` of an `invoke` message and the attachments they refer to.
-    package init(arguments: [JSONValue], attachments: [[UInt8]] = []) {
+    package init(arguments: [JSONValue], attachments: [Data] = []) {
         self.arguments = arguments
         self.attachments = attachments
     }

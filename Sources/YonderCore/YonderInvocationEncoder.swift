@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+package import FoundationEssentials
+#else
+package import Foundation
+#endif
 public import Distributed
 package import YonderProtocol
 
@@ -8,7 +13,7 @@ public struct YonderInvocationEncoder: DistributedTargetInvocationEncoder {
     /// The encoded arguments, in order.
     package private(set) var arguments: [JSONValue] = []
     /// The binary attachments their `Data` became, or nil when the peer accepts none.
-    package private(set) var attachments: [[UInt8]]?
+    package private(set) var attachments: [Data]?
     /// Mangled names of generic substitutions (calls that need any are refused).
     package private(set) var genericSubstitutions: [String] = []
 

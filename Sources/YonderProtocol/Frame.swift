@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+package import FoundationEssentials
+#else
+package import Foundation
+#endif
+
 /// Framing: a 4-byte big-endian unsigned length N, then N bytes of UTF-8 JSON.
 package enum Frame {
     /// The largest payload accepted unless both sides agree on another limit: 64 MiB.
@@ -12,11 +18,40 @@ package enum Frame {
         return bytes
     }
 
-    static func appendPrefix(_ length: UInt32, to bytes: inout [UInt8]) {
+    package static func appendPrefix(_ length: UInt32, to bytes: inout [UInt8]) {
         bytes.append(UInt8(truncatingIfNeeded: length >> 24))
         bytes.append(UInt8(truncatingIfNeeded: length >> 16))
         bytes.append(UInt8(truncatingIfNeeded: length >> 8))
         bytes.append(UInt8(truncatingIfNeeded: length))
+    }
+}
+
+/// A piece of the bytes of one or more frames, as a writer takes them: bytes made for the
+/// frame (a message's JSON, a length prefix), or an attachment's `Data`, written from where it
+/// is held rather than copied into a bigger buffer first.
+package enum FramePiece: Sendable, Hashable {
+    case bytes([UInt8])
+    case data(Data)
+
+    /// The number of bytes.
+    package var count: Int {
+        switch self {
+        case .bytes(let bytes): bytes.count
+        case .data(let data): data.count
+        }
+    }
+
+    /// Calls `body` with the bytes.
+    package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch self {
+        case .bytes(let bytes): try bytes.withUnsafeBytes(body)
+        case .data(let data): try data.withUnsafeBytes(body)
+        }
+    }
+
+    /// Appends the bytes to `out`.
+    package func append(to out: inout [UInt8]) {
+        withUnsafeBytes { out.append(contentsOf: $0) }
     }
 }
 
@@ -31,11 +66,12 @@ package struct FrameDecoder: Sendable {
     package var maximumLength: Int
     private var buffer: [UInt8] = []
     private var start = 0
-    /// A large frame received straight into an array of its own, sized from its prefix: its
-    /// length, and the payload so far. Its bytes are copied once, and the array never grows.
-    private var large: (length: Int, payload: [UInt8])?
+    /// A large frame received straight into a `Data` of its own, sized from its prefix: its
+    /// length, the payload, and how much of it has arrived. Its bytes are copied once, and the
+    /// payload never grows.
+    private var large: (length: Int, payload: Data, filled: Int)?
 
-    /// Payloads from this size on are received into their own array.
+    /// Payloads from this size on are received into their own `Data`.
     static let directLength = 1 << 20
 
     /// Makes a decoder that accepts payloads of up to `maximumLength` bytes.
@@ -45,26 +81,29 @@ package struct FrameDecoder: Sendable {
 
     /// Bytes received but not yet returned as a payload.
     package var bufferedByteCount: Int {
-        buffer.count - start + (large.map { 4 + $0.payload.count } ?? 0)
+        buffer.count - start + (large.map { 4 + $0.filled } ?? 0)
     }
 
     /// Adds bytes read from the stream.
     package mutating func append(_ bytes: some Collection<UInt8>) {
         if var frame = large {
-            // Taken out first, so that the payload has one owner and grows in place.
+            // Taken out first, so that the payload has one owner and is written in place.
             large = nil
-            let missing = frame.length - frame.payload.count
-            if bytes.count <= missing {
-                frame.payload.append(contentsOf: bytes)
-                large = frame
-                return
-            }
-            frame.payload.append(contentsOf: bytes.prefix(missing))
+            let taken = min(frame.length - frame.filled, bytes.count)
+            Self.fill(&frame, with: bytes.prefix(taken))
             large = frame
-            appendToBuffer(bytes.dropFirst(missing))
+            if taken < bytes.count { appendToBuffer(bytes.dropFirst(taken)) }
             return
         }
         appendToBuffer(bytes)
+    }
+
+    private static func fill(_ frame: inout (length: Int, payload: Data, filled: Int), with bytes: some Collection<UInt8>) {
+        let filled = frame.filled
+        frame.payload.withUnsafeMutableBytes { payload in
+            UnsafeMutableRawBufferPointer(rebasing: payload[filled..<(filled + bytes.count)]).copyBytes(from: bytes)
+        }
+        frame.filled += bytes.count
     }
 
     private mutating func appendToBuffer(_ bytes: some Collection<UInt8>) {
@@ -76,9 +115,9 @@ package struct FrameDecoder: Sendable {
     }
 
     /// The next complete payload, or nil when more bytes are needed.
-    package mutating func next() throws(ProtocolError) -> [UInt8]? {
+    package mutating func next() throws(ProtocolError) -> Data? {
         if let frame = large {
-            guard frame.payload.count == frame.length else { return nil }
+            guard frame.filled == frame.length else { return nil }
             large = nil
             return frame.payload
         }
@@ -99,15 +138,15 @@ package struct FrameDecoder: Sendable {
         guard buffered >= 4 + length else {
             if length >= Self.directLength {
                 // Allocated only now that the length has passed the checks.
-                var payload = LargeBuffer.array(capacity: length)
-                payload.append(contentsOf: buffer[(start + 4)...])
+                var frame = (length: length, payload: LargeBuffer.data(count: length), filled: 0)
+                Self.fill(&frame, with: buffer[(start + 4)...])
                 buffer.removeAll(keepingCapacity: buffer.capacity <= 1 << 20)
                 start = 0
-                large = (length, payload)
+                large = frame
             }
             return nil
         }
-        let payload = Array(buffer[(start + 4)..<(start + 4 + length)])
+        let payload = Data(buffer[(start + 4)..<(start + 4 + length)])
         start += 4 + length
         if start == buffer.count {
             buffer.removeAll(keepingCapacity: buffer.capacity <= 1 << 20)

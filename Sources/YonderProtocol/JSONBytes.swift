@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-internal import FoundationEssentials
+package import FoundationEssentials
 #else
-internal import Foundation
+package import Foundation
 #endif
 
 /// Converts between `JSONValue` and UTF-8 JSON text without going through `Codable`.
@@ -158,19 +158,21 @@ package enum JSONBytes {
 
     /// Parses one JSON value that fills `bytes` (surrounding whitespace allowed).
     package static func parse(_ bytes: [UInt8]) throws(ProtocolError) -> JSONValue {
-        let result: Result<JSONValue, ProtocolError> = bytes.withUnsafeBufferPointer { buffer in
-            var parser = Parser(bytes: buffer)
-            do throws(ProtocolError) {
-                parser.skipWhitespace()
-                let value = try parser.value(depth: 0)
-                parser.skipWhitespace()
-                guard parser.index == buffer.count else { throw parser.syntaxError("unexpected text after the JSON value") }
-                return .success(value)
-            } catch {
-                return .failure(error)
-            }
+        try bytes.withUnsafeBufferPointer { parse(buffer: $0) }.get()
+    }
+
+    /// Parses one JSON value that fills `buffer` (surrounding whitespace allowed).
+    package static func parse(buffer: UnsafeBufferPointer<UInt8>) -> Result<JSONValue, ProtocolError> {
+        var parser = Parser(bytes: buffer)
+        do throws(ProtocolError) {
+            parser.skipWhitespace()
+            let value = try parser.value(depth: 0)
+            parser.skipWhitespace()
+            guard parser.index == buffer.count else { throw parser.syntaxError("unexpected text after the JSON value") }
+            return .success(value)
+        } catch {
+            return .failure(error)
         }
-        return try result.get()
     }
 
     private struct Parser {
@@ -438,14 +440,14 @@ package enum JSONBytes {
 
     /// Encodes `value` with `JSONEncoder` and parses the text into a `JSONValue`.
     package static func encode(_ value: some Encodable) throws(ProtocolError) -> JSONValue {
-        var none: [[UInt8]]? = nil
+        var none: [Data]? = nil
         return try encode(value, attachments: &none)
     }
 
     /// Encodes `value` with `JSONEncoder`; when `attachments` is not nil, every non-empty
     /// `Data` in it becomes an attachment appended there, written in the JSON as
     /// `{"$attachment": index}` (PROTOCOL.md section 3), instead of a base64 string.
-    package static func encode(_ value: some Encodable, attachments: inout [[UInt8]]?) throws(ProtocolError) -> JSONValue {
+    package static func encode(_ value: some Encodable, attachments: inout [Data]?) throws(ProtocolError) -> JSONValue {
         let encoder = JSONEncoder()
         let collected = AttachmentBox(attachments ?? [])
         if attachments != nil {
@@ -455,7 +457,7 @@ package enum JSONBytes {
                     try container.encode("")
                     return
                 }
-                let index = collected.append(LargeBuffer.array(copying: data))
+                let index = collected.append(data)
                 var container = encoder.container(keyedBy: AttachmentKey.self)
                 try container.encode(index, forKey: .attachment)
             }
@@ -474,7 +476,7 @@ package enum JSONBytes {
     /// A `Data` in `T` is read from a base64 string or, as `{"$attachment": index}`, from
     /// `attachments`.
     package static func decode<T: Decodable>(
-        _ type: T.Type, from value: JSONValue, path: [String], attachments: [[UInt8]] = []
+        _ type: T.Type, from value: JSONValue, path: [String], attachments: [Data] = []
     ) throws(ProtocolError) -> T {
         try JSONValue.decode(T.self, fromJSON: bytes(value), path: path, attachments: attachments)
     }
@@ -487,16 +489,16 @@ package enum JSONBytes {
     /// Collects attachments during one synchronous encode.
     final class AttachmentBox: @unchecked Sendable {
         // Safe: used only by the one thread running the encode that made it.
-        var items: [[UInt8]]
-        init(_ items: [[UInt8]]) { self.items = items }
-        func append(_ bytes: [UInt8]) -> Int {
+        var items: [Data]
+        init(_ items: [Data]) { self.items = items }
+        func append(_ bytes: Data) -> Int {
             items.append(bytes)
             return items.count - 1
         }
     }
 
     /// A `JSONDecoder` that reads `Data` from base64 or from an attachment reference.
-    static func decoder(attachments: [[UInt8]]) -> JSONDecoder {
+    static func decoder(attachments: [Data]) -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dataDecodingStrategy = .custom { decoder in
             if let container = try? decoder.container(keyedBy: AttachmentKey.self),
@@ -507,7 +509,7 @@ package enum JSONBytes {
                         codingPath: decoder.codingPath,
                         debugDescription: "attachment \(index) was not sent (the message has \(attachments.count))"))
                 }
-                return LargeBuffer.data(copying: attachments[index])
+                return attachments[index]
             }
             let container = try decoder.singleValueContainer()
             let text = try container.decode(String.self)

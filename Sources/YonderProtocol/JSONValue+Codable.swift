@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-internal import FoundationEssentials
+package import FoundationEssentials
 #else
-internal import Foundation
+package import Foundation
 #endif
 
 extension JSONValue {
@@ -31,7 +31,7 @@ extension JSONValue {
     /// Decodes the JSON text `data` as `type`, reading each `Data` in it from a base64 string
     /// or from `attachments` (PROTOCOL.md section 3, "Binary attachments").
     package static func decode<T: Decodable>(
-        _ type: T.Type, fromJSON data: some Collection<UInt8>, path prefix: [String], attachments: [[UInt8]]
+        _ type: T.Type, fromJSON data: some Collection<UInt8>, path prefix: [String], attachments: [Data]
     ) throws(ProtocolError) -> T {
         do {
             let decoder = attachments.isEmpty ? JSONDecoder() : JSONBytes.decoder(attachments: attachments)

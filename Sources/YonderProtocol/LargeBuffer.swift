@@ -1,14 +1,15 @@
 #if canImport(FoundationEssentials)
-internal import FoundationEssentials
+package import FoundationEssentials
 #else
-internal import Foundation
+package import Foundation
 #endif
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Buffers of many mebibytes (a frame's payload, an attachment, a `Data` decoded from one),
-/// backed by transparent huge pages where the system offers them.
+/// Buffers of many mebibytes (a large frame received, which may be an attachment and then the
+/// `Data` the user gets; a large frame written), backed by transparent huge pages where the
+/// system offers them.
 ///
 /// Such a buffer is fresh memory each time (glibc maps allocations this large on their own
 /// and unmaps them when freed), and filling it costs a page fault every 4 KiB: for 64 MiB,
@@ -37,31 +38,9 @@ package enum LargeBuffer {
         #endif
     }
 
-    /// An empty array with room for `capacity` bytes, its storage advised as above.
-    package static func array(capacity: Int) -> [UInt8] {
-        guard capacity >= threshold else {
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(capacity)
-            return bytes
-        }
-        return [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
-            adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
-            count = 0
-        }
-    }
-
-    /// The bytes of `data` as an array, copied once into advised storage.
-    static func array(copying data: Data) -> [UInt8] {
-        guard data.count >= threshold else { return [UInt8](data) }
-        return [UInt8](unsafeUninitializedCapacity: data.count) { buffer, count in
-            adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
-            count = data.copyBytes(to: buffer)
-        }
-    }
-
     /// Copies `pieces` one after another into `buffer`, unwritten memory of at least their
     /// total size, advised as above; returns the number of bytes copied.
-    package static func copy(_ pieces: [[UInt8]], into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    package static func copy(_ pieces: [FramePiece], into buffer: UnsafeMutableRawBufferPointer) -> Int {
         adviseHugePages(buffer)
         var offset = 0
         for piece in pieces {
@@ -71,15 +50,11 @@ package enum LargeBuffer {
         return offset
     }
 
-    /// `bytes` as `Data`, copied once into advised storage.
-    static func data(copying bytes: [UInt8]) -> Data {
-        guard bytes.count >= threshold else { return Data(bytes) }
+    /// `count` zero bytes, to be overwritten, in advised storage.
+    package static func data(count: Int) -> Data {
         // Data(count:) takes zeroed memory that is not written yet (fresh pages read as zero).
-        var data = Data(count: bytes.count)
-        data.withUnsafeMutableBytes { buffer in
-            adviseHugePages(buffer)
-            bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
-        }
+        var data = Data(count: count)
+        data.withUnsafeMutableBytes { adviseHugePages($0) }
         return data
     }
 }

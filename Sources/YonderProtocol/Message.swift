@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+package import FoundationEssentials
+#else
+package import Foundation
+#endif
 /// One message: the JSON object inside a frame. `type` picks the case.
 ///
 /// PROTOCOL.md is the normative description of every message and field; this enum mirrors
@@ -76,7 +81,7 @@ package enum Message: Sendable, Hashable {
 
     /// The binary attachments this message carries (only `call`, `create`, `invoke` and
     /// `result` carry any).
-    package var attachments: [[UInt8]] {
+    package var attachments: [Data] {
         switch self {
         case .call(let m): m.attachments
         case .create(let m): m.attachments
@@ -88,7 +93,7 @@ package enum Message: Sendable, Hashable {
 
     /// This message with `attachments` in place of its own (for the four types that carry
     /// them; others are returned unchanged).
-    package func with(attachments: [[UInt8]]) -> Message {
+    package func with(attachments: [Data]) -> Message {
         switch self {
         case .call(var m): m.attachments = attachments; return .call(m)
         case .create(var m): m.attachments = attachments; return .create(m)
@@ -169,9 +174,9 @@ extension Message {
         /// Seconds after which the agent gives up with `timed_out`.
         package var timeout: Double?
         /// Binary attachments that `{"$attachment": i}` in `arguments` stand for.
-        package var attachments: [[UInt8]]
+        package var attachments: [Data]
 
-        package init(id: Int, function: String, arguments: JSONValue = .null, timeout: Double? = nil, attachments: [[UInt8]] = []) {
+        package init(id: Int, function: String, arguments: JSONValue = .null, timeout: Double? = nil, attachments: [Data] = []) {
             self.id = id
             self.function = function
             self.arguments = arguments
@@ -190,9 +195,9 @@ extension Message {
         /// When an object of the same type already holds `name`, return it instead of failing.
         package var reuse: Bool
         /// Binary attachments that `{"$attachment": i}` in `arguments` stand for.
-        package var attachments: [[UInt8]]
+        package var attachments: [Data]
 
-        package init(id: Int, objectType: String, arguments: JSONValue = .null, name: String? = nil, reuse: Bool = false, attachments: [[UInt8]] = []) {
+        package init(id: Int, objectType: String, arguments: JSONValue = .null, name: String? = nil, reuse: Bool = false, attachments: [Data] = []) {
             self.id = id
             self.objectType = objectType
             self.arguments = arguments
@@ -224,9 +229,9 @@ extension Message {
         package var arguments: [JSONValue]
         package var timeout: Double?
         /// Binary attachments that `{"$attachment": i}` in `arguments` stand for.
-        package var attachments: [[UInt8]]
+        package var attachments: [Data]
 
-        package init(id: Int, object: String, method: String, arguments: [JSONValue] = [], timeout: Double? = nil, attachments: [[UInt8]] = []) {
+        package init(id: Int, object: String, method: String, arguments: [JSONValue] = [], timeout: Double? = nil, attachments: [Data] = []) {
             self.id = id
             self.object = object
             self.method = method
@@ -259,9 +264,9 @@ extension Message {
         package var id: Int
         package var value: JSONValue
         /// Binary attachments that `{"$attachment": i}` in `value` stand for.
-        package var attachments: [[UInt8]]
+        package var attachments: [Data]
 
-        package init(id: Int, value: JSONValue = .null, attachments: [[UInt8]] = []) {
+        package init(id: Int, value: JSONValue = .null, attachments: [Data] = []) {
             self.id = id
             self.value = value
             self.attachments = attachments

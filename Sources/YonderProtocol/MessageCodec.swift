@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-internal import FoundationEssentials
+package import FoundationEssentials
 #else
-internal import Foundation
+package import Foundation
 #endif
 
 extension Message {
@@ -14,16 +14,19 @@ extension Message {
 
     /// Decodes a frame payload into a JSON object, without interpreting it.
     package static func decodeJSON(payload: some Collection<UInt8>) throws(ProtocolError) -> JSONValue {
-        let bytes = Array(payload)
+        // The parser checks the UTF-8 of every string, and any byte from 0x80 on outside a
+        // string is a syntax error: a payload it takes is valid UTF-8, checked once.
+        let parsed =
+            payload.withContiguousStorageIfAvailable { JSONBytes.parse(buffer: $0) }
+            ?? Array(payload).withUnsafeBufferPointer { JSONBytes.parse(buffer: $0) }
         let value: JSONValue
-        do {
-            // The parser checks the UTF-8 of every string, and any byte from 0x80 on outside
-            // a string is a syntax error: a payload it takes is valid UTF-8, checked once.
-            value = try JSONBytes.parse(bytes)
-        } catch {
+        switch parsed {
+        case .success(let parsed):
+            value = parsed
+        case .failure(let error):
             // UTF-8 is checked before JSON: a payload that is not valid UTF-8 says so, even
             // when the parser stopped first at a syntax error before the bad bytes.
-            if error.code != .invalidUTF8, String(validating: bytes, as: UTF8.self) == nil {
+            if error.code != .invalidUTF8, String(validating: payload, as: UTF8.self) == nil {
                 throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
             }
             throw error
@@ -129,7 +132,7 @@ extension Message {
         func put(_ key: String, _ value: String?) { if let value { o[key] = .string(value) } }
         func put(_ key: String, _ value: Int?) { if let value { o[key] = .integer(Int64(value)) } }
         func put(_ key: String, _ value: Double?) { if let value { o[key] = .double(value) } }
-        func putAttachments(_ attachments: [[UInt8]]) {
+        func putAttachments(_ attachments: [Data]) {
             if !attachments.isEmpty { o["attachments"] = .array(attachments.map { .integer(Int64($0.count)) }) }
         }
         switch self {
@@ -211,18 +214,21 @@ extension Message {
     /// This message as complete frames: its own (length prefix and payload), then one
     /// binary frame per attachment.
     package func encodedFrame() -> [UInt8] {
-        attachments.isEmpty ? JSONBytes.frame(json) : Array(framePieces().joined())
+        guard !attachments.isEmpty else { return JSONBytes.frame(json) }
+        var bytes: [UInt8] = []
+        for piece in framePieces() { piece.append(to: &bytes) }
+        return bytes
     }
 
     /// The same bytes as `encodedFrame()`, in pieces that a writer can send one after the
     /// other without joining them: the message's frame, then each attachment's 4-byte length
-    /// prefix and its bytes, the latter in the array they are held in (not copied).
-    package func framePieces() -> [[UInt8]] {
-        var pieces = [JSONBytes.frame(json)]
+    /// prefix and its bytes, the latter in the `Data` they are held in (not copied).
+    package func framePieces() -> [FramePiece] {
+        var pieces: [FramePiece] = [.bytes(JSONBytes.frame(json))]
         for attachment in attachments {
             var prefix: [UInt8] = []
             Frame.appendPrefix(UInt32(attachment.count), to: &prefix)
-            pieces += [prefix, attachment]
+            pieces += [.bytes(prefix), .data(attachment)]
         }
         return pieces
     }

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+package import FoundationEssentials
+#else
+package import Foundation
+#endif
+
 /// Cuts a byte stream into message objects, each with the binary attachments it announced
 /// (PROTOCOL.md section 3, "Binary attachments"): frames through `FrameDecoder`, the JSON
 /// object of a message frame checked as far as check 6, then as many binary frames as its
@@ -16,7 +22,7 @@ package struct MessageReader: Sendable {
     /// The most attachments one message may announce.
     package static let maximumAttachments = 4096
 
-    private var waiting: (object: JSONValue, lengths: [Int], received: [[UInt8]])?
+    private var waiting: (object: JSONValue, lengths: [Int], received: [Data])?
 
     /// Makes a reader of frames up to `maximumLength` bytes.
     package init(maximumLength: Int = Frame.defaultMaximumLength, acceptsAttachments: Bool = false) {
@@ -30,7 +36,7 @@ package struct MessageReader: Sendable {
     }
 
     /// The next message object and its attachments, or nil when more bytes are needed.
-    package mutating func next() throws(ProtocolError) -> (object: JSONValue, attachments: [[UInt8]])? {
+    package mutating func next() throws(ProtocolError) -> (object: JSONValue, attachments: [Data])? {
         while true {
             guard let payload = try frames.next() else { return nil }
             if let message = try accept(payload) { return message }
@@ -42,7 +48,7 @@ package struct MessageReader: Sendable {
 
     /// Takes the payload of the stream's next frame, cut by a `FrameDecoder` elsewhere:
     /// returns the message it completes, or nil when the message waits for more attachments.
-    package mutating func accept(_ payload: [UInt8]) throws(ProtocolError) -> (object: JSONValue, attachments: [[UInt8]])? {
+    package mutating func accept(_ payload: Data) throws(ProtocolError) -> (object: JSONValue, attachments: [Data])? {
         if var pending = waiting {
             let index = pending.received.count
             guard payload.count == pending.lengths[index] else {

@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-internal import FoundationEssentials
+package import FoundationEssentials
 #else
-internal import Foundation
+package import Foundation
 #endif
 
 /// A request's input or a result: a JSON value and the binary attachments that its
@@ -10,16 +10,16 @@ package struct Payload: Sendable, Hashable {
     /// The JSON value.
     package var value: JSONValue
     /// The bytes of each attachment, in index order.
-    package var attachments: [[UInt8]]
+    package var attachments: [Data]
 
-    package init(_ value: JSONValue, attachments: [[UInt8]] = []) {
+    package init(_ value: JSONValue, attachments: [Data] = []) {
         self.value = value
         self.attachments = attachments
     }
 
     /// Encodes `value`, each non-empty `Data` in it as an attachment.
     package init(encoding value: some Encodable) throws(ProtocolError) {
-        var attachments: [[UInt8]]? = []
+        var attachments: [Data]? = []
         self.value = try JSONBytes.encode(value, attachments: &attachments)
         self.attachments = attachments ?? []
     }
@@ -35,11 +35,11 @@ package struct Payload: Sendable, Hashable {
         attachments.isEmpty ? value : Self.inline(value, attachments)
     }
 
-    private static func inline(_ value: JSONValue, _ attachments: [[UInt8]]) -> JSONValue {
+    private static func inline(_ value: JSONValue, _ attachments: [Data]) -> JSONValue {
         switch value {
         case .object(let members):
             if members.count == 1, case .integer(let index)? = members["$attachment"], attachments.indices.contains(Int(index)) {
-                return .string(Data(attachments[Int(index)]).base64EncodedString())
+                return .string(attachments[Int(index)].base64EncodedString())
             }
             return .object(members.mapValues { inline($0, attachments) })
         case .array(let elements):

@@ -134,7 +134,7 @@ import YonderProtocol
     }
 
     @Test func attachmentsGoRawToAClientThatAcceptsThemAndAsBase64ToOneThatDoesNot() throws {
-        let bytes: [UInt8] = [0, 255, 10, 13, 34, 92]
+        let bytes = Data([0, 255, 10, 13, 34, 92])
         let reference: JSONValue = ["$attachment": 0]
         // This client announced no binary: the echo carries the bytes inline, as base64.
         let plain = try connected()
@@ -143,7 +143,7 @@ import YonderProtocol
             Issue.record("expected a result")
             return
         }
-        #expect(inline.value == ["blob": .string(Data(bytes).base64EncodedString())])
+        #expect(inline.value == ["blob": .string(bytes.base64EncodedString())])
         #expect(inline.attachments.isEmpty)
         // A typed function reads base64 from such a client, and answers it in base64.
         let parts: JSONValue = [.string(Data([1, 2]).base64EncodedString()), ""]
@@ -171,13 +171,13 @@ import YonderProtocol
         #expect(echoed.attachments == [bytes])
         client.send(.call(Message.Call(
             id: 4, function: "ReverseChunks", arguments: ["label": "b", "parts": [["$attachment": 1], ["$attachment": 0]]],
-            attachments: [[1, 2, 3], [4, 5]])))
+            attachments: [Data([1, 2, 3]), Data([4, 5])])))
         guard case .result(let binary) = try client.reply(to: 4).reply else {
             Issue.record("expected a result")
             return
         }
         #expect(binary.value == ["label": "B", "parts": [["$attachment": 0], ["$attachment": 1]]])
-        #expect(binary.attachments == [[3, 2, 1], [5, 4]])
+        #expect(binary.attachments == [Data([3, 2, 1]), Data([5, 4])])
     }
 
     @Test func anAttachmentThatDoesNotMatchItsAnnouncementEndsTheConnection() throws {

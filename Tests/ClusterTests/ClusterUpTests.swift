@@ -143,7 +143,10 @@ struct ClusterUpTests {
         // An image holding one static program and nothing else: no shell, no libc.
         let root = home.appendingPathComponent("rootfs")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("app"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"]!, toPath: root.appendingPathComponent("app/program").path)
+        let agent = try #require(
+            ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"],
+            "set YONDER_STATIC_AGENT to a static yonder-agent (scripts/test.sh builds one with -static-executable)")
+        try FileManager.default.copyItem(atPath: agent, toPath: root.appendingPathComponent("app/program").path)
         let image = "yonder-test/no-shell:1"
         try ChildProcess.run("/bin/sh", ["-c", "tar -C \(root.path) -c . | docker import - \(image)"])
         defer { _ = try? ChildProcess.run("/usr/bin/env", ["docker", "rmi", image]) }

@@ -37,9 +37,9 @@ struct InProcessTransport: RemoteInvocationTransport {
     let host: YonderActorSystem
     var acceptsAttachments = true
     /// What the last invoke sent, to see the attachments go.
-    let sent = Locked<(arguments: [JSONValue], attachments: [[UInt8]])?>(nil)
+    let sent = Locked<(arguments: [JSONValue], attachments: [Data])?>(nil)
 
-    func invoke(object: String, method: String, arguments: [JSONValue], attachments: [[UInt8]]) async throws -> Payload {
+    func invoke(object: String, method: String, arguments: [JSONValue], attachments: [Data]) async throws -> Payload {
         sent.withLock { $0 = (arguments, attachments) }
         guard let actor = host.hostedActor(RemoteObjectID(object)) else {
             throw ProtocolError(.unknownObject, "no object \(object)")
@@ -71,7 +71,7 @@ struct InProcessTransport: RemoteInvocationTransport {
         let sent = try #require(transport.sent.withLock { $0 })
         if accepts {
             #expect(sent.arguments == [["$attachment": 0], ["$attachment": 1]])
-            #expect(sent.attachments == [[1, 2, 3], [4, 5]])
+            #expect(sent.attachments == [Data([1, 2, 3]), Data([4, 5])])
         } else {
             #expect(sent.arguments == [.string("AQID"), .string("BAU=")])
             #expect(sent.attachments.isEmpty)

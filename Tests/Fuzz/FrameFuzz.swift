@@ -5,6 +5,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FoundationEssentials
 import YonderProtocol
 
 /// One input: the first byte chooses how the rest is cut into reads (1 to 256 bytes each);
@@ -27,7 +28,7 @@ func fuzzOne(_ data: UnsafeBufferPointer<UInt8>) {
         decoder.append(stream[offset..<end])
         offset = end
         while true {
-            let payload: [UInt8]?
+            let payload: Data?
             do {
                 payload = try decoder.next()
             } catch {
@@ -53,7 +54,7 @@ func readMessages(_ stream: Slice<UnsafeBufferPointer<UInt8>>, piece: Int) {
         reader.append(stream[offset..<end])
         offset = end
         while true {
-            let next: (object: JSONValue, attachments: [[UInt8]])?
+            let next: (object: JSONValue, attachments: [Data])?
             do {
                 next = try reader.next()
             } catch {

@@ -51,7 +51,7 @@ import YonderProtocol
             let end = min(stream.count, offset + piece)
             decoder.append(stream[offset..<end])
             offset = end
-            while let payload = try decoder.next() { payloads.append(payload) }
+            while let payload = try decoder.next() { payloads.append([UInt8](payload)) }
         }
         try decoder.finish()
         #expect(payloads.count == 3)

@@ -46,7 +46,7 @@ struct VectorReplay {
             while true {
                 // An agent takes attachments only once the handshake is done.
                 decoder.acceptsAttachments = vector.binary && (vector.role == .client || handshake.state == .established)
-                let next: (object: JSONValue, attachments: [[UInt8]])?
+                let next: (object: JSONValue, attachments: [Data])?
                 do {
                     next = try decoder.next()
                 } catch {
@@ -67,7 +67,7 @@ struct VectorReplay {
         return outcomes
     }
 
-    private func receive(_ object: JSONValue, attachments: [[UInt8]], handshake: inout AgentHandshake) -> ReceivedOutcome {
+    private func receive(_ object: JSONValue, attachments: [Data], handshake: inout AgentHandshake) -> ReceivedOutcome {
         do {
             let message = try Message.decode(object).with(attachments: attachments)
             if vector.role == .agent { try handshake.receive(message) }
@@ -130,11 +130,11 @@ func mismatch(_ actual: Message, expected: JSONValue) -> String? {
 func expectedMessageOf(_ json: JSONValue) throws -> Message {
     let message = try Message.decode(json)
     guard case .array(let encoded)? = json["attachments"] else { return message }
-    let attachments = try encoded.map { item -> [UInt8] in
+    let attachments = try encoded.map { item -> Data in
         guard case .string(let text) = item, let data = Data(base64Encoded: text) else {
             throw VectorFormatError(description: "an expected message's attachments must be base64 strings")
         }
-        return [UInt8](data)
+        return data
     }
     return message.with(attachments: attachments)
 }

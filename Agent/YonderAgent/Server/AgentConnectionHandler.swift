@@ -2,6 +2,11 @@
 import Glibc
 #endif
 import Distributed
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import Logging
 import NIOCore
 import Synchronization
@@ -176,7 +181,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
 
     private func processFrames(context: ChannelHandlerContext) {
         while !closing && !paused {
-            let next: (object: JSONValue, attachments: [[UInt8]])?
+            let next: (object: JSONValue, attachments: [Data])?
             do {
                 next = try reader.next()
             } catch {
@@ -217,7 +222,7 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func handle(_ value: JSONValue, attachments: [[UInt8]], context: ChannelHandlerContext) {
+    private func handle(_ value: JSONValue, attachments: [Data], context: ChannelHandlerContext) {
         let message: Message
         let answer: Message.Hello?
         do {

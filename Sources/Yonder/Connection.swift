@@ -281,10 +281,8 @@ public final class Connection: Sendable {
             do {
                 for batch in Self.batches(waiting) {
                     switch batch {
-                    case .bytes(let bytes) where !stream.writeWithoutWaiting(bytes):
-                        try await stream.write(bytes)
-                    case .bytes:
-                        break
+                    case .bytes(let bytes):
+                        if !stream.writeWithoutWaiting(bytes) { try await stream.write(bytes) }
                     case .data(let data):
                         try await stream.write(data)
                     }

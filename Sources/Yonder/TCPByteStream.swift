@@ -55,7 +55,7 @@ public final class TCPByteStream: ByteStream {
 
     /// Queues `bytes` on the socket; waits only while the socket is backed up.
     public func write(_ bytes: [UInt8]) async throws {
-        try await write(buffer: Self.buffer(bytes, allocator: channel.allocator))
+        try await write(buffer: Self.buffer(.bytes(bytes), allocator: channel.allocator))
     }
 
     /// Writes `data` from where it is held: copied once, into the channel's buffer.
@@ -94,16 +94,11 @@ public final class TCPByteStream: ByteStream {
     /// Hands the bytes to the channel when the socket keeps up.
     public func writeWithoutWaiting(_ bytes: [UInt8]) -> Bool {
         guard channel.isWritable else { return false }
-        channel.writeAndFlush(Self.buffer(bytes, allocator: channel.allocator), promise: nil)
+        channel.writeAndFlush(Self.buffer(.bytes(bytes), allocator: channel.allocator), promise: nil)
         return true
     }
 
-    /// `bytes` in a buffer of the channel's, a large one with huge pages advised.
-    private static func buffer(_ bytes: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
-        guard bytes.count >= LargeBuffer.threshold else { return allocator.buffer(bytes: bytes) }
-        return buffer(.bytes(bytes), allocator: allocator)
-    }
-
+    /// `piece` copied into a buffer of the channel's, a large one with huge pages advised.
     private static func buffer(_ piece: FramePiece, allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: piece.count)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: piece.count) { LargeBuffer.copy([piece], into: $0) }

@@ -517,10 +517,6 @@ extension ByteBuffer {
     /// `message`'s frame and then one frame per attachment, with each attachment's bytes
     /// copied once, straight into the buffer.
     init(frames message: Message) {
-        guard !message.attachments.isEmpty else {
-            self.init(bytes: message.encodedFrame())
-            return
-        }
         let pieces = message.framePieces()
         let total = pieces.reduce(0) { $0 + $1.count }
         self = ByteBufferAllocator().buffer(capacity: total)

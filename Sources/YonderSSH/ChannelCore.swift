@@ -1,4 +1,5 @@
 internal import CLibSSH2
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -80,8 +81,29 @@ final class ChannelCore: LoopTask, @unchecked Sendable {
         let maxLength: Int
         let resume: (ReadResult) -> Void
     }
+    /// Bytes to write, held as they were given: an array, or a `Data` (a large attachment),
+    /// written from where it is held.
+    enum Outgoing {
+        case bytes([UInt8])
+        case data(Data)
+
+        var count: Int {
+            switch self {
+            case .bytes(let bytes): bytes.count
+            case .data(let data): data.count
+            }
+        }
+
+        func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+            switch self {
+            case .bytes(let bytes): bytes.withUnsafeBytes(body)
+            case .data(let data): data.withUnsafeBytes(body)
+            }
+        }
+    }
+
     private struct Write {
-        let bytes: [UInt8]
+        let bytes: Outgoing
         var offset: Int
         let stream: Int32
         let resume: (Result<Void, SSHError>) -> Void
@@ -146,7 +168,7 @@ final class ChannelCore: LoopTask, @unchecked Sendable {
         if let error { failWaiters(error) }
     }
 
-    func write(_ bytes: [UInt8], stream: Int32, loop: SessionLoop, resume: @escaping (Result<Void, SSHError>) -> Void) {
+    func write(_ bytes: Outgoing, stream: Int32, loop: SessionLoop, resume: @escaping (Result<Void, SSHError>) -> Void) {
         if let error {
             resume(.failure(error))
             return
@@ -155,7 +177,7 @@ final class ChannelCore: LoopTask, @unchecked Sendable {
             resume(.failure(SSHError(.closed, "\(label) is closed for writing")))
             return
         }
-        if bytes.isEmpty {
+        if bytes.count == 0 {
             resume(.success(()))
             return
         }

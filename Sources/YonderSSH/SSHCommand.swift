@@ -68,7 +68,7 @@ public final class SSHCommand: Sendable {
     public func write(_ bytes: [UInt8]) async throws {
         let core = core
         try await session.withChannelCancellation(core) {
-            try await self.session.onLoop { loop, resume in core.write(bytes, stream: 0, loop: loop, resume: resume) }
+            try await self.session.onLoop { loop, resume in core.write(.bytes(bytes), stream: 0, loop: loop, resume: resume) }
         }
     }
 

@@ -1,4 +1,5 @@
 internal import CLibSSH2
+public import Foundation
 import Synchronization
 
 /// What `writeWithoutWaiting` queued and the session's thread has not taken yet.
@@ -56,7 +57,16 @@ public final class SSHTunnel: Sendable {
     public func write(_ bytes: [UInt8]) async throws {
         let core = core
         try await session.withChannelCancellation(core) {
-            try await session.onLoop { loop, resume in core.write(bytes, stream: 0, loop: loop, resume: resume) }
+            try await session.onLoop { loop, resume in core.write(.bytes(bytes), stream: 0, loop: loop, resume: resume) }
+        }
+    }
+
+    /// Writes all of `data` from where it is held (no copy), returning once libssh2 has
+    /// taken it: for large pieces such as a call's binary attachment.
+    public func write(_ data: Data) async throws {
+        let core = core
+        try await session.withChannelCancellation(core) {
+            try await session.onLoop { loop, resume in core.write(.data(data), stream: 0, loop: loop, resume: resume) }
         }
     }
 
@@ -91,7 +101,7 @@ public final class SSHTunnel: Sendable {
                     defer { outgoing.pending = [] }
                     return outgoing.pending
                 }
-                core.write(batch, stream: 0, loop: loop) { _ in outgoing.withLock { $0.queued -= batch.count } }
+                core.write(.bytes(batch), stream: 0, loop: loop) { _ in outgoing.withLock { $0.queued -= batch.count } }
             }
         }
         return true

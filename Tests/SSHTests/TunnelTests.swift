@@ -50,6 +50,31 @@ struct TunnelTests {
         await session.close()
     }
 
+    /// `Data` is written from where it is held, slices included (a slice's first byte is not
+    /// at index 0), in order with array writes around it.
+    @Test func dataWritesArriveInOrderWithArrayWrites() async throws {
+        let session = try await connect(server)
+        let tunnel = try await session.openTunnel(host: "127.0.0.1", port: echo.port)
+        let large = Data(patternBytes(count: 3 << 20, seed: 7))
+        let slice = large[(1 << 20) + 5 ..< (2 << 20) + 11]
+        let pieces: [Data] = [Data("head".utf8), large, slice, Data(), Data("tail".utf8)]
+        let writer = Task {
+            try await tunnel.write(Array("<".utf8))
+            for piece in pieces { try await tunnel.write(piece) }
+            try await tunnel.write(Array(">".utf8))
+            await tunnel.closeWrite()
+        }
+        var expected = Data("<".utf8)
+        for piece in pieces { expected.append(piece) }
+        expected.append(contentsOf: Array(">".utf8))
+        var received = Data()
+        while let chunk = try await tunnel.read(maxLength: 1 << 20) { received.append(contentsOf: chunk) }
+        try await writer.value
+        #expect(received.count == expected.count)
+        #expect(received == expected)
+        await session.close()
+    }
+
     /// The one-way baselines of the benchmarks: a half-close through the tunnel reaches the
     /// sink, which answers with the count of what it got; a source's bytes arrive to its end.
     @Test func aSinkCountsWhatArrivesAndASourceEnds() async throws {

@@ -181,7 +181,9 @@ extension NodeBootstrap {
             throw error
         }
         report(ClusterProgress(node: index, step: "build", detail: "building \(build.tag)"))
-        let command = "docker build -t \(shellQuote(build.tag)) -f \(shellQuote(build.dockerfile)) - < \(shellQuote(remote)) 2>&1; status=$?; rm -f \(shellQuote(remote)); exit $status"
+        // --force-rm: a step that fails leaves no stopped container behind (the classic builder
+        // keeps it otherwise, one more on the node at each failed build).
+        let command = "docker build --force-rm -t \(shellQuote(build.tag)) -f \(shellQuote(build.dockerfile)) - < \(shellQuote(remote)) 2>&1; status=$?; rm -f \(shellQuote(remote)); exit $status"
         let process = try await session.execute(command)
         await process.closeInput()
         var tail: [String] = []

@@ -99,7 +99,7 @@ struct ImageBuildTests {
         let name = "b\(UInt16.random(in: 0...UInt16.max))"
         let context = home.appendingPathComponent("broken")
         try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
-        try "FROM \(ClusterTestEnvironment.image)\nRUN echo about to fail && false\n".write(to: context.appendingPathComponent("Dockerfile"), atomically: true, encoding: .utf8)
+        try "FROM \(ClusterTestEnvironment.image)\nRUN echo about to fail in \(name) && false\n".write(to: context.appendingPathComponent("Dockerfile"), atomically: true, encoding: .utf8)
         var spec = ClusterSpec(name: name, agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
         spec.imageBuild = .init(context: context.path)
         let error = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(spec) }
@@ -107,5 +107,8 @@ struct ImageBuildTests {
         #expect(error?.message.contains("failed") == true && error?.message.contains("about to fail") == true, "\(String(describing: error))")
         let left = try ChildProcess.run("/usr/bin/env", ["docker", "ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"])
         #expect(left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+        // Nor the stopped container of the step that failed.
+        let commands = try ChildProcess.run("/usr/bin/env", ["docker", "ps", "-a", "--no-trunc", "--format", "{{.Command}}"])
+        #expect(!commands.contains("about to fail in \(name)"), "\(commands)")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import Yonder
 import YonderCluster
 import YonderLocalServers
@@ -143,7 +144,7 @@ struct E2E: AsyncParsableCommand {
         log("\(rawMiB) MiB through our tunnel to the echo and back")
         let session = try await cluster.session(node: 0)
         let tunnel = try await session.openTunnel(host: "127.0.0.1", port: echo.port)
-        let tunnelSeconds = try await SSH.bulk(tunnel, mebibytes: rawMiB)
+        let tunnelSeconds = try await Self.deliveredEcho(tunnel, mebibytes: rawMiB)
         await tunnel.close()
         var oneWay: OneWay?
         if fileMiB > 0 {
@@ -188,14 +189,29 @@ struct E2E: AsyncParsableCommand {
         var oursDown: Double
     }
 
+    // The baselines use the tunnel as a connection does: `Data` written from where it is held,
+    // and what comes back taken on the session's thread as it arrives (`SSHTunnel.deliver`).
+
+    /// Seconds to send `mebibytes` through `tunnel` to the echo and get them all back.
+    static func deliveredEcho(_ tunnel: SSHTunnel, mebibytes: Int) async throws -> Double {
+        let start = ContinuousClock.now
+        let writer = Task { try await send(mebibytes, through: tunnel, thenClose: false) }
+        let received = try await delivered(from: tunnel, until: mebibytes << 20)
+        try await writer.value
+        let seconds = seconds(ContinuousClock.now - start)
+        await tunnel.close()
+        guard received.count == mebibytes << 20 else {
+            throw ValidationError("the echo through our tunnel sent back \(received.count) bytes, not \(mebibytes) MiB")
+        }
+        return seconds
+    }
+
     /// Seconds to send `mebibytes` through `tunnel` to a sink until it says all arrived.
     static func upload(_ tunnel: SSHTunnel, mebibytes: Int) async throws -> Double {
-        let block = [UInt8](repeating: 0x5a, count: 1 << 20)
         let start = ContinuousClock.now
-        for _ in 0..<mebibytes { try await tunnel.write(block) }
-        await tunnel.closeWrite()
-        var answer: [UInt8] = []
-        while answer.count < 8, let chunk = try await tunnel.read(maxLength: 8 - answer.count) { answer += chunk }
+        let writer = Task { try await send(mebibytes, through: tunnel, thenClose: true) }
+        let answer = try await delivered(from: tunnel, until: 8).first
+        try await writer.value
         let seconds = seconds(ContinuousClock.now - start)
         await tunnel.close()
         guard answer.count == 8, answer.reduce(0, { $0 << 8 | Int($1) }) == mebibytes << 20 else {
@@ -207,14 +223,47 @@ struct E2E: AsyncParsableCommand {
     /// Seconds to read `mebibytes` from a source through `tunnel` to its end.
     static func download(_ tunnel: SSHTunnel, mebibytes: Int) async throws -> Double {
         let start = ContinuousClock.now
-        var received = 0
-        while let chunk = try await tunnel.read(maxLength: 1 << 20) { received += chunk.count }
+        let received = try await delivered(from: tunnel, until: nil)
         let seconds = seconds(ContinuousClock.now - start)
         await tunnel.close()
-        guard received == mebibytes << 20 else {
-            throw ValidationError("read \(received) bytes from the source through our tunnel, not \(mebibytes) MiB")
+        guard received.count == mebibytes << 20 else {
+            throw ValidationError("read \(received.count) bytes from the source through our tunnel, not \(mebibytes) MiB")
         }
         return seconds
+    }
+
+    /// Writes `mebibytes` of 1 MiB `Data` blocks into `tunnel`, then sends end-of-file if asked.
+    private static func send(_ mebibytes: Int, through tunnel: SSHTunnel, thenClose: Bool) async throws {
+        let block = Data(repeating: 0x5a, count: 1 << 20)
+        for _ in 0..<mebibytes { try await tunnel.write(block) }
+        if thenClose { await tunnel.closeWrite() }
+    }
+
+    /// Counts the bytes the tunnel delivers until `total` have come (or its end, with nil),
+    /// and keeps the first 8 (a sink's answer).
+    private static func delivered(from tunnel: SSHTunnel, until total: Int?) async throws -> (count: Int, first: [UInt8]) {
+        try await withCheckedThrowingContinuation { continuation in
+            let state = Mutex((count: 0, first: [UInt8](), resumed: false))
+            tunnel.deliver { result in
+                let outcome: Result<(count: Int, first: [UInt8]), any Error>? = state.withLock { state in
+                    guard !state.resumed else { return nil }
+                    switch result {
+                    case .success(let bytes?):
+                        if state.first.count < 8 { state.first += bytes.prefix(8 - state.first.count) }
+                        state.count += bytes.count
+                        // Without a total, only the end ends it.
+                        guard let total, state.count >= total else { return nil }
+                    case .success(nil): break
+                    case .failure(let error):
+                        state.resumed = true
+                        return .failure(error)
+                    }
+                    state.resumed = true
+                    return .success((state.count, state.first))
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        }
     }
 
     /// Seconds to put a file of `mebibytes` into the container and to get it back, each

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 import YonderLocalServers
@@ -72,6 +73,30 @@ struct TunnelTests {
         try await writer.value
         #expect(received.count == expected.count)
         #expect(received == expected)
+        await session.close()
+    }
+
+    /// In delivery mode, every byte of a source that sends and closes arrives before the end.
+    @Test func deliveryReceivesEveryByteBeforeTheEnd() async throws {
+        let size = (64 << 20) + 3
+        let source = try EchoServer(mode: .source(bytes: size))
+        defer { source.stop() }
+        let session = try await connect(server)
+        for _ in 0..<3 {
+            let down = try await session.openTunnel(host: "127.0.0.1", port: source.port)
+            let received: Int = try await withCheckedThrowingContinuation { continuation in
+                let count = Mutex(0)
+                down.deliver { result in
+                    switch result {
+                    case .success(let bytes?): count.withLock { $0 += bytes.count }
+                    case .success(nil): continuation.resume(returning: count.withLock { $0 })
+                    case .failure(let error): continuation.resume(throwing: error)
+                    }
+                }
+            }
+            #expect(received == size)
+            await down.close()
+        }
         await session.close()
     }
 

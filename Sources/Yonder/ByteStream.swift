@@ -41,6 +41,11 @@ public protocol ByteStream: Sendable {
 
     /// Writes all of `data` (a large attachment), returning once the stream has taken it.
     func write(_ data: Data) async throws
+
+    /// The thread the stream delivers on, as an executor for tasks, if it can be one: a task
+    /// that prefers it (`withTaskExecutorPreference`) writes and is resumed there, with no
+    /// thread hop either way. Nil when the stream has no such thread.
+    var executor: (any TaskExecutor)? { get }
 }
 
 /// What a stream in delivery mode passes on (see ``ByteStream/deliver(to:)``).
@@ -59,6 +64,9 @@ extension ByteStream {
 
     /// Never takes bytes without waiting: `Connection` awaits `write`.
     public func writeWithoutWaiting(_ bytes: [UInt8]) -> Bool { false }
+
+    /// No executor of its own.
+    public var executor: (any TaskExecutor)? { nil }
 
     /// Copies `data` into an array and writes that.
     public func write(_ data: Data) async throws { try await write([UInt8](data)) }

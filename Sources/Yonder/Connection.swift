@@ -134,6 +134,15 @@ public final class Connection: Sendable {
         if let name { _ = names.withLock { $0.insert(name) } }
     }
 
+    /// The thread this connection's replies arrive on, as a task executor, when its stream
+    /// has one (a TCP connection's event loop). A loop of short calls run with
+    /// `withTaskExecutorPreference(connection.executor) { … }` sends each request and is
+    /// resumed by its reply on that thread, without the two thread hops a call otherwise
+    /// pays. Only for short work between calls: while the task runs, the thread serves no
+    /// other reply. Nil when the stream has no such thread; the preference is then no
+    /// preference.
+    public var executor: (any TaskExecutor)? { stream.executor }
+
     /// True once the connection was closed or lost; every new call then fails at once.
     public var isClosed: Bool { replies.withLock { $0.failure != nil } }
 

@@ -98,6 +98,13 @@ public final class TCPByteStream: ByteStream {
         return true
     }
 
+    /// The channel's event loop: a task that prefers it runs between the loop's reads and
+    /// writes, so its requests go out and its replies come in without a thread hop.
+    public var executor: (any TaskExecutor)? { EventLoopTaskExecutor(channel.eventLoop) }
+
+    /// True on the channel's event loop (for tests of ``executor``).
+    package var isOnItsEventLoop: Bool { channel.eventLoop.inEventLoop }
+
     /// `piece` copied into a buffer of the channel's, a large one with huge pages advised.
     private static func buffer(_ piece: FramePiece, allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: piece.count)
@@ -281,5 +288,17 @@ private final class TCPInboxHandler: ChannelDuplexHandler {
 
     func read(context: ChannelHandlerContext) {
         if inbox.mayRead() { context.read() }
+    }
+}
+
+/// An event loop as a `TaskExecutor`: jobs run on the loop's thread, in order, between its I/O.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let loop: any EventLoop
+
+    init(_ loop: any EventLoop) { self.loop = loop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

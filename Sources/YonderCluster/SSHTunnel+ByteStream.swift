@@ -5,6 +5,9 @@ public import YonderSSH
 /// link libssh2): `Connection.open(over:token:)` runs the protocol
 /// through it to an agent on the server's loopback.
 extension SSHTunnel: ByteStream {
+    /// The session's thread (see `SSHTunnel.sessionExecutor`).
+    public var executor: (any TaskExecutor)? { sessionExecutor }
+
     /// Bytes go to `receiver` from the session's thread as libssh2 reads them.
     public func deliver(to receiver: @escaping @Sendable (ByteStreamEvent) -> Void) -> Bool {
         deliver { (result: Result<[UInt8]?, SSHError>) in

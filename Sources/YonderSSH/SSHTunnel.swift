@@ -113,6 +113,16 @@ public final class SSHTunnel: Sendable {
     public static let largePiece = 256 << 10
     private let outgoing = SharedOutgoing()
 
+    /// The session's thread as a task executor: a task that prefers it
+    /// (`withTaskExecutorPreference`) runs between the session's rounds of I/O, so what it
+    /// writes goes into libssh2 and what is delivered to it resumes it without a thread hop.
+    /// While such a task runs, the session does no I/O, for any of its channels: only for
+    /// short work between requests.
+    public var sessionExecutor: any TaskExecutor { session.loop }
+
+    /// True on the session's thread (for tests of ``sessionExecutor``).
+    package var isOnSessionThread: Bool { session.loop.isCurrent }
+
     /// Sends end-of-file: the far side reads EOF, and can still answer.
     public func closeWrite() async {
         let core = core

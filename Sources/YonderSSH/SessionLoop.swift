@@ -29,7 +29,7 @@ extension LoopTask {
 /// pipe. Other threads hand it work with ``submit(_:)``; Swift tasks await continuations that
 /// the loop resumes, so no task and no thread waits per channel. Each round the loop runs the
 /// submitted jobs, steps every task until none makes progress, sends keep-alives, and polls.
-final class SessionLoop: @unchecked Sendable {
+final class SessionLoop: TaskExecutor, @unchecked Sendable {
     // Safe: `inboxState` is behind `inboxLock`; every other mutable member is touched only on the
     // loop thread (jobs and tasks run there).
     let raw: OpaquePointer
@@ -164,18 +164,34 @@ final class SessionLoop: @unchecked Sendable {
         let accepted: Bool = withInbox { inbox in
             if inbox.finished { return false }
             inbox.jobs.append(job)
-            if inbox.jobs.count == 1 {
-                // Under the lock: `finish` closes the pipe under it, once `finished` is set, so
-                // this never writes to a closed descriptor or to one reused since.
-                var byte: UInt8 = 1
-                _ = write(wakeWrite, &byte, 1)
-            }
+            if inbox.jobs.count == 1 { wakeLocked() }
             return true
         }
         if !accepted {
             // The loop has ended and `failure` no longer changes.
             job(failure ?? SSHError.closed("the SSH session to \(destination)"))
         }
+    }
+
+    /// Wakes the loop thread from poll(). Call under `inboxLock`: `finish` closes the pipe
+    /// under it, once `finished` is set, so this never writes to a closed descriptor or to one
+    /// reused since.
+    private func wakeLocked() {
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+    }
+
+    /// Runs `job` on the loop thread, between rounds of I/O (see ``SSHTunnel/sessionExecutor``); once
+    /// the loop has ended, on the global executor instead.
+    func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        let accepted: Bool = withInbox { inbox in
+            if inbox.finished { return false }
+            inbox.jobs.append { [self] _ in unowned.runSynchronously(on: asUnownedTaskExecutor()) }
+            if inbox.jobs.count == 1 { wakeLocked() }
+            return true
+        }
+        if !accepted { globalConcurrentExecutor.enqueue(ExecutorJob(unowned)) }
     }
 
     /// Adds a task to be stepped each round (call on the loop thread).
@@ -319,7 +335,17 @@ final class SessionLoop: @unchecked Sendable {
     package static var running: Int { runningCount.load(ordering: .relaxed) }
     private static let runningCount = Atomic(0)
 
+    /// The loop thread, once it runs (for ``isCurrent``).
+    private let thread = Mutex<pthread_t?>(nil)
+
+    /// True on the loop thread.
+    var isCurrent: Bool {
+        guard let thread = thread.withLock({ $0 }) else { return false }
+        return pthread_equal(thread, pthread_self()) != 0
+    }
+
     private func run() {
+        thread.withLock { $0 = pthread_self() }
         Self.runningCount.add(1, ordering: .relaxed)
         defer { Self.runningCount.subtract(1, ordering: .relaxed) }
         var pollSet = [pollfd(fd: socket, events: 0, revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]

@@ -19,7 +19,8 @@ struct E2E: AsyncParsableCommand {
             Brings up a one-node local cluster (a private sshd on 127.0.0.1 and the local Docker \
             engine) with --image, which must already be pulled, and the static agent named by \
             --agent or YONDER_AGENT. Measures: a cold up (no container, agent already uploaded), \
-            a warm up (everything running), the no-op yonder.ping call through the tunnel, and a \
+            a warm up (everything running), the no-op yonder.ping call through the tunnel (also from \
+            a task that prefers the connection's executor), and a \
             16-byte echo through `ssh -N -L` on the same sshd (p50, p99, the slowest call and how many \
             took over 10 ms), 64 calls in flight, a Data round trip, putFile and getFile of a \
             --file-mib file, and their baselines: the same bytes through our own tunnel with no \
@@ -99,6 +100,9 @@ struct E2E: AsyncParsableCommand {
         let connection = try await cluster.connection()
         log("yonder.ping through the tunnel")
         let ping = try await Local.pingLatency(connection, iterations: iterations, warmup: warmup)
+        let pinned = try await withTaskExecutorPreference(connection.executor) {
+            try await Local.pingLatency(connection, iterations: iterations, warmup: warmup)
+        }
         log("\(calls) yonder.ping calls, 64 in flight, through the tunnel")
         let throughput = try await Local.throughput(connection, calls: calls, inFlight: 64)
         log("\(bytesMiB) MiB of Data to yonder.ping and back, as attachments, through the tunnel")
@@ -167,6 +171,8 @@ struct E2E: AsyncParsableCommand {
             pingMaxMicroseconds: ping.max, pingsOver10ms: ping.over10ms,
             opensshEchoP50Microseconds: openssh.p50, opensshEchoP99Microseconds: openssh.p99,
             ratio: ping.p50 / openssh.p50, p99Ratio: ping.p99 / openssh.p99,
+            pinnedP50Microseconds: pinned.p50, pinnedP99Microseconds: pinned.p99,
+            pinnedRatio: pinned.p50 / openssh.p50, pinnedP99Ratio: pinned.p99 / openssh.p99,
             callsPerSecond: throughput,
             bytesMegabytesPerSecond: Double(2 * bytesMiB << 20) / bytesSeconds / 1e6,
             rawMegabytesPerSecond: Double(2 * rawMiB << 20) / rawSeconds / 1e6,
@@ -319,6 +325,11 @@ struct E2EReport: BenchReport {
     var opensshEchoP99Microseconds: Double
     var ratio: Double
     var p99Ratio: Double
+    /// The same calls from a task that prefers the connection's executor (the session's thread).
+    var pinnedP50Microseconds: Double
+    var pinnedP99Microseconds: Double
+    var pinnedRatio: Double
+    var pinnedP99Ratio: Double
     var callsPerSecond: Double
     var bytesMegabytesPerSecond: Double
     var rawMegabytesPerSecond: Double
@@ -343,6 +354,8 @@ struct E2EReport: BenchReport {
         row("16 B echo via ssh -N -L, p50 / p99", String(format: "%.1f µs / %.1f µs", opensshEchoP50Microseconds, opensshEchoP99Microseconds))
         row("call p50 / OpenSSH echo p50", String(format: "%.2fx (target ≤ 1x)", ratio))
         row("call p99 / OpenSSH echo p99", String(format: "%.2fx (target ≤ 1.5x)", p99Ratio))
+        row("on connection.executor, p50 / p99", String(format: "%.1f µs / %.1f µs", pinnedP50Microseconds, pinnedP99Microseconds))
+        row("  its p50 / p99 against OpenSSH's", String(format: "%.2fx / %.2fx (targets ≤ 1x / ≤ 1.5x)", pinnedRatio, pinnedP99Ratio))
         row("slowest call; calls over 10 ms", String(format: "%.1f ms; %d of %d (target: none in 100,000)", pingMaxMicroseconds / 1000, pingsOver10ms, iterations))
         row("yonder.ping, 64 in flight", String(format: "%.0f calls/s (target ≥ 50,000)", callsPerSecond))
         row("Data round trip as attachments", String(format: "%.0f MB/s (both directions)", bytesMegabytesPerSecond))

@@ -13,7 +13,8 @@ struct Local: AsyncParsableCommand {
         discussion: """
             Starts the yonder-agent found beside this executable (or --agent) on a free loopback \
             port, then measures in one run: a raw 16-byte TCP echo round trip (the baseline, its \
-            own echo thread, TCP_NODELAY on both ends), the no-op yonder.ping call, throughput with \
+            own echo thread, TCP_NODELAY on both ends), the no-op yonder.ping call (from any thread, \
+            and from a task that prefers the connection's executor), throughput with \
             64 calls in flight, and a large argument round trip.
 
             Example: swift run -c release yonder-bench local --json
@@ -52,6 +53,9 @@ struct Local: AsyncParsableCommand {
         let connection = try await process.connect(configuration: configuration)
 
         let ping = try await Self.pingLatency(connection, iterations: iterations, warmup: warmup)
+        let pinned = try await withTaskExecutorPreference(connection.executor) {
+            try await Self.pingLatency(connection, iterations: iterations, warmup: warmup)
+        }
 
         let throughput = try await Self.throughput(connection, calls: calls, inFlight: inFlight)
         let large = try await Self.largeRoundTrip(connection, mebibytes: largeMiB)
@@ -62,6 +66,7 @@ struct Local: AsyncParsableCommand {
             echoP50Microseconds: echo.p50, echoP99Microseconds: echo.p99,
             pingP50Microseconds: ping.p50, pingP99Microseconds: ping.p99,
             pingOverEcho: ping.p50 / echo.p50,
+            pinnedP50Microseconds: pinned.p50, pinnedP99Microseconds: pinned.p99, pinnedOverEcho: pinned.p50 / echo.p50,
             callsPerSecond: throughput, inFlight: inFlight,
             largeMiB: largeMiB, largeSeconds: large, largeMegabytesPerSecond: Double(2 * largeMiB << 20) / large / 1e6,
             bytesMiB: bytesMiB, bytesSeconds: bytes, bytesMegabytesPerSecond: Double(2 * bytesMiB << 20) / bytes / 1e6,
@@ -143,6 +148,10 @@ struct Report: BenchReport {
     var pingP50Microseconds: Double
     var pingP99Microseconds: Double
     var pingOverEcho: Double
+    /// The same calls from a task that prefers the connection's executor.
+    var pinnedP50Microseconds: Double
+    var pinnedP99Microseconds: Double
+    var pinnedOverEcho: Double
     var callsPerSecond: Double
     var inFlight: Int
     var largeMiB: Int
@@ -161,7 +170,9 @@ struct Report: BenchReport {
         print("yonder-bench local — \(agent), \(iterations) round trips per latency figure")
         row("raw TCP echo, 16 B, p50 / p99", String(format: "%.1f µs / %.1f µs", echoP50Microseconds, echoP99Microseconds))
         row("yonder.ping call, p50 / p99", String(format: "%.1f µs / %.1f µs", pingP50Microseconds, pingP99Microseconds))
-        row("ping p50 / echo p50", String(format: "%.2fx", pingOverEcho))
+        row("ping p50 / echo p50", String(format: "%.2fx (target ≤ 1.5x)", pingOverEcho))
+        row("on connection.executor, p50 / p99", String(format: "%.1f µs / %.1f µs", pinnedP50Microseconds, pinnedP99Microseconds))
+        row("  its p50 / echo p50", String(format: "%.2fx (target ≤ 1.5x)", pinnedOverEcho))
         row("throughput, \(inFlight) calls in flight", String(format: "%.0f calls/s", callsPerSecond))
         row("\(largeMiB) MiB argument round trip", String(format: "%.3f s, %.0f MB/s (both directions)", largeSeconds, largeMegabytesPerSecond))
         row("\(bytesMiB) MiB Data round trip (attachment)", String(format: "%.3f s, %.0f MB/s (both directions)", bytesSeconds, bytesMegabytesPerSecond))

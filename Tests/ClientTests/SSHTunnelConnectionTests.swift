@@ -44,6 +44,25 @@ struct SSHTunnelConnectionTests {
         await session.close()
     }
 
+    /// Calls from a task that prefers the session's thread run there, many at once and with
+    /// large values; once the session has ended, pinned work runs on the global executor.
+    @Test func callsPinnedToTheSessionThread() async throws {
+        let (server, agent, session, tunnel) = try await Self.tunnelToAgent()
+        defer {
+            agent.stop()
+            server.stop()
+        }
+        let connection = try await agent.connect(over: tunnel, endpoint: "agent via SSH")
+        try await ConnectionExecutorTests.pinnedCalls(on: connection) { tunnel.isOnSessionThread }
+        try await ConnectionExecutorTests.pinnedCallFails(on: connection) { agent.stop() }
+        await session.close()
+        let after = try await withTaskExecutorPreference(try #require(connection.executor)) {
+            try await Task.sleep(for: .milliseconds(10))
+            return tunnel.isOnSessionThread
+        }
+        #expect(!after)
+    }
+
     @Test func aWrongTokenThroughTheTunnelIsRefused() async throws {
         let (server, agent, session, tunnel) = try await Self.tunnelToAgent()
         defer {

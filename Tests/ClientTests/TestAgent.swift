@@ -28,6 +28,11 @@ final class TestAgent: Sendable {
         try await agent.connect(configuration: configuration)
     }
 
+    /// Opens a connection to this agent over `stream`.
+    func connect(over stream: any ByteStream) async throws -> Connection {
+        try await agent.connect(over: stream, endpoint: "127.0.0.1:\(port)")
+    }
+
     /// Sends `signal` to the agent.
     func signal(_ signal: Int32) { agent.signal(signal) }
 

@@ -81,6 +81,16 @@ func sshBlock(token: String) async throws {
     _ = (connection, status)
 }
 
+// README, section "Speed".
+func executorBlock(cluster: Cluster, batches: [[Int]]) async throws {
+    let connection = try await cluster.connection()
+    if let executor = connection.executor {
+        try await withTaskExecutorPreference(executor) {
+            for numbers in batches { _ = try await connection.run(Add.self, numbers) }
+        }
+    }
+}
+
 @Suite struct ReadmeSnippetTests {
     /// The snippets' types are what the README says they are: remote names as shown by
     /// `yonder call` and `yonder objects`.

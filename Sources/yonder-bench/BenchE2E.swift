@@ -125,10 +125,16 @@ struct E2E: AsyncParsableCommand {
         defer { source.stop() }
         let knownHosts = home.appendingPathComponent("known_hosts")
         try "[127.0.0.1]:\(node.port) \(node.pinnedHostKey ?? "")\n".write(to: knownHosts, atomically: true, encoding: .utf8)
-        let localPort = try LocalSSHServer.freePort()
+        // Three free ports, each checked (the ones after a free port may be taken, and then
+        // ssh, with ExitOnForwardFailure, would not start).
+        var ports: [Int] = []
+        while ports.count < 3 {
+            let port = try LocalSSHServer.freePort()
+            if !ports.contains(port) { ports.append(port) }
+        }
         let ssh = try ChildProcess.spawn("/usr/bin/ssh", [
-            "-N", "-L", "127.0.0.1:\(localPort):127.0.0.1:\(echo.port)",
-            "-L", "127.0.0.1:\(localPort + 1):127.0.0.1:\(sink.port)", "-L", "127.0.0.1:\(localPort + 2):127.0.0.1:\(source.port)", "-p", String(node.port), "-i", node.identityFile ?? "",
+            "-N", "-L", "127.0.0.1:\(ports[0]):127.0.0.1:\(echo.port)",
+            "-L", "127.0.0.1:\(ports[1]):127.0.0.1:\(sink.port)", "-L", "127.0.0.1:\(ports[2]):127.0.0.1:\(source.port)", "-p", String(node.port), "-i", node.identityFile ?? "",
             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=\(knownHosts.path)",
             "-o", "Ciphers=aes128-ctr", "-o", "MACs=hmac-sha2-256", "-o", "ExitOnForwardFailure=yes", "\(node.user)@127.0.0.1",
         ])
@@ -136,9 +142,11 @@ struct E2E: AsyncParsableCommand {
             kill(ssh, SIGTERM)
             ChildProcess.wait(ssh)
         }
-        for _ in 0..<250 where !LocalSSHServer.canConnect(port: localPort) { usleep(20_000) }
+        // ssh binds all three before it connects; a probe of the sink or the source would be
+        // served as a transfer.
+        for _ in 0..<250 where !LocalSSHServer.canConnect(port: ports[0]) { usleep(20_000) }
         log("16-byte echo through ssh -N -L")
-        let socket = try BlockingSocket(port: localPort)
+        let socket = try BlockingSocket(port: ports[0])
         let openssh = try socket.latency(iterations: iterations, warmup: warmup)
         log("\(rawMiB) MiB through ssh -N -L to the echo and back")
         let rawSeconds = try socket.bulk(mebibytes: rawMiB)
@@ -153,9 +161,9 @@ struct E2E: AsyncParsableCommand {
         var oneWay: OneWay?
         if fileMiB > 0 {
             log("\(fileMiB) MiB one way into a sink and out of a source, through ssh -N -L and through our tunnel")
-            let up = try BlockingSocket(port: localPort + 1)
+            let up = try BlockingSocket(port: ports[1])
             defer { up.close() }
-            let down = try BlockingSocket(port: localPort + 2)
+            let down = try BlockingSocket(port: ports[2])
             defer { down.close() }
             oneWay = OneWay(
                 opensshUp: try up.upload(mebibytes: fileMiB), opensshDown: try down.download(mebibytes: fileMiB),

@@ -115,7 +115,12 @@ public final class LocalSSHServer: @unchecked Sendable {
         // that); reap it when it is this process's child (else waitpid fails with ECHILD).
         for _ in 0..<400 {
             _ = waitpid(processID, nil, WNOHANG)
-            if ProcessInfo.startTime(of: processID) != started { return true }
+            if ProcessInfo.startTime(of: processID) != started {
+                // It may have become a zombie just after the waitpid above: reap it now, or a
+                // zombie of this process would stay behind under its pid.
+                _ = waitpid(processID, nil, WNOHANG)
+                return true
+            }
             usleep(5_000)
         }
         return false

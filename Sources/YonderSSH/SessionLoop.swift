@@ -161,37 +161,35 @@ final class SessionLoop: TaskExecutor, @unchecked Sendable {
     /// with the error instead: then the job must only resume its waiters and never touch
     /// libssh2 (it may run on the caller's thread).
     func submit(_ job: @escaping (SSHError?) -> Void) {
-        let accepted: Bool = withInbox { inbox in
-            if inbox.finished { return false }
-            inbox.jobs.append(job)
-            if inbox.jobs.count == 1 { wakeLocked() }
-            return true
-        }
-        if !accepted {
+        if !append(job) {
             // The loop has ended and `failure` no longer changes.
             job(failure ?? SSHError.closed("the SSH session to \(destination)"))
         }
-    }
-
-    /// Wakes the loop thread from poll(). Call under `inboxLock`: `finish` closes the pipe
-    /// under it, once `finished` is set, so this never writes to a closed descriptor or to one
-    /// reused since.
-    private func wakeLocked() {
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
     }
 
     /// Runs `job` on the loop thread, between rounds of I/O (see ``SSHTunnel/sessionExecutor``); once
     /// the loop has ended, on the global executor instead.
     func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
-        let accepted: Bool = withInbox { inbox in
+        if !append({ [self] _ in unowned.runSynchronously(on: asUnownedTaskExecutor()) }) {
+            globalConcurrentExecutor.enqueue(ExecutorJob(unowned))
+        }
+    }
+
+    /// Queues `job` for the loop thread and wakes it from poll(); false, having queued nothing,
+    /// once the loop has ended.
+    private func append(_ job: @escaping (SSHError?) -> Void) -> Bool {
+        withInbox { inbox in
             if inbox.finished { return false }
-            inbox.jobs.append { [self] _ in unowned.runSynchronously(on: asUnownedTaskExecutor()) }
-            if inbox.jobs.count == 1 { wakeLocked() }
+            inbox.jobs.append(job)
+            if inbox.jobs.count == 1 {
+                // Under the lock: `finish` closes the pipe under it, once `finished` is set, so
+                // this never writes to a closed descriptor or to one reused since.
+                var byte: UInt8 = 1
+                _ = write(wakeWrite, &byte, 1)
+            }
             return true
         }
-        if !accepted { globalConcurrentExecutor.enqueue(ExecutorJob(unowned)) }
     }
 
     /// Adds a task to be stepped each round (call on the loop thread).

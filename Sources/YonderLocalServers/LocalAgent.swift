@@ -115,6 +115,17 @@ public final class LocalAgent: Sendable {
     /// Sends `signal` to the agent.
     public func signal(_ signal: Int32) { kill(pid, signal) }
 
+    /// Asks the agent to stop (SIGTERM) if it still runs and waits until it has exited on its
+    /// own, as when a bootstrapper stops it: it ends its requests and children first.
+    public func terminate() {
+        exited.withLock { exited in
+            guard !exited else { return }
+            exited = true
+            kill(pid, SIGTERM)
+            ChildProcess.wait(pid)
+        }
+    }
+
     /// Kills the agent if it still runs and waits for it.
     public func stop() {
         let pid = self.pid

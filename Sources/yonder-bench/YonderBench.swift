@@ -6,5 +6,5 @@ struct YonderBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "yonder-bench",
         abstract: "Measure Yonder's call latency, tunnels and transfers against a baseline.",
-        subcommands: [Local.self, SSH.self, E2E.self, Isolation.self, Devloop.self])
+        subcommands: [Local.self, SSH.self, E2E.self, Isolation.self, Devloop.self, Instructions.self])
 }

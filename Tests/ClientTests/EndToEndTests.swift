@@ -226,6 +226,20 @@ import Yonder
         #expect(after?.code == .connectionLost)
     }
 
+    /// `terminate()` returns once the agent has exited on SIGTERM and been reaped (its pid is
+    /// gone, not a zombie); the connection is lost, and stopping it again does nothing.
+    @Test func terminatingTheAgentWaitsUntilItHasExited() async throws {
+        let agent = try TestAgent.start()
+        let connection = try await agent.connect()
+        #expect(try await connection.run(Add.self, [2, 3]) == 5)
+        agent.terminate()
+        #expect(kill(agent.pid, 0) == -1 && errno == ESRCH)
+        let after = await #expect(throws: YonderError.self) { try await connection.run(Add.self, [1]) }
+        #expect(after?.code == .connectionLost)
+        agent.terminate()
+        agent.stop()
+    }
+
     @Test func execStreamsOutputThenTheExitStatus() async throws {
         let agent = try TestAgent.start()
         defer { agent.stop() }

@@ -38,4 +38,7 @@ final class TestAgent: Sendable {
 
     /// Kills the agent and waits for it to exit.
     func stop() { agent.stop() }
+
+    /// Stops the agent with SIGTERM and waits until it has exited on its own.
+    func terminate() { agent.terminate() }
 }

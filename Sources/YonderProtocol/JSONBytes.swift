@@ -37,25 +37,37 @@ package enum JSONBytes {
             }
             out.append(UInt8(ascii: "]"))
         case .object(let members):
-            out.append(UInt8(ascii: "{"))
-            var first = true
-            for (key, member) in members {
-                if !first { out.append(UInt8(ascii: ",")) }
-                first = false
-                writeString(key, into: &out)
-                out.append(UInt8(ascii: ":"))
-                write(member, into: &out)
+            writeObject(into: &out) { body in
+                for (key, member) in members { body(key, member) }
             }
-            out.append(UInt8(ascii: "}"))
         }
+    }
+
+    /// Appends a JSON object whose members `members` hands to the body it is given, one by one.
+    package static func writeObject(into out: inout [UInt8], _ members: ((String, JSONValue) -> Void) -> Void) {
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        members { key, member in
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            writeString(key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            write(member, into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
     }
 
     /// `value` as a complete frame: the 4-byte length prefix, then the JSON text.
     package static func frame(_ value: JSONValue, reserving capacity: Int = 128) -> [UInt8] {
+        frame(reserving: capacity) { write(value, into: &$0) }
+    }
+
+    /// A complete frame of the JSON text that `write` appends.
+    package static func frame(reserving capacity: Int = 128, _ write: (inout [UInt8]) -> Void) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(capacity)
         out.append(contentsOf: [0, 0, 0, 0])
-        write(value, into: &out)
+        write(&out)
         let length = UInt32(truncatingIfNeeded: out.count - 4)
         out[0] = UInt8(truncatingIfNeeded: length >> 24)
         out[1] = UInt8(truncatingIfNeeded: length >> 16)
@@ -175,9 +187,41 @@ package enum JSONBytes {
         }
     }
 
+    /// `utf8` as a string, or `invalid_utf8`.
+    ///
+    /// Not `String(validating:as:)`: that generic initializer looks up type metadata at run
+    /// time on every call, a third of the parser's instructions for a small message. Decoding
+    /// repairs bad UTF-8, so the string holds exactly the given bytes only when they were valid;
+    /// ASCII, which every member name and most values are, needs no comparison.
+    static func string(validating utf8: UnsafeBufferPointer<UInt8>) throws(ProtocolError) -> String {
+        let string = String(decoding: utf8, as: UTF8.self)
+        guard isASCII(utf8) || string.utf8.elementsEqual(utf8) else {
+            throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
+        }
+        return string
+    }
+
+    /// Whether every byte is below 0x80; eight at a time.
+    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        var index = 0
+        var high: UInt64 = 0
+        while index + 8 <= bytes.count {
+            high |= UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+            index += 8
+        }
+        while index < bytes.count {
+            high |= UInt64(base[index])
+            index += 1
+        }
+        return high & 0x8080_8080_8080_8080 == 0
+    }
+
     private struct Parser {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
+        /// The members of the objects being parsed, innermost last.
+        var members: [(String, JSONValue)] = []
 
         init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
@@ -220,12 +264,14 @@ package enum JSONBytes {
 
         mutating func object(depth: Int) throws(ProtocolError) -> JSONValue {
             index += 1
-            var members: [String: JSONValue] = [:]
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
-                return .object(members)
+                return .object([:])
             }
+            // The members wait on the parser's stack until the object ends, so that its
+            // dictionary is made once at its final size, not grown one member at a time.
+            let base = members.count
             while true {
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw syntaxError("expected a member name") }
@@ -234,14 +280,17 @@ package enum JSONBytes {
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw syntaxError("expected ':'") }
                 index += 1
                 skipWhitespace()
-                members[key] = try value(depth: depth + 1)
+                members.append((key, try value(depth: depth + 1)))
                 skipWhitespace()
                 guard index < bytes.count else { throw syntaxError("unexpected end") }
                 if bytes[index] == UInt8(ascii: ",") {
                     index += 1
                 } else if bytes[index] == UInt8(ascii: "}") {
                     index += 1
-                    return .object(members)
+                    var object = [String: JSONValue](minimumCapacity: members.count - base)
+                    for (key, member) in members[base...] { object[key] = member }  // a repeated name: the last wins
+                    members.removeSubrange(base...)
+                    return .object(object)
                 } else {
                     throw syntaxError("expected ',' or '}'")
                 }
@@ -280,10 +329,7 @@ package enum JSONBytes {
             if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
                 index += 1
-                guard let string = String(validating: slice, as: UTF8.self) else {
-                    throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
-                }
-                return string
+                return try JSONBytes.string(validating: slice)
             }
             var utf8 = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
             while index < bytes.count {
@@ -291,10 +337,7 @@ package enum JSONBytes {
                 switch byte {
                 case UInt8(ascii: "\""):
                     index += 1
-                    guard let string = String(validating: utf8, as: UTF8.self) else {
-                        throw ProtocolError(.invalidUTF8, "the frame's payload is not valid UTF-8")
-                    }
-                    return string
+                    return try utf8.withUnsafeBufferPointer { (text) throws(ProtocolError) in try JSONBytes.string(validating: text) }
                 case UInt8(ascii: "\\"):
                     index += 1
                     guard index < bytes.count else { throw syntaxError("unexpected end") }

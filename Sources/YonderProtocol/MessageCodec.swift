@@ -128,12 +128,24 @@ extension Message {
 
     /// This message as a JSON object.
     package var json: JSONValue {
-        var o: [String: JSONValue] = ["type": .string(type)]
-        func put(_ key: String, _ value: String?) { if let value { o[key] = .string(value) } }
-        func put(_ key: String, _ value: Int?) { if let value { o[key] = .integer(Int64(value)) } }
-        func put(_ key: String, _ value: Double?) { if let value { o[key] = .double(value) } }
+        var members = [String: JSONValue](minimumCapacity: 8)
+        forEachMember { members[$0] = $1 }
+        return .object(members)
+    }
+
+    /// Appends this message's JSON object, written member by member with no dictionary between.
+    package func writeJSON(into out: inout [UInt8]) {
+        JSONBytes.writeObject(into: &out, forEachMember)
+    }
+
+    /// Hands each member of this message's JSON object to `body`, `type` first.
+    package func forEachMember(_ body: (String, JSONValue) -> Void) {
+        body("type", .string(type))
+        func put(_ key: String, _ value: String?) { if let value { body(key, .string(value)) } }
+        func put(_ key: String, _ value: Int?) { if let value { body(key, .integer(Int64(value))) } }
+        func put(_ key: String, _ value: Double?) { if let value { body(key, .double(value)) } }
         func putAttachments(_ attachments: [Data]) {
-            if !attachments.isEmpty { o["attachments"] = .array(attachments.map { .integer(Int64($0.count)) }) }
+            if !attachments.isEmpty { body("attachments", .array(attachments.map { .integer(Int64($0.count)) })) }
         }
         switch self {
         case .hello(let m):
@@ -145,21 +157,21 @@ extension Message {
             put("build", m.build)
             put("instance", m.instance)
             put("maxFrame", m.maxFrame)
-            if m.binary { o["binary"] = .bool(true) }
+            if m.binary { body("binary", .bool(true)) }
         case .auth(let m):
             put("proof", Data(m.proof).base64EncodedString())
         case .call(let m):
             put("id", m.id)
             put("function", m.function)
-            o["arguments"] = m.arguments
+            body("arguments", m.arguments)
             put("timeout", m.timeout)
             putAttachments(m.attachments)
         case .create(let m):
             put("id", m.id)
             put("objectType", m.objectType)
-            o["arguments"] = m.arguments
+            body("arguments", m.arguments)
             put("name", m.name)
-            if m.reuse { o["reuse"] = .bool(true) }
+            if m.reuse { body("reuse", .bool(true)) }
             putAttachments(m.attachments)
         case .lookup(let m):
             put("id", m.id)
@@ -168,7 +180,7 @@ extension Message {
             put("id", m.id)
             put("object", m.object)
             put("method", m.method)
-            o["arguments"] = .array(m.arguments)
+            body("arguments", .array(m.arguments))
             put("timeout", m.timeout)
             putAttachments(m.attachments)
         case .release(let m):
@@ -178,20 +190,20 @@ extension Message {
             put("id", m.id)
         case .result(let m):
             put("id", m.id)
-            o["value"] = m.value
+            body("value", m.value)
             putAttachments(m.attachments)
         case .error(let m):
             put("id", m.id)
             put("code", m.error.code.rawValue)
             put("message", m.error.message)
-            if let path = m.error.path { o["path"] = .array(path.map { .string($0) }) }
+            if let path = m.error.path { body("path", .array(path.map { .string($0) })) }
             put("errorType", m.errorType)
         case .log(let m):
             put("id", m.id)
             put("level", m.level)
             put("message", m.message)
             put("source", m.source)
-            if let metadata = m.metadata { o["metadata"] = .object(metadata.mapValues { .string($0) }) }
+            if let metadata = m.metadata { body("metadata", .object(metadata.mapValues { .string($0) })) }
         case .output(let m):
             put("id", m.id)
             put("stream", m.stream.rawValue)
@@ -201,20 +213,21 @@ extension Message {
         case .goodbye(let m):
             put("reason", m.reason)
         }
-        return .object(o)
     }
 
     /// This message as a frame payload (UTF-8 JSON, no length prefix).
     package func encodedPayload() -> [UInt8] {
         // Encoding a JSONValue cannot fail; a non-finite double, which JSON cannot hold, is
         // written as null.
-        JSONBytes.bytes(json)
+        var out: [UInt8] = []
+        writeJSON(into: &out)
+        return out
     }
 
     /// This message as complete frames: its own (length prefix and payload), then one
     /// binary frame per attachment.
     package func encodedFrame() -> [UInt8] {
-        guard !attachments.isEmpty else { return JSONBytes.frame(json) }
+        guard !attachments.isEmpty else { return JSONBytes.frame { writeJSON(into: &$0) } }
         var bytes: [UInt8] = []
         for piece in framePieces() { piece.append(to: &bytes) }
         return bytes
@@ -224,7 +237,7 @@ extension Message {
     /// other without joining them: the message's frame, then each attachment's 4-byte length
     /// prefix and its bytes, the latter in the `Data` they are held in (not copied).
     package func framePieces() -> [FramePiece] {
-        var pieces: [FramePiece] = [.bytes(JSONBytes.frame(json))]
+        var pieces: [FramePiece] = [.bytes(JSONBytes.frame { writeJSON(into: &$0) })]
         for attachment in attachments {
             var prefix: [UInt8] = []
             Frame.appendPrefix(UInt32(attachment.count), to: &prefix)

@@ -30,6 +30,46 @@ struct JSONBytesTests {
         #expect(error?.code == .invalidUTF8)
     }
 
+    /// A string's bytes are taken exactly when they are valid UTF-8, as the standard library's
+    /// validating initializer judges them: random runs of ASCII, of UTF-8 beyond it and of
+    /// broken sequences, in the plain path and after an escape.
+    @Test func stringsAreCheckedLikeTheStandardLibrary() throws {
+        var generator = SystemRandomNumberGenerator()
+        let pieces: [[UInt8]] = [
+            [0x61], [0x7A, 0x30], Array("é".utf8), Array("☃".utf8), Array("😀".utf8),
+            [0xFF], [0xC3], [0x80], [0xE2, 0x98], [0xED, 0xA0, 0x80], [0xC0, 0xAF], [0xF4, 0x90, 0x80, 0x80],
+        ]
+        for _ in 0..<3_000 {
+            let content = (0..<Int.random(in: 0...12, using: &generator)).flatMap { _ in pieces.randomElement(using: &generator)! }
+            let expected = String(validating: content, as: UTF8.self)
+            for escaped in [false, true] {
+                let text = [0x22] + (escaped ? [0x5C, 0x6E] : []) + content + [0x22]
+                let result = Result { try JSONBytes.parse(text) }
+                switch (expected, result) {
+                case (let string?, .success(let value)):
+                    #expect(value == .string((escaped ? "\n" : "") + string), "\(content)")
+                case (nil, .failure(let error as ProtocolError)):
+                    #expect(error.code == .invalidUTF8, "\(content)")
+                default:
+                    Issue.record("\(content) (escaped: \(escaped)): expected \(String(describing: expected)), got \(result)")
+                }
+            }
+        }
+    }
+
+    /// An object's members, however many and however nested, come out as they went in; a name
+    /// given twice keeps its last value.
+    @Test func objectsKeepTheirMembersAndTheLastOfARepeatedName() throws {
+        let text = #"{"a":1,"b":{"c":[{"d":2,"e":{}},{"f":3}],"g":"h"},"a":4,"i":{"j":{"k":{"l":5}}}}"#
+        let expected: JSONValue = [
+            "a": 4, "b": ["c": [["d": 2, "e": [:]], ["f": 3]], "g": "h"], "i": ["j": ["k": ["l": 5]]],
+        ]
+        #expect(try JSONBytes.parse(Array(text.utf8)) == expected)
+        let wide = "{" + (0..<100).map { "\"m\($0)\":\($0)" }.joined(separator: ",") + "}"
+        guard case .object(let members) = try JSONBytes.parse(Array(wide.utf8)) else { throw ProtocolError(.invalidJSON, "not an object") }
+        #expect(members.count == 100 && members["m57"] == .integer(57))
+    }
+
     @Test func aFrameCarriesItsLength() throws {
         let frame = JSONBytes.frame(["type": "ping"])
         var decoder = FrameDecoder()

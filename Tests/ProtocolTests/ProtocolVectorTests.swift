@@ -51,6 +51,8 @@ import YonderProtocol
         for case .message(let json) in vector.expectations {
             let message = try expectedMessageOf(json)
             #expect(try Message.decode(payload: message.encodedPayload()).with(attachments: message.attachments) == message, "\(vector.name)")
+            // The text written member by member is the message's JSON object, member for member.
+            #expect(try JSONBytes.parse(message.encodedPayload()) == message.json, "\(vector.name)")
             var reader = MessageReader(acceptsAttachments: true)
             reader.append(message.encodedFrame())
             let (object, attachments) = try #require(try reader.next(), "\(vector.name)")

@@ -183,9 +183,19 @@ extension NodeBootstrap {
         report(ClusterProgress(node: index, step: "build", detail: "building \(build.tag)"))
         // --force-rm: a step that fails leaves no stopped container behind (the classic builder
         // keeps it otherwise, one more on the node at each failed build).
-        let command = "docker build --force-rm -t \(shellQuote(build.tag)) -f \(shellQuote(build.dockerfile)) - < \(shellQuote(remote)) 2>&1; status=$?; rm -f \(shellQuote(remote)); exit $status"
+        // The build runs in the background while a watcher reads the command's standard input,
+        // which this side never closes: when it ends (`up` cancelled or interrupted, this process
+        // gone, the connection lost), the watcher interrupts the build, and Docker stops the step
+        // and removes its container. Without it the build went on on the node after a Ctrl-C.
+        let tar = shellQuote(remote)
+        let command = [
+            "exec 3<&0",
+            "docker build --force-rm -t \(shellQuote(build.tag)) -f \(shellQuote(build.dockerfile)) - < \(tar) 2>&1 & build=$!",
+            "(cat <&3 >/dev/null 2>&1; kill -INT $build) >/dev/null 2>&1 </dev/null & watch=$!",
+            "wait $build; status=$?",
+            "kill $watch 2>/dev/null; rm -f \(tar); exit $status",
+        ].joined(separator: "; ")
         let process = try await session.execute(command)
-        await process.closeInput()
         var tail: [String] = []
         var output = LineSplitter()
         for try await chunk in process.stdout {

@@ -95,6 +95,59 @@ struct ImageBuildTests {
         try await third.down()
     }
 
+    /// Cancelling `up` while the image builds (Ctrl-C in the CLI) stops the build on the node:
+    /// no container of the running step is left, no `docker build` goes on, no image is tagged.
+    @Test func cancellingUpDuringABuildStopsTheBuildOnTheNode() async throws {
+        let name = "b\(UInt16.random(in: 0...UInt16.max))"
+        let marker = "built-late-\(name)"
+        let context = home.appendingPathComponent("slow")
+        try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+        try "FROM \(ClusterTestEnvironment.image)\nRUN sleep 300 && echo \(marker)\n".write(to: context.appendingPathComponent("Dockerfile"), atomically: true, encoding: .utf8)
+        var spec = ClusterSpec(name: name, agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
+        spec.imageBuild = .init(context: context.path)
+        func docker(_ arguments: String...) throws -> String {
+            try ChildProcess.run("/usr/bin/env", ["docker"] + arguments).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        func stepContainers() throws -> [String] {
+            try docker("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}").split(separator: "\n")
+                .filter { $0.contains(marker) }.map { String($0.split(separator: " ")[0]) }
+        }
+        defer {
+            for id in (try? stepContainers()) ?? [] { _ = try? docker("rm", "-f", id) }
+            for image in ((try? docker("image", "ls", "-q", "yonder-build/\(name)")) ?? "").split(separator: "\n") {
+                _ = try? docker("rmi", "-f", String(image))
+            }
+        }
+
+        let up = Task { try await Cluster.up(spec) }
+        // Cancelled once the step's container runs.
+        let started = ContinuousClock.now
+        while try stepContainers().isEmpty {
+            guard ContinuousClock.now - started < .seconds(120) else {
+                up.cancel()
+                Issue.record("the build's step never started")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        up.cancel()
+        let outcome = await up.result
+        #expect(throws: (any Error).self) { try outcome.get() }
+
+        // The build stops within seconds, not when its sleep would have ended.
+        let cancelled = ContinuousClock.now
+        while try !stepContainers().isEmpty || !docker("image", "ls", "-q", "yonder-build/\(name)").isEmpty {
+            guard ContinuousClock.now - cancelled < .seconds(30) else { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(try stepContainers().isEmpty, "the step's container is still there")
+        let builds = try ChildProcess.run("/usr/bin/env", ["ps", "-eo", "args"]).split(separator: "\n").filter { $0.contains("docker build") && $0.contains("yonder-build/\(name)") }
+        #expect(builds.isEmpty, "\(builds)")
+        #expect(try docker("image", "ls", "-q", "yonder-build/\(name)").isEmpty)
+        let left = try docker("ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}")
+        #expect(left.isEmpty)
+    }
+
     @Test func aFailingBuildSaysWhyAndLeavesNothing() async throws {
         let name = "b\(UInt16.random(in: 0...UInt16.max))"
         let context = home.appendingPathComponent("broken")

@@ -95,16 +95,23 @@ struct ImageBuildTests {
         try await third.down()
     }
 
+    /// A cluster of a fresh name whose image is built from a context in `folder` with a
+    /// Dockerfile of one step, `step(name)`, on the base image.
+    private func buildSpec(_ folder: String, step: (String) -> String) throws -> (String, ClusterSpec) {
+        let name = "b\(UInt16.random(in: 0...UInt16.max))"
+        let context = home.appendingPathComponent(folder)
+        try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+        try "FROM \(ClusterTestEnvironment.image)\n\(step(name))\n".write(to: context.appendingPathComponent("Dockerfile"), atomically: true, encoding: .utf8)
+        var spec = ClusterSpec(name: name, agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
+        spec.imageBuild = .init(context: context.path)
+        return (name, spec)
+    }
+
     /// Cancelling `up` while the image builds (Ctrl-C in the CLI) stops the build on the node:
     /// no container of the running step is left, no `docker build` goes on, no image is tagged.
     @Test func cancellingUpDuringABuildStopsTheBuildOnTheNode() async throws {
-        let name = "b\(UInt16.random(in: 0...UInt16.max))"
+        let (name, spec) = try buildSpec("slow") { "RUN sleep 300 && echo built-late-\($0)" }
         let marker = "built-late-\(name)"
-        let context = home.appendingPathComponent("slow")
-        try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
-        try "FROM \(ClusterTestEnvironment.image)\nRUN sleep 300 && echo \(marker)\n".write(to: context.appendingPathComponent("Dockerfile"), atomically: true, encoding: .utf8)
-        var spec = ClusterSpec(name: name, agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
-        spec.imageBuild = .init(context: context.path)
         func docker(_ arguments: String...) throws -> String {
             try ChildProcess.run("/usr/bin/env", ["docker"] + arguments).trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -119,10 +126,18 @@ struct ImageBuildTests {
             }
         }
 
-        let up = Task { try await Cluster.up(spec) }
+        let ended = Locked(false)
+        let up = Task {
+            defer { ended.withLock { $0 = true } }
+            return try await Cluster.up(spec)
+        }
         // Cancelled once the step's container runs.
         let started = ContinuousClock.now
         while try stepContainers().isEmpty {
+            if ended.withLock({ $0 }) {
+                Issue.record("up ended before the build's step started: \(await up.result)")
+                return
+            }
             guard ContinuousClock.now - started < .seconds(120) else {
                 up.cancel()
                 Issue.record("the build's step never started")
@@ -149,12 +164,7 @@ struct ImageBuildTests {
     }
 
     @Test func aFailingBuildSaysWhyAndLeavesNothing() async throws {
-        let name = "b\(UInt16.random(in: 0...UInt16.max))"
-        let context = home.appendingPathComponent("broken")
-        try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
-        try "FROM \(ClusterTestEnvironment.image)\nRUN echo about to fail in \(name) && false\n".write(to: context.appendingPathComponent("Dockerfile"), atomically: true, encoding: .utf8)
-        var spec = ClusterSpec(name: name, agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
-        spec.imageBuild = .init(context: context.path)
+        let (name, spec) = try buildSpec("broken") { "RUN echo about to fail in \($0) && false" }
         let error = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(spec) }
         #expect(error?.code == .imageUnavailable)
         #expect(error?.message.contains("failed") == true && error?.message.contains("about to fail") == true, "\(String(describing: error))")

@@ -61,6 +61,7 @@ public final class SFTPClient: Sendable {
             var sent: Int64 = 0
             progress?(0, total)
             while true {
+                try Self.checkCancellation("uploading \(localPath) to \(remotePath)")
                 let chunk = try Self.readChunk(fd, path: localPath)
                 if chunk.isEmpty { break }
                 try await write(chunk, to: handle, path: remotePath)
@@ -104,6 +105,7 @@ public final class SFTPClient: Sendable {
             let total = Int64(attributes.size)
             progress?(0, total)
             while let chunk = try await read(handle, path: remotePath) {
+                try Self.checkCancellation("downloading \(remotePath) to \(localPath)")
                 try Self.writeAll(fd, chunk, path: temporary)
                 received += Int64(chunk.count)
                 progress?(received, total)
@@ -118,6 +120,13 @@ public final class SFTPClient: Sendable {
             unlink(temporary)
             throw error
         }
+    }
+
+    /// Throws `cancelled` when the calling task was cancelled: a transfer looks between its
+    /// pieces, so that an interrupted one stops (and removes its partial file) within a piece,
+    /// not at its end. The SFTP session stays usable.
+    private static func checkCancellation(_ what: @autoclosure () -> String) throws(SSHError) {
+        if Task.isCancelled { throw SSHError(.cancelled, "\(what()) was cancelled; the partial file was removed") }
     }
 
     /// The attributes of `path`, or nil when it does not exist.

@@ -163,6 +163,42 @@ struct ImageBuildTests {
         #expect(left.isEmpty)
     }
 
+    /// Cancelling `up` while it uploads the build context leaves no part of it in the node's
+    /// home (`~/.yonder/builds`).
+    @Test func cancellingUpDuringTheUploadLeavesNoContextOnTheNode() async throws {
+        let (_, spec) = try buildSpec("large") { _ in "COPY . /app/" }
+        // Incompressible bytes, enough for the upload to take a moment.
+        let source = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
+        let large = FileManager.default.createFile(atPath: home.appendingPathComponent("large/blob").path, contents: nil)
+        #expect(large)
+        let blob = try FileHandle(forWritingTo: home.appendingPathComponent("large/blob"))
+        for _ in 0..<512 { try blob.write(contentsOf: source.readData(ofLength: 1 << 20)) }
+        try blob.close()
+        try source.close()
+        let builds = URL(fileURLWithPath: String(cString: getpwuid(getuid())!.pointee.pw_dir)).appendingPathComponent(".yonder/builds")
+        let before = Set((try? FileManager.default.contentsOfDirectory(atPath: builds.path)) ?? [])
+
+        let steps = Locked<[String]>([])
+        let up = Task { try await Cluster.up(spec) { event in steps.withLock { $0.append("\(event.step): \(event.detail)") } } }
+        let started = ContinuousClock.now
+        while !steps.withLock({ $0.contains { $0.hasPrefix("build: uploading the context") } }) {
+            guard ContinuousClock.now - started < .seconds(120) else { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        up.cancel()
+        let outcome = await up.result
+        #expect(throws: (any Error).self) { try outcome.get() }
+        let seen = steps.withLock { $0 }
+        #expect(seen.contains { $0.hasPrefix("build: uploading the context") }, "\(seen)")
+        #expect(!seen.contains { $0.hasPrefix("build: building") }, "the upload ended before the cancellation: \(seen)")
+        func left() -> Set<String> { Set((try? FileManager.default.contentsOfDirectory(atPath: builds.path)) ?? []).subtracting(before) }
+        let cancelled = ContinuousClock.now
+        while !left().isEmpty, ContinuousClock.now - cancelled < .seconds(30) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(left().isEmpty, "left in \(builds.path): \(left())")
+    }
+
     @Test func aFailingBuildSaysWhyAndLeavesNothing() async throws {
         let (name, spec) = try buildSpec("broken") { "RUN echo about to fail in \($0) && false" }
         let error = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(spec) }

@@ -64,6 +64,36 @@ struct SFTPTests {
         await session.close()
     }
 
+    /// A transfer whose task is cancelled stops at its next piece, not at its end: it throws
+    /// `cancelled`, leaves no partial file on either side, and the SFTP session still works.
+    @Test func cancelledTransfersStopAndLeaveNoPartialFile() async throws {
+        let source = localFile("cancel.bin")
+        try makeFile(source, mebibytes: 400)
+        let session = try await connect(server)
+        let sftp = try await session.sftp()
+        let folder = server.folder.appendingPathComponent("cancel")
+        try await sftp.makeDirectory(folder.path)
+        let remote = folder.appendingPathComponent("cancel.bin").path
+
+        let upload = Task { try await sftp.upload(from: source, to: remote) { sent, _ in if sent >= 8 << 20 { withUnsafeCurrentTask { $0?.cancel() } } } }
+        let uploadError = await #expect(throws: SSHError.self) { try await upload.value }
+        #expect(uploadError?.code == .cancelled, "\(String(describing: uploadError))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
+
+        try await sftp.upload(from: source, to: remote)
+        let back = localFile("cancel-back.bin")
+        let download = Task { try await sftp.download(from: remote, to: back) { received, _ in if received >= 8 << 20 { withUnsafeCurrentTask { $0?.cancel() } } } }
+        let downloadError = await #expect(throws: SSHError.self) { try await download.value }
+        #expect(downloadError?.code == .cancelled, "\(String(describing: downloadError))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: server.folder.path).filter { $0.contains("cancel-back") }.isEmpty)
+
+        // The session goes on.
+        try await sftp.download(from: remote, to: back)
+        #expect(try verify(back).count == 400 << 20)
+        await sftp.close()
+        await session.close()
+    }
+
     @Test func uploadReplacesAnExistingFileAndRemoveDeletesIt() async throws {
         let session = try await connect(server)
         let sftp = try await session.sftp()

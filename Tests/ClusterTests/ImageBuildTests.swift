@@ -167,6 +167,7 @@ struct ImageBuildTests {
     /// home (`~/.yonder/builds`).
     @Test func cancellingUpDuringTheUploadLeavesNoContextOnTheNode() async throws {
         let (_, spec) = try buildSpec("large") { _ in "COPY . /app/" }
+        defer { try? FileManager.default.removeItem(at: home.appendingPathComponent("large")) }
         // Incompressible bytes, enough for the upload to take a moment.
         let source = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
         let large = FileManager.default.createFile(atPath: home.appendingPathComponent("large/blob").path, contents: nil)

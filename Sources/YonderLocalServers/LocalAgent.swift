@@ -117,22 +117,18 @@ public final class LocalAgent: Sendable {
 
     /// Asks the agent to stop (SIGTERM) if it still runs and waits until it has exited on its
     /// own, as when a bootstrapper stops it: it ends its requests and children first.
-    public func terminate() {
-        exited.withLock { exited in
-            guard !exited else { return }
-            exited = true
-            kill(pid, SIGTERM)
-            ChildProcess.wait(pid)
-        }
-    }
+    public func terminate() { end(with: SIGTERM) }
 
     /// Kills the agent if it still runs and waits for it.
-    public func stop() {
+    public func stop() { end(with: SIGKILL) }
+
+    /// Sends `signal` once, if the agent still runs, and waits until it has exited.
+    private func end(with signal: Int32) {
         let pid = self.pid
         exited.withLock { exited in
             guard !exited else { return }
             exited = true
-            kill(pid, SIGKILL)
+            kill(pid, signal)
             ChildProcess.wait(pid)
         }
     }

@@ -18,7 +18,7 @@ struct ClientHandshake {
             nonce: nonce, name: configuration.clientName, version: configuration.clientVersion,
             maxFrame: configuration.maximumFrameLength, binary: true))
         do {
-            try await stream.write(JSONBytes.frame(hello.json))
+            try await stream.write(hello.encodedFrame())
         } catch {
             throw YonderError(.connectionFailed, "could not send hello to the agent at \(endpoint): \(error)")
         }
@@ -39,7 +39,7 @@ struct ClientHandshake {
                     let message = try Message.decode(object)
                     let (identity, proof) = try accept(message, token: token, nonce: nonce)
                     do {
-                        try await stream.write(JSONBytes.frame(Message.auth(.init(proof: proof)).json))
+                        try await stream.write(Message.auth(.init(proof: proof)).encodedFrame())
                     } catch {
                         throw YonderError(.connectionFailed, "could not send auth to the agent at \(endpoint): \(error)")
                     }

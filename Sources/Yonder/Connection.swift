@@ -151,7 +151,7 @@ public final class Connection: Sendable {
     public func close() async {
         let error = YonderError(.connectionLost, "the connection to \(endpoint) was closed by this client while the call was running")
         if fail(error) {
-            await send(JSONBytes.frame(Message.goodbye(.init(reason: "client closed the connection")).json))
+            await send(Message.goodbye(.init(reason: "client closed the connection")).encodedFrame())
             await stream.close()
         }
         let running = tasks.withLock { tasks in
@@ -223,7 +223,7 @@ public final class Connection: Sendable {
                 "no answer from the agent at \(endpoint) within the timeout of \(timeout) (plus \(margin) of margin); the agent may be overloaded or the connection stalled",
                 operation: operation)
             if self.complete(id, .failure(error)) {
-                await self.send(JSONBytes.frame(Message.cancel(.init(id: id)).json))
+                await self.send(Message.cancel(.init(id: id)).encodedFrame())
             }
         }
         if !replies.withLock({ $0.setTimer(id, timer) }) { timer.cancel() }
@@ -235,7 +235,7 @@ public final class Connection: Sendable {
         guard replies.withLock({ $0.markCancelled(id) }) else { return }
         let grace = configuration.cancellationGrace
         Task {
-            await self.send(JSONBytes.frame(Message.cancel(.init(id: id)).json))
+            await self.send(Message.cancel(.init(id: id)).encodedFrame())
             do { try await Task.sleep(for: grace) } catch { return }
             let operation = self.replies.withLock { $0.operation(of: id) }
             self.complete(id, .failure(YonderError(
@@ -352,7 +352,7 @@ public final class Connection: Sendable {
     /// A framing error is fatal: tell the agent why, then close.
     private func malformed(_ error: ProtocolError) {
         Task {
-            await send(JSONBytes.frame(Message.error(.init(id: nil, error: error)).json))
+            await send(Message.error(.init(id: nil, error: error)).encodedFrame())
             lost("it sent a malformed frame (\(error))", code: error.code)
         }
     }
@@ -374,7 +374,7 @@ public final class Connection: Sendable {
             }
         } catch let error as ProtocolError {
             // A framing error is fatal: tell the agent why, then close.
-            await send(JSONBytes.frame(Message.error(.init(id: nil, error: error)).json))
+            await send(Message.error(.init(id: nil, error: error)).encodedFrame())
             lost("it sent a malformed frame (\(error))", code: error.code)
         } catch {
             lost("reading from it failed: \(error)")
@@ -412,7 +412,7 @@ public final class Connection: Sendable {
         case .output(let output):
             replies.withLock { $0.events(for: output.id) }?.0?.onOutput?(output)
         case .ping(let ping):
-            Task { await self.send(JSONBytes.frame(Message.pong(ping).json)) }
+            Task { await self.send(Message.pong(ping).encodedFrame()) }
         case .pong:
             break
         case .goodbye(let goodbye):
@@ -455,7 +455,7 @@ public final class Connection: Sendable {
             let sentAt = ContinuousClock.now
             if sentAt - lastInbound.withLock({ $0 }) < interval { continue }
             nonce += 1
-            await send(JSONBytes.frame(Message.ping(.init(nonce: nonce)).json))
+            await send(Message.ping(.init(nonce: nonce)).encodedFrame())
             do { try await Task.sleep(for: configuration.keepAliveTimeout) } catch { return }
             if lastInbound.withLock({ $0 }) < sentAt {
                 lost("it did not answer a keep-alive ping within \(configuration.keepAliveTimeout)")

@@ -57,12 +57,8 @@ package enum JSONBytes {
         out.append(UInt8(ascii: "}"))
     }
 
-    /// `value` as a complete frame: the 4-byte length prefix, then the JSON text.
-    package static func frame(_ value: JSONValue, reserving capacity: Int = 128) -> [UInt8] {
-        frame(reserving: capacity) { write(value, into: &$0) }
-    }
-
-    /// A complete frame of the JSON text that `write` appends.
+    /// A complete frame of the JSON text that `write` appends: the 4-byte length prefix, then
+    /// the text.
     package static func frame(reserving capacity: Int = 128, _ write: (inout [UInt8]) -> Void) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(capacity)

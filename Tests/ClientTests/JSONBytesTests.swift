@@ -71,7 +71,7 @@ struct JSONBytesTests {
     }
 
     @Test func aFrameCarriesItsLength() throws {
-        let frame = JSONBytes.frame(["type": "ping"])
+        let frame = JSONBytes.frame { JSONBytes.write(["type": "ping"], into: &$0) }
         var decoder = FrameDecoder()
         decoder.append(frame)
         let payload = try #require(try decoder.next())

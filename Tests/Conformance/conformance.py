@@ -766,6 +766,20 @@ class Conformance(unittest.TestCase):
             self.assertEqual(message["type"], "goodbye")
 
 
+    def test_pipelined_pings_then_goodbye_are_all_answered_before_the_close(self):
+        client = self.connect()
+        frames = []
+        for i in range(200):
+            payload = json.dumps({"type": "call", "id": 1000 + i, "function": "yonder.ping", "arguments": i}).encode()
+            frames.append(struct.pack(">I", len(payload)) + payload)
+        for payload in (b'{"type":"ping","nonce":7}', b'{"type":"goodbye"}'):
+            frames.append(struct.pack(">I", len(payload)) + payload)
+        client.send_raw(b"".join(frames))
+        for i in range(200):
+            self.assertEqual(client.receive(), {"type": "result", "id": 1000 + i, "value": i})
+        self.assertEqual(client.receive(), {"type": "pong", "nonce": 7})
+        self.assertIsNone(client.receive())
+
     def test_list_files_gives_sizes_and_hashes(self):
         import tempfile
         folder = tempfile.mkdtemp(prefix="yonder-conformance-list-")

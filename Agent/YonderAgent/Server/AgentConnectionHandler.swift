@@ -51,6 +51,8 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
     private var handshake: AgentHandshake
     private var running: [Int: Running] = [:]
     private var closing = false
+    /// Answers written on the event loop and not yet flushed.
+    private var unflushed = false
     /// The largest frame the client accepts, from its hello.
     private var clientMaximumFrame = Frame.defaultMaximumLength
     /// Whether the client accepts binary attachments, from its hello.
@@ -180,6 +182,9 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
     }
 
     private func processFrames(context: ChannelHandlerContext) {
+        // The answers given here (pings, errors) go out together, in one write to the socket,
+        // when the frames read so far are done.
+        defer { flushAnswers(context: context) }
         while !closing && !paused {
             let next: (object: JSONValue, attachments: [Data])?
             do {
@@ -311,6 +316,8 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         case .goodbye:
             closing = true
             stopAll()
+            // Answers to the frames before it still go out; close drops what is not flushed.
+            flushAnswers(context: context)
             context.close(promise: nil)
         case .hello, .auth, .result, .error, .log, .output:
             break  // answered or refused by the handshake state machine before dispatch
@@ -406,8 +413,16 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         running[id] = request
     }
 
+    /// Queues an answer given on the event loop; `processFrames` flushes it with the others.
     private func write(_ message: Message, context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(frames: message)), promise: nil)
+        context.write(wrapOutboundOut(ByteBuffer(frames: message)), promise: nil)
+        unflushed = true
+    }
+
+    private func flushAnswers(context: ChannelHandlerContext) {
+        guard unflushed else { return }
+        unflushed = false
+        context.flush()
     }
 
     /// Sends an `error` without id, then closes: for bad frames and refused handshakes.

@@ -170,6 +170,7 @@ extension NodeBootstrap {
         }
         let start = ContinuousClock.now
         let remote = ".yonder/builds/\(build.tag.split(separator: ":").last ?? "context")-\(index).tar"
+        _ = try await run(NodeCommands.staleUploadsRemoval(in: ".yonder/builds", contexts: true))
         let sftp = try await session.sftp()
         do {
             report(ClusterProgress(node: index, step: "build", detail: "uploading the context (\(build.files) files, \(build.bytes / 1000) kB)"))

@@ -310,6 +310,7 @@ struct NodeBootstrap {
         if try await sftp.attributes(stored)?.size != size {
             report(ClusterProgress(node: index, step: "upload", detail: "uploading \(URL(fileURLWithPath: agentPath).lastPathComponent) (\(size / 1_000_000) MB)"))
             try await sftp.makeDirectory(agents, mode: 0o700)
+            _ = try await run(NodeCommands.staleUploadsRemoval(in: agents))
             let start = ContinuousClock.now
             try await sftp.upload(from: agentPath, to: stored, mode: 0o755) { [report, index] sent, total in
                 report(ClusterProgress(node: index, step: "upload", detail: "agent \(sent / 1_000_000)/\(total / 1_000_000) MB", fraction: (sent, total)))

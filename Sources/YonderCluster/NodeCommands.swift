@@ -18,6 +18,18 @@ enum NodeCommands {
             """
     }
 
+    /// Removes what uploads to `folder` left behind when their connection was lost: SFTP's
+    /// temporary files (`.NAME.yonder-N.tmp`) and, with `contexts`, build contexts (`*.tar`)
+    /// whose build never started, once an hour has passed since anything was written to them.
+    /// An upload in progress writes all the time, and a build opens its context at once.
+    static func staleUploadsRemoval(in folder: String, contexts: Bool = false) -> String {
+        let names = contexts ? "\\( -name '.*.yonder-*.tmp' -o -name '*.tar' \\)" : "-name '.*.yonder-*.tmp'"
+        return "find \(shellQuote(folder)) -maxdepth 1 -type f \(names) -mmin +\(staleUploadMinutes) -delete 2>/dev/null; true"
+    }
+
+    /// Minutes after which an upload's leftover is removed by the next upload to its folder.
+    static let staleUploadMinutes = 60
+
     /// `f=FOLDER`, the agent's folder quoted once: every command then says "$f".
     static func folderVariable(_ name: String) -> String {
         "f=\(shellQuote(hostFolder(name)))"

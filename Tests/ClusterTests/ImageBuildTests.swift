@@ -200,6 +200,36 @@ struct ImageBuildTests {
         #expect(left().isEmpty, "left in \(builds.path): \(left())")
     }
 
+    /// What an `up` whose connection was lost left in `~/.yonder/builds` (an upload's
+    /// temporary file, a context whose build never started) goes at the next build once it
+    /// is an hour old; newer leftovers, which may be another `up`'s, and other files stay.
+    @Test func aBuildRemovesWhatLostUploadsLeftBehind() async throws {
+        let builds = URL(fileURLWithPath: String(cString: getpwuid(getuid())!.pointee.pw_dir)).appendingPathComponent(".yonder/builds")
+        try FileManager.default.createDirectory(at: builds, withIntermediateDirectories: true)
+        let mark = UInt16.random(in: 0...UInt16.max)
+        let stale = [".old\(mark)-0.tar.yonder-17.tmp", "old\(mark)-0.tar"]
+        let recent = [".new\(mark)-0.tar.yonder-18.tmp", "new\(mark)-0.tar"]
+        let other = "notes\(mark).txt"
+        let twoHoursAgo = Date().addingTimeInterval(-7200)
+        for name in stale + recent + [other] {
+            let path = builds.appendingPathComponent(name).path
+            #expect(FileManager.default.createFile(atPath: path, contents: Data("left".utf8)))
+            if !recent.contains(name) { try FileManager.default.setAttributes([.modificationDate: twoHoursAgo], ofItemAtPath: path) }
+        }
+        defer { for name in stale + recent + [other] { try? FileManager.default.removeItem(at: builds.appendingPathComponent(name)) } }
+
+        // A build that uploads its context and then fails at its step.
+        let (_, spec) = try buildSpec("after-loss") { "RUN echo building \($0) && false" }
+        let error = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(spec) }
+        #expect(error?.code == .imageUnavailable, "\(String(describing: error))")
+        for name in stale {
+            #expect(!FileManager.default.fileExists(atPath: builds.appendingPathComponent(name).path), "\(name) is still there")
+        }
+        for name in recent + [other] {
+            #expect(FileManager.default.fileExists(atPath: builds.appendingPathComponent(name).path), "\(name) was removed")
+        }
+    }
+
     @Test func aFailingBuildSaysWhyAndLeavesNothing() async throws {
         let (name, spec) = try buildSpec("broken") { "RUN echo about to fail in \($0) && false" }
         let error = await #expect(throws: ClusterError.self) { _ = try await Cluster.up(spec) }

@@ -33,6 +33,7 @@ import YonderLocalServers
         commands += [
             ("pull", NodeBootstrap.pullCommand(name, username: nil, server: nil)),
             ("pull with login", NodeBootstrap.pullCommand(name, username: name, server: name)),
+            ("stale uploads", NodeCommands.staleUploadsRemoval(in: name, contexts: true)),
         ]
         for (builder, command) in commands {
             let script = "docker() { cat >/dev/null 2>&1 || true; }; tar() { :; }\n" + command
@@ -47,5 +48,38 @@ import YonderLocalServers
             let (_, output) = try ChildProcess.runCapturing("/bin/sh", ["-c", "printf '%s' \(shellQuote(word))"])
             #expect(output == word)
         }
+    }
+}
+
+/// The command that removes what lost uploads left in a folder, run by a real `sh` and `find`.
+@Suite struct StaleUploadsTests {
+    @Test(arguments: [false, true]) func onlyOldLeftoversOfUploadsGo(contexts: Bool) throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-stale-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let old = Date().addingTimeInterval(-Double(NodeCommands.staleUploadMinutes + 5) * 60)
+        // name: (made an hour and more ago, removed)
+        let files: [String: (old: Bool, removed: Bool)] = [
+            ".agent.yonder-12.tmp": (true, true),
+            ".agent.yonder-13.tmp": (false, false),
+            "ctx-0.tar": (true, contexts),
+            "ctx-1.tar": (false, false),
+            "agent-build": (true, false),
+            ".hidden": (true, false),
+            "sub/.deeper.yonder-1.tmp": (true, false),
+        ]
+        for (name, file) in files {
+            let path = folder.appendingPathComponent(name).path
+            #expect(FileManager.default.createFile(atPath: path, contents: Data("x".utf8)))
+            if file.old { try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: path) }
+        }
+        let (status, output) = try ChildProcess.runCapturing("/bin/sh", ["-c", NodeCommands.staleUploadsRemoval(in: folder.path, contexts: contexts)])
+        #expect(status == 0, "\(output)")
+        for (name, file) in files {
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(name).path) == !file.removed, "\(name)")
+        }
+        // A folder that is not there yet is no failure.
+        let (missing, _) = try ChildProcess.runCapturing("/bin/sh", ["-c", NodeCommands.staleUploadsRemoval(in: folder.appendingPathComponent("none").path)])
+        #expect(missing == 0)
     }
 }

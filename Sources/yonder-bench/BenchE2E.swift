@@ -45,10 +45,10 @@ struct E2E: AsyncParsableCommand {
     @Option(help: "yonder.ping calls made with 64 in flight.")
     var calls = 100_000
 
-    @Option(help: "MiB of Data sent to yonder.ping and back as an attachment (at most 64).")
+    @Option(name: .customLong("bytes-mib"), help: "MiB of Data sent to yonder.ping and back as an attachment (at most 64).")
     var bytesMiB = 64
 
-    @Option(help: "MiB sent to an echo and back through our tunnel and through OpenSSH's, the bulk baselines.")
+    @Option(name: .customLong("raw-mib"), help: "MiB sent to an echo and back through our tunnel and through OpenSSH's, the bulk baselines.")
     var rawMiB = 256
 
     @Option(name: .customLong("file-mib"), help: "MiB of a file sent with putFile and read back with getFile through the tunnel (0: skip).")

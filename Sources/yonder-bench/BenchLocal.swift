@@ -32,10 +32,10 @@ struct Local: AsyncParsableCommand {
     @Option(help: "Calls kept in flight in the throughput test.")
     var inFlight = 64
 
-    @Option(help: "Size of the large argument, in MiB (it must fit the 64 MiB frame limit with its envelope).")
+    @Option(name: .customLong("large-mib"), help: "Size of the large argument, in MiB (it must fit the 64 MiB frame limit with its envelope).")
     var largeMiB = 60
 
-    @Option(help: "Size of the Data argument sent as a binary attachment, in MiB (at most 64, the frame limit).")
+    @Option(name: .customLong("bytes-mib"), help: "Size of the Data argument sent as a binary attachment, in MiB (at most 64, the frame limit).")
     var bytesMiB = 64
 
     @Option(help: "The yonder-agent executable; defaults to the one beside this program.")

@@ -477,47 +477,37 @@ package enum JSONBytes {
 
     // MARK: Codable bridges
 
-    /// Encodes `value` with `JSONEncoder` and parses the text into a `JSONValue`.
+    /// Encodes `value` as a `JSONValue` (see `JSONValueEncoder`).
     package static func encode(_ value: some Encodable) throws(ProtocolError) -> JSONValue {
         var none: [Data]? = nil
         return try encode(value, attachments: &none)
     }
 
-    /// Encodes `value` with `JSONEncoder`; when `attachments` is not nil, every non-empty
+    /// Encodes `value` as a `JSONValue`; when `attachments` is not nil, every non-empty
     /// `Data` in it becomes an attachment appended there, written in the JSON as
     /// `{"$attachment": index}` (PROTOCOL.md section 3), instead of a base64 string.
     package static func encode(_ value: some Encodable, attachments: inout [Data]?) throws(ProtocolError) -> JSONValue {
-        let encoder = JSONEncoder()
-        let collected = AttachmentBox(attachments ?? [])
-        if attachments != nil {
-            encoder.dataEncodingStrategy = .custom { data, encoder in
-                guard !data.isEmpty else {
-                    var container = encoder.singleValueContainer()
-                    try container.encode("")
-                    return
-                }
-                let index = collected.append(data)
-                var container = encoder.container(keyedBy: AttachmentKey.self)
-                try container.encode(index, forKey: .attachment)
-            }
-        }
-        let data: Data
+        let collected = attachments.map { AttachmentBox($0) }
         do {
-            data = try encoder.encode(value)
+            let encoded = try JSONValueEncoder(attachments: collected).encode(value)
+            if let collected { attachments = collected.items }
+            return encoded
         } catch {
             throw ProtocolError(.encodeFailed, "could not encode a \(type(of: value)) as JSON: \(error)")
         }
-        if attachments != nil { attachments = collected.items }
-        return try parse([UInt8](data))
     }
 
     /// Decodes `value` as `T`; a mismatch is `decode_failed` with the coding path after `path`.
-    /// A `Data` in `T` is read from a base64 string or, as `{"$attachment": index}`, from
-    /// `attachments`.
+    /// A `Data` in `T` is read from a base64 string or, when there are `attachments`, from
+    /// `{"$attachment": index}` (see `JSONValueDecoder`).
     package static func decode<T: Decodable>(
         _ type: T.Type, from value: JSONValue, path: [String], attachments: [Data] = []
     ) throws(ProtocolError) -> T {
-        try JSONValue.decode(T.self, fromJSON: bytes(value), path: path, attachments: attachments)
+        do {
+            return try JSONValueDecoder(attachments: attachments, readsAttachments: !attachments.isEmpty).decode(T.self, from: value)
+        } catch {
+            throw JSONValue.describe(error, decoding: T.self, prefix: path)
+        }
     }
 
     /// The member name of an attachment reference.
@@ -536,28 +526,4 @@ package enum JSONBytes {
         }
     }
 
-    /// A `JSONDecoder` that reads `Data` from base64 or from an attachment reference.
-    static func decoder(attachments: [Data]) -> JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.dataDecodingStrategy = .custom { decoder in
-            if let container = try? decoder.container(keyedBy: AttachmentKey.self),
-                let index = try? container.decode(Int.self, forKey: .attachment)
-            {
-                guard attachments.indices.contains(index) else {
-                    throw DecodingError.dataCorrupted(.init(
-                        codingPath: decoder.codingPath,
-                        debugDescription: "attachment \(index) was not sent (the message has \(attachments.count))"))
-                }
-                return attachments[index]
-            }
-            let container = try decoder.singleValueContainer()
-            let text = try container.decode(String.self)
-            guard let data = Data(base64Encoded: text) else {
-                throw DecodingError.dataCorrupted(.init(
-                    codingPath: decoder.codingPath, debugDescription: "expected base64 data or an attachment reference"))
-            }
-            return data
-        }
-        return decoder
-    }
 }

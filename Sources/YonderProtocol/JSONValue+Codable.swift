@@ -13,34 +13,24 @@ extension JSONValue {
     /// Decodes this JSON value as `type`. A failure is `decode_failed` with the coding path
     /// of the field that did not match, prefixed by `path`.
     public func decode<T: Decodable>(as type: T.Type, path prefix: [String] = []) throws(ProtocolError) -> T {
-        let data = Data(JSONBytes.bytes(self))
-        do {
-            return try JSONDecoder().decode(T.self, from: data)
-        } catch let error as DecodingError {
-            throw Self.describe(error, decoding: T.self, prefix: prefix)
-        } catch {
-            throw ProtocolError(.decodeFailed, "could not decode \(T.self): \(error)", path: prefix)
-        }
+        try JSONBytes.decode(T.self, from: self, path: prefix)
     }
 
     /// Decodes the JSON text `data` as `type`, with the same errors as `decode(as:)`.
     public static func decode<T: Decodable>(_ type: T.Type, fromJSON data: some Collection<UInt8>, path prefix: [String] = []) throws(ProtocolError) -> T {
-        try decode(T.self, fromJSON: data, path: prefix, attachments: [])
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(data))
+        } catch {
+            throw describe(error, decoding: T.self, prefix: prefix)
+        }
     }
 
-    /// Decodes the JSON text `data` as `type`, reading each `Data` in it from a base64 string
-    /// or from `attachments` (PROTOCOL.md section 3, "Binary attachments").
-    package static func decode<T: Decodable>(
-        _ type: T.Type, fromJSON data: some Collection<UInt8>, path prefix: [String], attachments: [Data]
-    ) throws(ProtocolError) -> T {
-        do {
-            let decoder = attachments.isEmpty ? JSONDecoder() : JSONBytes.decoder(attachments: attachments)
-            return try decoder.decode(T.self, from: Data(data))
-        } catch let error as DecodingError {
-            throw describe(error, decoding: T.self, prefix: prefix)
-        } catch {
-            throw ProtocolError(.decodeFailed, "could not decode \(T.self): \(error)", path: prefix)
+    /// A failure to decode `type` as `decode_failed`, with its coding path after `prefix`.
+    static func describe(_ error: any Error, decoding type: Any.Type, prefix: [String]) -> ProtocolError {
+        guard let error = error as? DecodingError else {
+            return ProtocolError(.decodeFailed, "could not decode \(type): \(error)", path: prefix)
         }
+        return describe(error, decoding: type, prefix: prefix)
     }
 
     private static func describe(_ error: DecodingError, decoding type: Any.Type, prefix: [String]) -> ProtocolError {

@@ -57,6 +57,7 @@ struct Local: AsyncParsableCommand {
             try await Self.pingLatency(connection, iterations: iterations, warmup: warmup)
         }
 
+        let typed = try await Self.typedLatency(connection, iterations: iterations, warmup: warmup)
         let throughput = try await Self.throughput(connection, calls: calls, inFlight: inFlight)
         let large = try await Self.largeRoundTrip(connection, mebibytes: largeMiB)
         let bytes = try await Self.bytesRoundTrip(connection, mebibytes: bytesMiB)
@@ -67,6 +68,7 @@ struct Local: AsyncParsableCommand {
             pingP50Microseconds: ping.p50, pingP99Microseconds: ping.p99,
             pingOverEcho: ping.p50 / echo.p50,
             pinnedP50Microseconds: pinned.p50, pinnedP99Microseconds: pinned.p99, pinnedOverEcho: pinned.p50 / echo.p50,
+            typedP50Microseconds: typed.p50, typedP99Microseconds: typed.p99,
             callsPerSecond: throughput, inFlight: inFlight,
             largeMiB: largeMiB, largeSeconds: large, largeMegabytesPerSecond: Double(2 * largeMiB << 20) / large / 1e6,
             bytesMiB: bytesMiB, bytesSeconds: bytes, bytesMegabytesPerSecond: Double(2 * bytesMiB << 20) / bytes / 1e6,
@@ -85,6 +87,22 @@ struct Local: AsyncParsableCommand {
             let start = ContinuousClock.now
             _ = try await connection.call(function, arguments: arguments)
             samples.append(ContinuousClock.now - start)
+        }
+        return Percentiles(samples)
+    }
+
+    /// p50 and p99 of sequential typed calls of a small struct (`PingSample`), which add the
+    /// client's encoding and decoding of a `Codable` value to the no-op call.
+    static func typedLatency(_ connection: Connection, iterations: Int, warmup: Int) async throws -> Percentiles {
+        let sample = Sample(name: "sample", values: [1.5, -2.25, 1e-3], count: 42)
+        for _ in 0..<warmup { _ = try await connection.run(PingSample.self, sample) }
+        var samples: [Duration] = []
+        samples.reserveCapacity(iterations)
+        for _ in 0..<iterations {
+            let start = ContinuousClock.now
+            let echoed = try await connection.run(PingSample.self, sample)
+            samples.append(ContinuousClock.now - start)
+            guard echoed == sample else { throw ValidationError("yonder.ping answered \(echoed)") }
         }
         return Percentiles(samples)
     }
@@ -152,6 +170,9 @@ struct Report: BenchReport {
     var pinnedP50Microseconds: Double
     var pinnedP99Microseconds: Double
     var pinnedOverEcho: Double
+    /// Typed calls of a small struct.
+    var typedP50Microseconds: Double
+    var typedP99Microseconds: Double
     var callsPerSecond: Double
     var inFlight: Int
     var largeMiB: Int
@@ -173,6 +194,7 @@ struct Report: BenchReport {
         row("ping p50 / echo p50", String(format: "%.2fx (target ≤ 1.5x)", pingOverEcho))
         row("on connection.executor, p50 / p99", String(format: "%.1f µs / %.1f µs", pinnedP50Microseconds, pinnedP99Microseconds))
         row("  its p50 / echo p50", String(format: "%.2fx (target ≤ 1.5x)", pinnedOverEcho))
+        row("typed call of a small struct, p50 / p99", String(format: "%.1f µs / %.1f µs", typedP50Microseconds, typedP99Microseconds))
         row("throughput, \(inFlight) calls in flight", String(format: "%.0f calls/s", callsPerSecond))
         row("\(largeMiB) MiB argument round trip", String(format: "%.3f s, %.0f MB/s (both directions)", largeSeconds, largeMegabytesPerSecond))
         row("\(bytesMiB) MiB Data round trip (attachment)", String(format: "%.3f s, %.0f MB/s (both directions)", bytesSeconds, bytesMegabytesPerSecond))

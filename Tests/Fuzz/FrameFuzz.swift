@@ -14,7 +14,9 @@ import YonderProtocol
 /// - a message that decodes encodes to a payload that decodes to the same message;
 /// - the agent's handshake takes any decoded message without trapping;
 /// - the message reader, attachments accepted, returns only attachments of the lengths
-///   their message announced, and a message with attachments survives its frames.
+///   their message announced, and a message with attachments survives its frames;
+/// - a message's `arguments` or `value` decodes as a typed struct without trapping, and what
+///   decodes encodes again.
 func fuzzOne(_ data: UnsafeBufferPointer<UInt8>) {
     guard let first = data.first else { return }
     let piece = Int(first) + 1
@@ -61,6 +63,9 @@ func readMessages(_ stream: Slice<UnsafeBufferPointer<UInt8>>, piece: Int) {
                 return  // fatal, as on a connection
             }
             guard let (object, attachments) = next else { break }
+            for member in ["arguments", "value"] {
+                if let value = object[member] { decodeTyped(value, attachments: attachments) }
+            }
             if case .array(let lengths)? = object["attachments"] {
                 precondition(lengths.count == attachments.count, "attachments other than announced")
                 for (length, attachment) in zip(lengths, attachments) {
@@ -134,3 +139,31 @@ func LLVMFuzzerRunDriver(
     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
 ) -> Int32
 #endif
+
+/// Every kind of field the tree coders treat on their own.
+struct Typed: Codable {
+    var i: Int?
+    var small: Int8?
+    var unsigned: UInt64?
+    var d: Double?
+    var f: Float?
+    var s: String?
+    var b: Bool?
+    var data: Data?
+    var url: URL?
+    var decimal: Decimal?
+    var list: [Int?]?
+    var byNumber: [Int: String]?
+    var nested: [Typed]?
+    var any: JSONValue?
+}
+
+func decodeTyped(_ value: JSONValue, attachments: [Data]) {
+    guard let typed = try? JSONBytes.decode(Typed.self, from: value, path: [], attachments: attachments) else { return }
+    var collected: [Data]? = []
+    do {
+        _ = try JSONBytes.encode(typed, attachments: &collected)
+    } catch {
+        preconditionFailure("\(typed) decoded but does not encode: \(error)")
+    }
+}

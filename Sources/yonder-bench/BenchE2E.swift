@@ -105,6 +105,7 @@ struct E2E: AsyncParsableCommand {
         }
         log("\(calls) yonder.ping calls, 64 in flight, through the tunnel")
         let throughput = try await Local.throughput(connection, calls: calls, inFlight: 64)
+        let taskThroughput = try await Local.throughput(connection, calls: calls, inFlight: 64, function: "yonder.objects")
         log("\(bytesMiB) MiB of Data to yonder.ping and back, as attachments, through the tunnel")
         let bytesSeconds = try await Local.bytesRoundTrip(connection, mebibytes: bytesMiB)
         var files: (put: Double, get: Double)?
@@ -181,7 +182,7 @@ struct E2E: AsyncParsableCommand {
             ratio: ping.p50 / openssh.p50, p99Ratio: ping.p99 / openssh.p99,
             pinnedP50Microseconds: pinned.p50, pinnedP99Microseconds: pinned.p99,
             pinnedRatio: pinned.p50 / openssh.p50, pinnedP99Ratio: pinned.p99 / openssh.p99,
-            callsPerSecond: throughput,
+            callsPerSecond: throughput, taskCallsPerSecond: taskThroughput,
             bytesMegabytesPerSecond: Double(2 * bytesMiB << 20) / bytesSeconds / 1e6,
             rawMegabytesPerSecond: Double(2 * rawMiB << 20) / rawSeconds / 1e6,
             tunnelMegabytesPerSecond: Double(2 * rawMiB << 20) / tunnelSeconds / 1e6,
@@ -339,6 +340,8 @@ struct E2EReport: BenchReport {
     var pinnedRatio: Double
     var pinnedP99Ratio: Double
     var callsPerSecond: Double
+    /// The same with `yonder.objects`, answered by a task in the agent.
+    var taskCallsPerSecond: Double
     var bytesMegabytesPerSecond: Double
     var rawMegabytesPerSecond: Double
     var tunnelMegabytesPerSecond: Double
@@ -366,6 +369,7 @@ struct E2EReport: BenchReport {
         row("  its p50 / p99 against OpenSSH's", String(format: "%.2fx / %.2fx (targets ≤ 1x / ≤ 1.5x)", pinnedRatio, pinnedP99Ratio))
         row("slowest call; calls over 10 ms", String(format: "%.1f ms; %d of %d (target: none in 100,000)", pingMaxMicroseconds / 1000, pingsOver10ms, iterations))
         row("yonder.ping, 64 in flight", String(format: "%.0f calls/s (target ≥ 50,000)", callsPerSecond))
+        row("  answered by a task (yonder.objects)", String(format: "%.0f calls/s", taskCallsPerSecond))
         row("Data round trip as attachments", String(format: "%.0f MB/s (both directions)", bytesMegabytesPerSecond))
         row("bulk echo through our tunnel", String(format: "%.0f MB/s (both directions)", tunnelMegabytesPerSecond))
         row("bulk echo through ssh -N -L", String(format: "%.0f MB/s (both directions)", rawMegabytesPerSecond))

@@ -59,6 +59,7 @@ struct Local: AsyncParsableCommand {
 
         let typed = try await Self.typedLatency(connection, iterations: iterations, warmup: warmup)
         let throughput = try await Self.throughput(connection, calls: calls, inFlight: inFlight)
+        let taskThroughput = try await Self.throughput(connection, calls: calls, inFlight: inFlight, function: "yonder.objects")
         let large = try await Self.largeRoundTrip(connection, mebibytes: largeMiB)
         let bytes = try await Self.bytesRoundTrip(connection, mebibytes: bytesMiB)
         await connection.close()
@@ -69,7 +70,7 @@ struct Local: AsyncParsableCommand {
             pingOverEcho: ping.p50 / echo.p50,
             pinnedP50Microseconds: pinned.p50, pinnedP99Microseconds: pinned.p99, pinnedOverEcho: pinned.p50 / echo.p50,
             typedP50Microseconds: typed.p50, typedP99Microseconds: typed.p99,
-            callsPerSecond: throughput, inFlight: inFlight,
+            callsPerSecond: throughput, taskCallsPerSecond: taskThroughput, inFlight: inFlight,
             largeMiB: largeMiB, largeSeconds: large, largeMegabytesPerSecond: Double(2 * largeMiB << 20) / large / 1e6,
             bytesMiB: bytesMiB, bytesSeconds: bytes, bytesMegabytesPerSecond: Double(2 * bytesMiB << 20) / bytes / 1e6,
             iterations: iterations, agent: "\(connection.agent)")
@@ -107,13 +108,16 @@ struct Local: AsyncParsableCommand {
         return Percentiles(samples)
     }
 
-    static func throughput(_ connection: Connection, calls: Int, inFlight: Int) async throws -> Double {
+    /// Calls of `function` per second with `inFlight` at a time: `yonder.ping` is answered on
+    /// the agent's event loop, `yonder.objects` (no objects: an empty list) by a task of its own,
+    /// as a user function is.
+    static func throughput(_ connection: Connection, calls: Int, inFlight: Int, function: String = "yonder.ping") async throws -> Double {
         let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<inFlight {
                 let share = calls / inFlight + (worker < calls % inFlight ? 1 : 0)
                 group.addTask {
-                    for _ in 0..<share { _ = try await connection.call("yonder.ping") }
+                    for _ in 0..<share { _ = try await connection.call(function) }
                 }
             }
             try await group.waitForAll()
@@ -174,6 +178,8 @@ struct Report: BenchReport {
     var typedP50Microseconds: Double
     var typedP99Microseconds: Double
     var callsPerSecond: Double
+    /// The same with `yonder.objects`, answered by a task.
+    var taskCallsPerSecond: Double
     var inFlight: Int
     var largeMiB: Int
     var largeSeconds: Double
@@ -196,6 +202,7 @@ struct Report: BenchReport {
         row("  its p50 / echo p50", String(format: "%.2fx (target ≤ 1.5x)", pinnedOverEcho))
         row("typed call of a small struct, p50 / p99", String(format: "%.1f µs / %.1f µs", typedP50Microseconds, typedP99Microseconds))
         row("throughput, \(inFlight) calls in flight", String(format: "%.0f calls/s", callsPerSecond))
+        row("  answered by a task (yonder.objects)", String(format: "%.0f calls/s", taskCallsPerSecond))
         row("\(largeMiB) MiB argument round trip", String(format: "%.3f s, %.0f MB/s (both directions)", largeSeconds, largeMegabytesPerSecond))
         row("\(bytesMiB) MiB Data round trip (attachment)", String(format: "%.3f s, %.0f MB/s (both directions)", bytesSeconds, bytesMegabytesPerSecond))
     }

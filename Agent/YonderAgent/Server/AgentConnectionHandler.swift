@@ -118,7 +118,11 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.outbox = TaskReplies(channel: context.channel)
     }
+
+    /// Where request tasks send their messages for the client.
+    private var outbox: TaskReplies?
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
@@ -331,9 +335,10 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         let eventLoop = context.eventLoop
         let clientMaximum = clientMaximumFrame
         let binary = clientAcceptsBinary
+        let outbox = outbox ?? TaskReplies(channel: channel)
         let emit: @Sendable (Message) -> Void = { message in
             guard stop.value != StopReason.disconnected else { return }
-            channel.writeAndFlush(ByteBuffer(frames: message), promise: nil)
+            outbox.send(ByteBuffer(frames: message))
         }
         let holdBack: @Sendable () -> Void = {
             while !channel.isWritable, channel.isActive, stop.value == nil { usleep(2000) }
@@ -379,16 +384,17 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         let clientMaximum = clientMaximumFrame
         let binary = clientAcceptsBinary
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
+        let outbox = outbox ?? TaskReplies(channel: channel)
         let workerID = worker.forward(label: label(), make) { message, final in
             guard final else {
                 guard stop.value != StopReason.disconnected, let relabelled = message.withRequestID(id) else { return }
-                channel.writeAndFlush(ByteBuffer(frames: relabelled), promise: nil)
+                outbox.send(ByteBuffer(frames: relabelled))
                 return
             }
             let reply = RequestRunner.answer(message, id: id, stop: stop.value, clientMaximum: clientMaximum, binary: binary)
             let end: @Sendable () -> Void = {
                 if stop.value != StopReason.disconnected {
-                    channel.writeAndFlush(ByteBuffer(frames: reply), promise: nil)
+                    outbox.send(ByteBuffer(frames: reply))
                 }
                 handler.value.finished(id)
             }
@@ -432,6 +438,36 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
         let frame = Message.error(Message.Failure(id: nil, error: error)).encodedFrame()
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: frame))).whenComplete { _ in
             channel.close(promise: nil)
+        }
+    }
+}
+
+/// Messages for the client from request tasks (which run off the event loop) and from workers.
+/// The first one to arrive asks the loop to write it; those that arrive before the loop gets to
+/// it join it, and all go out with one flush (one write to the socket) instead of one each.
+final class TaskReplies: Sendable {
+    private let channel: any Channel
+    private let pending = Mutex<(buffers: [ByteBuffer], scheduled: Bool)>(([], false))
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    func send(_ buffer: ByteBuffer) {
+        let schedule = pending.withLock { pending -> Bool in
+            pending.buffers.append(buffer)
+            defer { pending.scheduled = true }
+            return !pending.scheduled
+        }
+        guard schedule else { return }
+        channel.eventLoop.execute { [self] in
+            let batch = pending.withLock { pending in
+                pending.scheduled = false
+                defer { pending.buffers.removeAll(keepingCapacity: true) }
+                return pending.buffers
+            }
+            for buffer in batch { channel.write(buffer, promise: nil) }
+            channel.flush()
         }
     }
 }

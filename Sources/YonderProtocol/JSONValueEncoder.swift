@@ -35,7 +35,13 @@ struct JSONValueEncoder {
         if T.self == Data.self { return data(value as! Data) }
         if T.self == Int64.self { return .integer(unsafeBitCast(value, to: Int64.self)) }
         if T.self == URL.self { return .string((value as! URL).absoluteString) }
-        if T.self == Decimal.self { return JSONValueEncoder.number((value as! Decimal).description) }
+        if T.self == Decimal.self {
+            let decimal = value as! Decimal
+            guard !decimal.isNaN else {
+                throw EncodingError.invalidValue(decimal, .init(codingPath: path(), debugDescription: "Unable to encode Decimal.nan directly in JSON."))
+            }
+            return JSONValueEncoder.number(decimal.description)
+        }
         return nil
     }
 

@@ -240,6 +240,8 @@ import Testing
             Self.checkEncoding([Float(value)])
         }
         Self.checkEncoding(Data())
+        Self.checkEncoding([Decimal.nan])  // JSONEncoder writes NaN, which is no JSON
+        Self.checkEncoding([Decimal(string: "-0.000000000000000000000000000001")!, Decimal(string: "123456789012345678901234567890")!])
         Self.checkEncoding([Data(), Data([1, 2, 3])], collecting: true)
         Self.checkEncoding(JSONValue.object(["a": .array([.integer(1), .double(1.5), .null])]))
         Self.checkEncoding([Int128.max, Int128.min, 5])

@@ -5,8 +5,8 @@
 #   scripts/fuzz.sh [SECONDS]      default 60 (what CI runs); by hand e.g. scripts/fuzz.sh 3600
 #
 # A crash or a failed check leaves the input in .build-fuzz/findings/ and exits non-zero: add
-# the input to Tests/Fuzz/corpus/ (the plain build of yonder-fuzz replays that folder in the
-# tests) and, once fixed, a vector to protocol/vectors/ for what it showed.
+# the input to Tests/Fuzz/corpus/ (every run, CI's too, starts by running each input there
+# through the checks) and, once fixed, a vector to protocol/vectors/ for what it showed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}

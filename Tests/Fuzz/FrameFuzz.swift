@@ -1,7 +1,8 @@
 // The fuzz target of the frame decoder and the message codec (libFuzzer). Built with
 // scripts/fuzz.sh (`-sanitize=fuzzer,address -D YONDER_FUZZ`), it is fuzzed from seeds made of
 // protocol/vectors/. Built plainly, it is a program that replays files through the same
-// checks: `yonder-fuzz FILE…` (what CI does with the corpus, so a finding stays fixed).
+// checks: `yonder-fuzz FILE…`. CI's fuzzing starts from Tests/Fuzz/corpus/, so a finding
+// kept there stays fixed.
 #if canImport(Glibc)
 import Glibc
 #endif

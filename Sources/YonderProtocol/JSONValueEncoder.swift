@@ -16,13 +16,18 @@ struct JSONValueEncoder {
     let attachments: JSONBytes.AttachmentBox?
 
     func encode<T: Encodable>(_ value: T) throws -> JSONValue {
-        if let direct = try direct(value, path: []) { return direct }
-        let encoder = TreeEncoder(attachments: attachments, codingPath: [])
-        try value.encode(to: encoder)
-        guard let result = encoder.storage.value else {
+        guard let result = try encoded(value, at: []) else {
             throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "Top-level \(T.self) did not encode any values."))
         }
         return result
+    }
+
+    /// `value` as a JSON value, encoded at `path`; nil when it encoded nothing.
+    func encoded<T: Encodable>(_ value: T, at path: [any CodingKey]) throws -> JSONValue? {
+        if let direct = try direct(value, path: path) { return direct }
+        let encoder = TreeEncoder(attachments: attachments, codingPath: path)
+        try value.encode(to: encoder)
+        return encoder.storage.value
     }
 
     /// The value of a type the encoder writes itself, or nil for any other type.
@@ -190,11 +195,7 @@ final class TreeEncoder: Encoder, SingleValueEncodingContainer {
 
     /// `value` as a JSON value, encoded at `path` + `key`.
     func box<T: Encodable>(_ value: T, path: [any CodingKey], key: any CodingKey) throws -> JSONValue {
-        let encoding = JSONValueEncoder(attachments: attachments)
-        if let direct = try encoding.direct(value, path: path + [key]) { return direct }
-        let encoder = TreeEncoder(attachments: attachments, codingPath: path + [key])
-        try value.encode(to: encoder)
-        return encoder.storage.value ?? .object([:])
+        try JSONValueEncoder(attachments: attachments).encoded(value, at: path + [key]) ?? .object([:])
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
@@ -242,15 +243,8 @@ final class TreeEncoder: Encoder, SingleValueEncodingContainer {
     @available(macOS 15.0, *) func encode(_ value: UInt128) { storage.slot = .value(JSONValueEncoder.integer(value)) }
 
     func encode<T: Encodable>(_ value: T) throws {
-        let encoding = JSONValueEncoder(attachments: attachments)
-        if let direct = try encoding.direct(value, path: codingPath) {
-            storage.slot = .value(direct)
-            return
-        }
-        // The value's own encoding goes into this encoder's place.
-        let encoder = TreeEncoder(attachments: attachments, codingPath: codingPath)
-        try value.encode(to: encoder)
-        storage.slot = .encoder(encoder)
+        // The value's own encoding goes into this encoder's place (nothing, if it encoded nothing).
+        storage.slot = try JSONValueEncoder(attachments: attachments).encoded(value, at: codingPath).map { .value($0) } ?? .empty
     }
 }
 

@@ -365,9 +365,15 @@ class Conformance(unittest.TestCase):
         other = Client(agent)
         self.addCleanup(other.close)
         latencies = other.ping_latencies(500)
-        p99 = sorted(latencies)[int(len(latencies) * 0.99)]
-        print(f"\n  another client's ping p99 {p99 * 1000:.2f} ms meanwhile", file=sys.stderr)
-        self.assertLess(p99, 0.01)
+        ordered = sorted(latencies)
+        p50, p99 = ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.99)]
+        print(f"\n  another client's ping p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms meanwhile",
+              file=sys.stderr)
+        # An agent stuck on the first client's backlog would answer late or never, and one that
+        # spins on it would answer every ping late; either fails here. The bounds are loose
+        # enough for a machine busy with other work (a quiet one measures well under 1 ms).
+        self.assertLess(p50, 0.005)
+        self.assertLess(p99, 0.1)
         # Now the first client reads: every request is answered, none is lost.
         answered = 0
         while answered < count:

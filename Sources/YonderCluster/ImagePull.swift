@@ -22,6 +22,9 @@ extension NodeBootstrap {
         let step = push ? "push" : "pull"
         report(ClusterProgress(node: index, step: step, detail: "\(push ? "pushing" : "pulling") \(image)"))
         let start = ContinuousClock.now
+        if let credentials, credentials.password.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" }) {
+            throw ClusterError(.invalidSpec, "\(node): the registry password for \(credentials.username) holds a line break, and a password or token is one line; check YONDER_DOCKER_PASSWORD")
+        }
         let server = credentials.map { $0.server ?? RegistryCredentials.registry(of: image) ?? "" }
         let pull = try await session.execute(Self.pullCommand(image, username: credentials?.username, server: server, verb: step))
         var loginFolder: String?
@@ -29,10 +32,10 @@ extension NodeBootstrap {
         do {
             async let errors = pull.stderr.collect()
             if let credentials {
-                // The password goes on standard input only: never in argv, a log or an error.
-                try await pull.write(Array(credentials.password.utf8))
+                // The password goes on standard input only, as its first line: never in argv,
+                // a log or an error. Standard input then stays open: its end stops the command.
+                try await pull.write(Array(credentials.password.utf8) + [UInt8(ascii: "\n")])
             }
-            await pull.closeInput()
             // Without a terminal docker prints a line per layer and state ("abc123: Pulling fs
             // layer", "abc123: Pull complete"): count layers for the bar, pass other lines on.
             var layers = Set<Substring>(), finished = Set<Substring>(), output = LineSplitter()
@@ -85,24 +88,53 @@ extension NodeBootstrap {
         await Self.remove("rm -rf \(shellQuote(folder))", over: session, reconnect: reconnect)
     }
 
-    /// One shell command: with a user name, make the private folder, arrange its removal on
-    /// every exit, log in with the password from standard input, and pull with it; without
-    /// one, a plain pull. Prints `yonder-config DIR` and `yonder-logged-in` for the client.
-    /// `verb` is `pull` or `push`.
+    /// One shell command: with a user name, read the password (the first line of standard
+    /// input), make the private folder, arrange its removal on every exit, log in with the
+    /// password through a pipe, and pull with it; without one, a plain pull. Prints
+    /// `yonder-config DIR` and `yonder-logged-in` for the client. `verb` is `pull` or `push`.
+    ///
+    /// Each docker command runs in the background while a watcher reads the rest of standard
+    /// input, which the client never closes: when it ends (`up` cancelled or interrupted, the
+    /// client gone, the connection lost), the watcher stops the shell, whose trap stops the
+    /// docker command. Without it a stalled pull (a registry that never answers) went on on
+    /// the node after a Ctrl-C, since nothing it wrote met the closed channel.
     static func pullCommand(_ image: String, username: String?, server: String?, verb: String = "pull") -> String {
-        guard let username else { return "docker \(verb) \(shellQuote(image))" }
+        let quotedImage = shellQuote(image)
+        let watched = """
+            pid=; watch=
+            stop() { [ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null; exit "$1"; }
+            trap 'stop 129' HUP; trap 'stop 130' INT; trap 'stop 141' PIPE; trap 'stop 143' TERM
+            """
+        let watcher = """
+            exec 3<&0
+            (cat <&3 >/dev/null 2>&1; kill -TERM $$) >/dev/null 2>&1 </dev/null & watch=$!
+            """
+        guard let username else {
+            return """
+                \(watched)
+                trap '[ -z "$watch" ] || kill "$watch" 2>/dev/null' EXIT
+                \(watcher)
+                docker \(verb) \(quotedImage) </dev/null & pid=$!
+                wait "$pid"; exit $?
+                """
+        }
         return """
             umask 077; dir=
+            \(watched)
+            IFS= read -r password || { echo "no registry password came on standard input" >&2; exit 1; }
             for base in "${XDG_RUNTIME_DIR:-}" /dev/shm "${TMPDIR:-/tmp}"; do
               if [ -n "$base" ] && [ -d "$base" ] && [ -w "$base" ]; then dir=$(mktemp -d "$base/\(loginFolderPrefix)XXXXXXXX") && break; fi
             done
             [ -n "$dir" ] || { echo "cannot make a private folder for the registry login (mktemp -d)" >&2; exit 1; }
-            trap 'rm -rf "$dir"' EXIT
-            trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
+            trap '[ -z "$watch" ] || kill "$watch" 2>/dev/null; rm -rf "$dir"' EXIT
             echo "yonder-config $dir"
-            docker --config "$dir" login --username \(shellQuote(username)) --password-stdin \(shellQuote(server ?? "")) >/dev/null || exit $?
+            \(watcher)
+            printf '%s' "$password" | docker --config "$dir" login --username \(shellQuote(username)) --password-stdin \(shellQuote(server ?? "")) >/dev/null & pid=$!
+            password=
+            wait "$pid" || exit $?
             echo yonder-logged-in
-            docker --config "$dir" \(verb) \(shellQuote(image)) < /dev/null
+            docker --config "$dir" \(verb) \(quotedImage) </dev/null & pid=$!
+            wait "$pid"; exit $?
             """
     }
 }

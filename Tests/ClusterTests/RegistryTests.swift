@@ -141,6 +141,67 @@ struct RegistryTests {
         _ = try? docker(["rmi", "-f", tag])
     }
 
+    /// A registry that takes the connection and never answers: the pull (or the login before
+    /// it) stalls, printing nothing. Cancelling `up` then stops the docker command on the node
+    /// within seconds, with and without credentials; before, nothing it wrote met the closed
+    /// channel, so it went on for as long as the registry kept silent.
+    @Test(arguments: [false, true]) func cancellingAStalledPullStopsDockerOnTheNode(withLogin: Bool) async throws {
+        defer {
+            kill(registry, SIGKILL)
+            ChildProcess.wait(registry)
+        }
+        let silent = try SilentListener(.acceptsAndStaysSilent)
+        let image = "127.0.0.1:\(silent.port)/yonder/stalled:test"
+        func dockerCommands() throws -> [String] {
+            try ChildProcess.run("/usr/bin/env", ["ps", "-eo", "args"]).split(separator: "\n")
+                .filter { $0.hasPrefix("docker ") && $0.contains("127.0.0.1:\(silent.port)") }.map(String.init)
+        }
+        defer {
+            // Whatever the outcome, nothing of this test stays on the machine.
+            _ = try? ChildProcess.run("/usr/bin/pkill", ["-KILL", "-f", "127.0.0.1:\(silent.port)"])
+        }
+        let before = loginFolders()
+        let name = "r\(UInt16.random(in: 0...UInt16.max))"
+        let spec = ClusterSpec(name: name, image: image, agent: ProcessInfo.processInfo.environment["YONDER_STATIC_AGENT"])
+        var environment = ProcessInfo.processInfo.environment
+        environment["YONDER_DOCKER_USERNAME"] = withLogin ? user : nil
+        environment["YONDER_DOCKER_PASSWORD"] = withLogin ? password : nil
+        environment["SKYPILOT_DOCKER_USERNAME"] = nil
+        environment["SKYPILOT_DOCKER_PASSWORD"] = nil
+        let ended = Locked(false)
+        let up = Task { [environment] in
+            defer { ended.withLock { $0 = true } }
+            return try await Cluster.up(spec, environment: environment) { _ in }
+        }
+        // Cancelled once docker waits on the silent registry.
+        let started = ContinuousClock.now
+        while try dockerCommands().isEmpty || silent.connections == 0 {
+            if ended.withLock({ $0 }) {
+                Issue.record("up ended before the pull started: \(await up.result)")
+                return
+            }
+            guard ContinuousClock.now - started < .seconds(120) else {
+                up.cancel()
+                Issue.record("no docker command ever reached the silent registry")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let waiting = try dockerCommands()
+        #expect(waiting.contains { $0.contains(withLogin ? " login " : " pull ") }, "\(waiting)")
+        up.cancel()
+        await #expect(throws: (any Error).self) { try await up.value }
+
+        let cancelled = ContinuousClock.now
+        while try !dockerCommands().isEmpty, ContinuousClock.now - cancelled < .seconds(20) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try dockerCommands().isEmpty, "docker still runs on the node after the cancel")
+        #expect(loginFolders().subtracting(before).isEmpty)
+        #expect(try docker(["ps", "-a", "--filter", "label=yonder.cluster=\(name)", "--format", "{{.Names}}"]).isEmpty)
+        #expect((try? ClusterState.load(name)) == nil)
+    }
+
     /// The private folders `up` makes for a registry login on the node (this machine).
     func loginFolders() -> Set<String> {
         var found: Set<String> = []

@@ -6,22 +6,28 @@ package import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
+import Dispatch
 
 /// Buffers of many mebibytes (a large frame received, which may be an attachment and then the
-/// `Data` the user gets; a large frame written), backed by transparent huge pages where the
-/// system offers them.
+/// `Data` the user gets; a piece of a file read to be sent; a large frame written), backed by
+/// transparent huge pages where the system offers them, and used again while large frames
+/// keep coming.
 ///
-/// Such a buffer is fresh memory each time (glibc maps allocations this large on their own
-/// and unmaps them when freed), and filling it costs a page fault every 4 KiB: for 64 MiB,
-/// 16,384 faults, more time than the copy itself. Advised huge pages fault every 2 MiB
-/// instead. Where the kernel gives them only on request (`transparent_hugepage` set to
+/// Fresh memory is dear: filling it costs a page fault every 4 KiB (for 64 MiB, 16,384 faults),
+/// and the kernel zeroes every page before the first write. With `putFile` of 8 MiB pieces
+/// the agent's event loop spent more time zeroing the pieces' fresh pages than reading the
+/// bytes into them. So a buffer of `threshold` bytes or more comes from a pool: freed (when
+/// the last `Data` holding it goes), it waits there to be used again by the next large
+/// buffer, mapped and touched already; what waits unused for `keptFor` is unmapped, and at
+/// most `limit` bytes wait at a time (``LargeBufferPool/shared``: 64 MiB, half a second). New blocks ask for huge pages, which fault every
+/// 2 MiB instead: where the kernel gives them only on request (`transparent_hugepage` set to
 /// `madvise`, Debian's default), this is that request; where it gives them always or never,
 /// the advice changes nothing.
 package enum LargeBuffer {
-    /// From this size on, buffers ask for huge pages.
+    /// From this size on, buffers ask for huge pages and come from the pool.
     package static let threshold = 4 << 20
-
-    private static let hugePage = 2 << 20
+    static let hugePage = 2 << 20
 
     /// Advises huge pages for the whole 2 MiB pages inside `buffer`, which must not have been
     /// written yet (pages already touched stay small). Buffers under `threshold` are left as
@@ -50,11 +56,164 @@ package enum LargeBuffer {
         return offset
     }
 
-    /// `count` zero bytes, to be overwritten, in advised storage.
+    /// `count` bytes, to be overwritten: zeros under `threshold`; from it on, a pooled block,
+    /// whose bytes may be those of an earlier buffer.
     package static func data(count: Int) -> Data {
-        // Data(count:) takes zeroed memory that is not written yet (fresh pages read as zero).
-        var data = Data(count: count)
-        data.withUnsafeMutableBytes { adviseHugePages($0) }
-        return data
+        LargeBufferPool.shared.data(capacity: count) { _ in count }
+    }
+
+    /// A buffer of at most `capacity` bytes that `fill` writes: it gets the memory and says
+    /// how many bytes, from the start, it wrote, which the result holds.
+    package static func data(capacity: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> Data {
+        try LargeBufferPool.shared.data(capacity: capacity, fill: fill)
+    }
+}
+
+/// Blocks of memory for large buffers, kept a while after use for the next one
+/// (``LargeBuffer``).
+package final class LargeBufferPool: Sendable {
+    /// The pool of every large buffer of this process.
+    package static let shared = LargeBufferPool(limit: 64 << 20, keptFor: .milliseconds(500))
+
+    /// The most bytes that wait for reuse at a time.
+    package let limit: Int
+    /// How long a block waits unused before it is unmapped.
+    package let keptFor: Duration
+
+    private let state = Mutex(State())
+
+    private struct State {
+        var waiting: [(block: Block, since: ContinuousClock.Instant)] = []
+        var bytes = 0
+        var trimScheduled = false
+        var mapped = 0
+    }
+
+    /// A pool that keeps up to `limit` bytes, each block for `keptFor` after its last use.
+    package init(limit: Int, keptFor: Duration) {
+        self.limit = limit
+        self.keptFor = keptFor
+    }
+
+    /// Bytes waiting for reuse.
+    package var waitingBytes: Int { state.withLock { $0.bytes } }
+    /// Blocks mapped so far: a buffer that reused one mapped none.
+    package var mapped: Int { state.withLock { $0.mapped } }
+
+    /// As ``LargeBuffer/data(capacity:fill:)``, from this pool.
+    package func data(capacity: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> Data {
+        guard capacity >= LargeBuffer.threshold, let block = take(capacity) else {
+            var data = Data(count: capacity)
+            let count = try data.withUnsafeMutableBytes { try fill($0) }
+            data.count = count
+            return data
+        }
+        let count: Int
+        do {
+            count = try fill(UnsafeMutableRawBufferPointer(start: block.base, count: capacity))
+        } catch {
+            giveBack(block)
+            throw error
+        }
+        precondition((0...capacity).contains(count), "a large buffer was filled with \(count) of \(capacity) bytes")
+        return Data(bytesNoCopy: block.base, count: count, deallocator: .custom { [self] _, _ in giveBack(block) })
+    }
+
+    /// Memory mapped on its own, aligned to a huge page, with huge pages advised.
+    private struct Block: @unchecked Sendable {
+        // Unchecked: the pointer is only ever used by whoever holds the block, one at a time.
+        let base: UnsafeMutableRawPointer
+        let capacity: Int
+
+        static func map(_ count: Int) -> Block? {
+            let hugePage = LargeBuffer.hugePage
+            let capacity = (count + hugePage - 1) / hugePage * hugePage
+            #if os(Linux)
+            // One huge page more than needed, then the unaligned ends given back.
+            let length = capacity + hugePage
+            guard let raw = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+                return nil
+            }
+            let address = UInt(bitPattern: raw)
+            let start = (address + UInt(hugePage - 1)) & ~UInt(hugePage - 1)
+            let head = Int(start - address), tail = length - head - capacity
+            if head > 0 { munmap(raw, head) }
+            let base = raw + head
+            if tail > 0 { munmap(base + capacity, tail) }
+            _ = madvise(base, capacity, MADV_HUGEPAGE)
+            return Block(base: base, capacity: capacity)
+            #else
+            return Block(base: .allocate(byteCount: capacity, alignment: hugePage), capacity: capacity)
+            #endif
+        }
+
+        func unmap() {
+            #if os(Linux)
+            munmap(base, capacity)
+            #else
+            base.deallocate()
+            #endif
+        }
+    }
+
+    /// The smallest waiting block that holds `count` bytes without being much more than
+    /// twice their size, else a new one.
+    private func take(_ count: Int) -> Block? {
+        let reused: Block? = state.withLock { state in
+            var best: Int?
+            for (index, entry) in state.waiting.enumerated()
+            where entry.block.capacity >= count && entry.block.capacity <= 2 * count + LargeBuffer.hugePage
+                && best.map({ entry.block.capacity < state.waiting[$0].block.capacity }) ?? true {
+                best = index
+            }
+            guard let best else { return nil }
+            let block = state.waiting.remove(at: best).block
+            state.bytes -= block.capacity
+            return block
+        }
+        if let reused { return reused }
+        let block = Block.map(count)
+        if block != nil { state.withLock { $0.mapped += 1 } }
+        return block
+    }
+
+    private func giveBack(_ block: Block) {
+        let (kept, schedule) = state.withLock { state -> (Bool, Bool) in
+            guard state.bytes + block.capacity <= limit else { return (false, false) }
+            state.waiting.append((block, .now))
+            state.bytes += block.capacity
+            defer { state.trimScheduled = true }
+            return (true, !state.trimScheduled)
+        }
+        if !kept { block.unmap() }
+        if schedule { scheduleTrim(after: keptFor) }
+    }
+
+    /// Trims after `delay`, on a Dispatch queue rather than a task: the trim must come even
+    /// while every thread of the task pool is busy.
+    private func scheduleTrim(after delay: Duration) {
+        let (seconds, attoseconds) = delay.components
+        let nanoseconds = max(0, Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in trim() }
+    }
+
+    /// Unmaps the blocks that waited `keptFor` or longer; comes again when the next one will
+    /// have, while some wait.
+    private func trim() {
+        let (expired, next) = state.withLock { state -> ([Block], Duration?) in
+            let now = ContinuousClock.now
+            var expired: [Block] = []
+            state.waiting.removeAll { entry in
+                guard now - entry.since >= keptFor else { return false }
+                expired.append(entry.block)
+                return true
+            }
+            state.bytes -= expired.reduce(0) { $0 + $1.capacity }
+            let oldest = state.waiting.map(\.since).min()
+            state.trimScheduled = oldest != nil
+            return (expired, oldest.map { $0 + keptFor - now })
+        }
+        for block in expired { block.unmap() }
+        if let next { scheduleTrim(after: next) }
     }
 }

@@ -22,13 +22,73 @@ import Testing
     }
 
     @Test(arguments: [16, LargeBuffer.threshold - 1, LargeBuffer.threshold, 9 << 20 + 5])
-    func zeroedDataOfTheSizeAsked(count: Int) {
+    func dataOfTheSizeAsked(count: Int) {
         var data = LargeBuffer.data(count: count)
         #expect(data.count == count)
-        #expect(data.allSatisfy { $0 == 0 })
+        if count < LargeBuffer.threshold {
+            #expect(data.allSatisfy { $0 == 0 })
+        }
         let bytes = Self.pattern(count)
         data.withUnsafeMutableBytes { $0.copyBytes(from: bytes) }
         #expect(data == Data(bytes))
+    }
+
+    /// A large buffer freed goes back to the pool, and the next one of about its size gets
+    /// the same memory, holding what is written into it; a smaller one, or one far smaller
+    /// than any block waiting, gets memory of its own.
+    @Test func aFreedLargeBufferIsUsedAgain() {
+        let pool = LargeBufferPool(limit: 64 << 20, keptFor: .seconds(60))
+        let count = 6 << 20 + 12_345
+        func address(_ data: Data) -> UInt { data.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) } }
+        var first: Data? = pool.data(capacity: count) { $0.copyBytes(from: Self.pattern(count)); return count }
+        let firstAddress = address(first!)
+        #expect(first! == Data(Self.pattern(count)))
+        #expect(pool.mapped == 1 && pool.waitingBytes == 0)
+        first = nil
+        #expect(pool.waitingBytes == 8 << 20, "the block (6 MiB and a bit, in whole 2 MiB pages) waits")
+
+        let reversed = Array(Self.pattern(count - 100).reversed())
+        let second = pool.data(capacity: count) { $0.copyBytes(from: reversed); return reversed.count }
+        #expect(address(second) == firstAddress)
+        #expect(second.count == reversed.count && second == Data(reversed))
+        #expect(pool.mapped == 1 && pool.waitingBytes == 0)
+        // Too small for the block in use, and the pool has nothing else: a new block.
+        let small = pool.data(capacity: LargeBuffer.threshold) { $0.count }
+        #expect(pool.mapped == 2 && address(small) != firstAddress)
+        // Under the threshold: plain zeroed memory, no block.
+        let plain = pool.data(capacity: 1 << 20) { _ in 5 }
+        #expect(plain == Data(count: 5) && pool.mapped == 2)
+    }
+
+    /// A block is not kept for a buffer of less than about half its size, so a small buffer
+    /// does not hold a large block's memory.
+    @Test func aSmallBufferDoesNotTakeALargeBlock() {
+        let pool = LargeBufferPool(limit: 64 << 20, keptFor: .seconds(60))
+        _ = pool.data(capacity: 32 << 20) { $0.count }
+        #expect(pool.waitingBytes == 32 << 20)
+        _ = pool.data(capacity: 4 << 20) { $0.count }
+        #expect(pool.mapped == 2 && pool.waitingBytes == (32 << 20) + (4 << 20))
+    }
+
+    /// At most `limit` bytes wait; what waits unused for `keptFor` is unmapped; a fill that
+    /// throws gives its block back.
+    @Test func thePoolKeepsLittleAndNotForLong() async throws {
+        let pool = LargeBufferPool(limit: 16 << 20, keptFor: .milliseconds(200))
+        var held = (0..<3).map { _ in pool.data(capacity: 8 << 20) { $0.count } }
+        #expect(pool.mapped == 3)
+        held.removeAll()
+        #expect(pool.waitingBytes == 16 << 20, "two blocks of 8 MiB wait, the third was unmapped")
+
+        struct Refused: Error {}
+        #expect(throws: Refused.self) { _ = try pool.data(capacity: 8 << 20) { _ in throw Refused() } }
+        #expect(pool.waitingBytes == 16 << 20 && pool.mapped == 3)
+
+        let deadline = ContinuousClock.now + .seconds(10)
+        while pool.waitingBytes > 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(pool.waitingBytes == 0)
+        _ = held
     }
 
     @Test func piecesAreCopiedOneAfterAnother() {

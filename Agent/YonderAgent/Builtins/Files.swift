@@ -86,20 +86,22 @@ enum Files {
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw failure("read", arguments.path, EISDIR) }
         let size = Int(info.st_size)
         let wanted = max(0, min(length, size - offset))
-        // Read straight into the Data that goes out, without a copy in between.
-        var data = Data(count: wanted)
-        var filled = 0
-        while filled < wanted {
-            let count = data.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, wanted - filled, off_t(offset + filled)) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw failure("read", arguments.path)
+        // Read straight into the Data that goes out, without a copy in between; a large
+        // piece reuses the memory of one sent before.
+        let data = try LargeBuffer.data(capacity: wanted) { buffer in
+            var filled = 0
+            while filled < wanted {
+                let count = pread(fd, buffer.baseAddress! + filled, wanted - filled, off_t(offset + filled))
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw failure("read", arguments.path)
+                }
+                if count == 0 { break }
+                filled += count
             }
-            if count == 0 { break }
-            filled += count
+            return filled
         }
-        data.count = filled
-        return try Payload(encoding: BuiltinWire.GetFileResult(data: data, size: size, eof: offset + filled >= size))
+        return try Payload(encoding: BuiltinWire.GetFileResult(data: data, size: size, eof: offset + data.count >= size))
     }
 
     /// The most files `yonder.listFiles` lists.

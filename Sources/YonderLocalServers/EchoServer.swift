@@ -17,6 +17,10 @@ public final class EchoServer: @unchecked Sendable {
         case sink
         /// Sends this many bytes, then closes.
         case source(bytes: Int)
+        /// As `sink`, writing what arrives to the file at this path (created or truncated).
+        case fileSink(path: String)
+        /// Sends the file at this path, then closes.
+        case fileSource(path: String)
     }
 
     // Safe: `port` is set in init and then only read; `connections` and `listener` are
@@ -79,11 +83,21 @@ public final class EchoServer: @unchecked Sendable {
                             let n = read(fd, &buffer, buffer.count)
                             if n <= 0 || !sendAll(n) { return }
                         }
-                    case .sink:
+                    case .sink, .fileSink:
+                        var file: Int32 = -1
+                        if case .fileSink(let path) = mode {
+                            file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+                            guard file >= 0 else { return }
+                        }
+                        defer { if file >= 0 { close(file) } }
                         var total: UInt64 = 0
                         while true {
                             let n = read(fd, &buffer, buffer.count)
                             if n <= 0 { break }
+                            if file >= 0 {
+                                // A short or failed write shows as a wrong count in the answer.
+                                guard buffer.withUnsafeBytes({ write(file, $0.baseAddress!, n) }) == n else { break }
+                            }
                             total += UInt64(n)
                         }
                         withUnsafeBytes(of: total.bigEndian) { buffer.replaceSubrange(0..<8, with: $0) }
@@ -91,6 +105,14 @@ public final class EchoServer: @unchecked Sendable {
                     case .source(let bytes):
                         var left = bytes
                         while left > 0, sendAll(min(left, buffer.count)) { left -= min(left, buffer.count) }
+                    case .fileSource(let path):
+                        let file = open(path, O_RDONLY | O_CLOEXEC)
+                        guard file >= 0 else { return }
+                        defer { close(file) }
+                        while true {
+                            let n = read(file, &buffer, buffer.count)
+                            if n <= 0 || !sendAll(n) { break }
+                        }
                     }
                 }
                 worker.stackSize = 512 << 10

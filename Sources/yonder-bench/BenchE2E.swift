@@ -24,7 +24,8 @@ struct E2E: AsyncParsableCommand {
             16-byte echo through `ssh -N -L` on the same sshd (p50, p99, the slowest call and how many \
             took over 10 ms), 64 calls in flight, a Data round trip, putFile and getFile of a \
             --file-mib file, and their baselines: the same bytes through our own tunnel with no \
-            Yonder on the way (an echo for the Data round trip, a sink and a source for the files), \
+            Yonder on the way (an echo for the Data round trip, a sink and a source for the files, \
+            and the same with a file read and written at both ends, as putFile and getFile have), \
             and through `ssh -N -L` for scale. Tears the cluster down at the end.
 
             Example: YONDER_AGENT=.build-static/release/yonder-agent swift run -c release yonder-bench e2e
@@ -124,6 +125,13 @@ struct E2E: AsyncParsableCommand {
         defer { sink.stop() }
         let source = try EchoServer(mode: .source(bytes: fileMiB << 20))
         defer { source.stop() }
+        // And with a file at both ends, as putFile and getFile have: the client reads a file
+        // and the sink writes it; the source reads that file and the client writes a copy.
+        let fileAtSink = home.appendingPathComponent("bench-sink-file").path
+        let fileSink = try EchoServer(mode: .fileSink(path: fileAtSink))
+        defer { fileSink.stop() }
+        let fileSource = try EchoServer(mode: .fileSource(path: fileAtSink))
+        defer { fileSource.stop() }
         let knownHosts = home.appendingPathComponent("known_hosts")
         try "[127.0.0.1]:\(node.port) \(node.pinnedHostKey ?? "")\n".write(to: knownHosts, atomically: true, encoding: .utf8)
         // Three free ports, each checked (the ones after a free port may be taken, and then
@@ -170,6 +178,14 @@ struct E2E: AsyncParsableCommand {
                 opensshUp: try up.upload(mebibytes: fileMiB), opensshDown: try down.download(mebibytes: fileMiB),
                 oursUp: try await Self.upload(try await session.openTunnel(host: "127.0.0.1", port: sink.port), mebibytes: fileMiB),
                 oursDown: try await Self.download(try await session.openTunnel(host: "127.0.0.1", port: source.port), mebibytes: fileMiB))
+            log("a \(fileMiB) MiB file one way into a file and back out of it, through our tunnel")
+            let local = home.appendingPathComponent("bench-file").path, copy = home.appendingPathComponent("bench-file-copy").path
+            defer {
+                for path in [local, copy, fileAtSink] { try? FileManager.default.removeItem(atPath: path) }
+            }
+            try Self.writeFile(local, mebibytes: fileMiB)
+            oneWay?.filesUp = try await Self.upload(try await session.openTunnel(host: "127.0.0.1", port: fileSink.port), mebibytes: fileMiB, from: local)
+            oneWay?.filesDown = try await Self.download(try await session.openTunnel(host: "127.0.0.1", port: fileSource.port), mebibytes: fileMiB, into: copy)
         }
         try await cluster.down()
 
@@ -192,6 +208,8 @@ struct E2E: AsyncParsableCommand {
             opensshDownloadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.opensshDown / 1e6 },
             tunnelUploadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.oursUp / 1e6 },
             tunnelDownloadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.oursDown / 1e6 },
+            tunnelFileUploadMegabytesPerSecond: oneWay?.filesUp.map { Double(fileMiB << 20) / $0 / 1e6 },
+            tunnelFileDownloadMegabytesPerSecond: oneWay?.filesDown.map { Double(fileMiB << 20) / $0 / 1e6 },
             fileMiB: fileMiB, iterations: iterations, agent: "\(connection.agent)")
         try report.emit(json: json)
     }
@@ -202,6 +220,9 @@ struct E2E: AsyncParsableCommand {
         var opensshDown: Double
         var oursUp: Double
         var oursDown: Double
+        /// Our tunnel with a file at both ends.
+        var filesUp: Double?
+        var filesDown: Double?
     }
 
     // The baselines use the tunnel as a connection does: `Data` written from where it is held,
@@ -235,6 +256,87 @@ struct E2E: AsyncParsableCommand {
         return seconds
     }
 
+    /// Seconds to send the file `path`, read 1 MiB at a time as `putFile` reads, through
+    /// `tunnel` to a sink until it says all arrived.
+    static func upload(_ tunnel: SSHTunnel, mebibytes: Int, from path: String) async throws -> Double {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw ValidationError("cannot read \(path)") }
+        defer { try? handle.close() }
+        let start = ContinuousClock.now
+        let writer = Task {
+            while let block = try handle.read(upToCount: 1 << 20), !block.isEmpty { try await tunnel.write(block) }
+            await tunnel.closeWrite()
+        }
+        let answer = try await delivered(from: tunnel, until: 8).first
+        try await writer.value
+        let seconds = seconds(ContinuousClock.now - start)
+        await tunnel.close()
+        guard answer.count == 8, answer.reduce(0, { $0 << 8 | Int($1) }) == mebibytes << 20 else {
+            throw ValidationError("the file sink did not get all \(mebibytes) MiB through our tunnel")
+        }
+        return seconds
+    }
+
+    /// Seconds to read `mebibytes` from a source through `tunnel` to its end, and write them
+    /// to the file `path` on a thread of its own (as `getFile` writes off the session's thread).
+    static func download(_ tunnel: SSHTunnel, mebibytes: Int, into path: String) async throws -> Double {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw ValidationError("cannot write \(path)")
+        }
+        defer { try? handle.close() }
+        let start = ContinuousClock.now
+        let writer = FileWriter(handle)
+        let received = try await delivered(from: tunnel, until: nil, handing: writer.add)
+        writer.finish()
+        let seconds = seconds(ContinuousClock.now - start)
+        await tunnel.close()
+        let written = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1
+        guard received.count == mebibytes << 20, written == received.count else {
+            throw ValidationError("read \(received.count) bytes from the file source through our tunnel and wrote \(written), not \(mebibytes) MiB")
+        }
+        return seconds
+    }
+
+    /// Writes the chunks handed to it to a file, in order, on a thread of its own.
+    final class FileWriter: @unchecked Sendable {
+        // Safe: `chunks` and `ended` are behind `condition`; `thread` is set once in init.
+        private let condition = NSCondition()
+        private var chunks: [[UInt8]] = []
+        private var ended = false
+        private let done = DispatchSemaphore(value: 0)
+
+        init(_ handle: FileHandle) {
+            Thread { [self] in
+                while true {
+                    condition.lock()
+                    while chunks.isEmpty && !ended { condition.wait() }
+                    let batch = chunks
+                    chunks.removeAll(keepingCapacity: true)
+                    let last = ended
+                    condition.unlock()
+                    for chunk in batch { try? handle.write(contentsOf: chunk) }
+                    if last && batch.isEmpty { break }
+                }
+                done.signal()
+            }.start()
+        }
+
+        func add(_ chunk: [UInt8]) {
+            condition.lock()
+            chunks.append(chunk)
+            condition.signal()
+            condition.unlock()
+        }
+
+        /// Waits until every chunk added is written.
+        func finish() {
+            condition.lock()
+            ended = true
+            condition.signal()
+            condition.unlock()
+            done.wait()
+        }
+    }
+
     /// Seconds to read `mebibytes` from a source through `tunnel` to its end.
     static func download(_ tunnel: SSHTunnel, mebibytes: Int) async throws -> Double {
         let start = ContinuousClock.now
@@ -256,7 +358,9 @@ struct E2E: AsyncParsableCommand {
 
     /// Counts the bytes the tunnel delivers until `total` have come (or its end, with nil),
     /// and keeps the first 8 (a sink's answer).
-    private static func delivered(from tunnel: SSHTunnel, until total: Int?) async throws -> (count: Int, first: [UInt8]) {
+    private static func delivered(
+        from tunnel: SSHTunnel, until total: Int?, handing handler: (@Sendable ([UInt8]) -> Void)? = nil
+    ) async throws -> (count: Int, first: [UInt8]) {
         try await withCheckedThrowingContinuation { continuation in
             let state = Mutex((count: 0, first: [UInt8](), resumed: false))
             tunnel.deliver { result in
@@ -264,6 +368,7 @@ struct E2E: AsyncParsableCommand {
                     guard !state.resumed else { return nil }
                     switch result {
                     case .success(let bytes?):
+                        handler?(bytes)
                         if state.first.count < 8 { state.first += bytes.prefix(8 - state.first.count) }
                         state.count += bytes.count
                         // Without a total, only the end ends it.
@@ -281,6 +386,21 @@ struct E2E: AsyncParsableCommand {
         }
     }
 
+    /// Writes a file of `mebibytes`, each MiB marked with its index; returns the last MiB.
+    @discardableResult
+    static func writeFile(_ path: String, mebibytes: Int) throws -> [UInt8] {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw ValidationError("cannot write \(path)")
+        }
+        defer { try? handle.close() }
+        var piece = [UInt8](repeating: 0, count: 1 << 20)
+        for index in 0..<mebibytes {
+            for offset in stride(from: 0, to: piece.count, by: 4096) { piece[offset] = UInt8(truncatingIfNeeded: index &+ offset) }
+            try handle.write(contentsOf: piece)
+        }
+        return piece
+    }
+
     /// Seconds to put a file of `mebibytes` into the container and to get it back, each
     /// checked by size and by its last MiB.
     static func fileTransfer(_ connection: Connection, mebibytes: Int, home: URL) async throws -> (put: Double, get: Double) {
@@ -290,15 +410,7 @@ struct E2E: AsyncParsableCommand {
             try? FileManager.default.removeItem(atPath: source)
             try? FileManager.default.removeItem(atPath: back)
         }
-        guard FileManager.default.createFile(atPath: source, contents: nil), let handle = FileHandle(forWritingAtPath: source) else {
-            throw ValidationError("cannot write \(source)")
-        }
-        var piece = [UInt8](repeating: 0, count: 1 << 20)
-        for index in 0..<mebibytes {
-            for offset in stride(from: 0, to: piece.count, by: 4096) { piece[offset] = UInt8(truncatingIfNeeded: index &+ offset) }
-            try handle.write(contentsOf: piece)
-        }
-        try handle.close()
+        let piece = try writeFile(source, mebibytes: mebibytes)
         let remote = "/tmp/yonder-bench-file"
         var start = ContinuousClock.now
         let size = try await connection.putFile(from: source, to: remote)
@@ -351,6 +463,9 @@ struct E2EReport: BenchReport {
     var opensshDownloadMegabytesPerSecond: Double?
     var tunnelUploadMegabytesPerSecond: Double?
     var tunnelDownloadMegabytesPerSecond: Double?
+    /// Our tunnel with a file at both ends: read from one, written to the other.
+    var tunnelFileUploadMegabytesPerSecond: Double?
+    var tunnelFileDownloadMegabytesPerSecond: Double?
     var fileMiB: Int
     var iterations: Int
     var agent: String
@@ -386,6 +501,10 @@ struct E2EReport: BenchReport {
                 row("one way down: our tunnel / ssh -N -L", String(format: "%.0f / %.0f MB/s", oursDown, opensshDown))
                 row("putFile / one way up", String(format: "%.0f%% of our tunnel (target ≥ 80%%), %.0f%% of ssh -N -L", 100 * put / oursUp, 100 * put / opensshUp))
                 row("getFile / one way down", String(format: "%.0f%% of our tunnel (target ≥ 80%%), %.0f%% of ssh -N -L", 100 * get / oursDown, 100 * get / opensshDown))
+            }
+            if let filesUp = tunnelFileUploadMegabytesPerSecond, let filesDown = tunnelFileDownloadMegabytesPerSecond {
+                row("our tunnel, file to file: up / down", String(format: "%.0f / %.0f MB/s", filesUp, filesDown))
+                row("putFile / getFile against it", String(format: "%.0f%% / %.0f%%", 100 * put / filesUp, 100 * get / filesDown))
             }
         }
     }

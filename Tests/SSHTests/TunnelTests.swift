@@ -123,6 +123,31 @@ struct TunnelTests {
         await session.close()
     }
 
+    /// The file baselines of the benchmarks: a file sink writes what arrives to its file and
+    /// counts it; a file source sends that file back, byte for byte.
+    @Test func aFileSinkWritesWhatArrivesAndAFileSourceSendsItBack() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-file-sink-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let sink = try EchoServer(mode: .fileSink(path: path))
+        defer { sink.stop() }
+        let source = try EchoServer(mode: .fileSource(path: path))
+        defer { source.stop() }
+        let bytes = patternBytes(count: (3 << 20) + 5, seed: 11)
+        let session = try await connect(server)
+        let up = try await session.openTunnel(host: "127.0.0.1", port: sink.port)
+        try await up.write(bytes)
+        await up.closeWrite()
+        var answer: [UInt8] = []
+        while let chunk = try await up.read(maxLength: 64) { answer += chunk }
+        #expect(answer.reduce(0) { $0 << 8 | Int($1) } == bytes.count)
+        #expect(FileManager.default.contents(atPath: path).map(Array.init) == bytes)
+        let down = try await session.openTunnel(host: "127.0.0.1", port: source.port)
+        var received: [UInt8] = []
+        while let chunk = try await down.read(maxLength: 1 << 20) { received += chunk }
+        #expect(received == bytes)
+        await session.close()
+    }
+
     @Test func hundredTunnelsAtOnceOnOneSession() async throws {
         let session = try await connect(server)
         try await withThrowingTaskGroup(of: Void.self) { group in

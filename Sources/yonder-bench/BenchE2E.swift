@@ -242,36 +242,29 @@ struct E2E: AsyncParsableCommand {
         return seconds
     }
 
-    /// Seconds to send `mebibytes` through `tunnel` to a sink until it says all arrived.
-    static func upload(_ tunnel: SSHTunnel, mebibytes: Int) async throws -> Double {
+    /// Seconds to send `mebibytes` through `tunnel` to a sink until it says all arrived: blocks
+    /// of memory, or with `path` that file, read 1 MiB at a time as `putFile` reads.
+    static func upload(_ tunnel: SSHTunnel, mebibytes: Int, from path: String? = nil) async throws -> Double {
+        let handle = try path.map { path in
+            guard let handle = FileHandle(forReadingAtPath: path) else { throw ValidationError("cannot read \(path)") }
+            return handle
+        }
+        defer { try? handle?.close() }
         let start = ContinuousClock.now
-        let writer = Task { try await send(mebibytes, through: tunnel, thenClose: true) }
+        let writer = Task {
+            if let handle {
+                while let block = try handle.read(upToCount: 1 << 20), !block.isEmpty { try await tunnel.write(block) }
+                await tunnel.closeWrite()
+            } else {
+                try await send(mebibytes, through: tunnel, thenClose: true)
+            }
+        }
         let answer = try await delivered(from: tunnel, until: 8).first
         try await writer.value
         let seconds = seconds(ContinuousClock.now - start)
         await tunnel.close()
         guard answer.count == 8, answer.reduce(0, { $0 << 8 | Int($1) }) == mebibytes << 20 else {
             throw ValidationError("the sink did not get all \(mebibytes) MiB through our tunnel")
-        }
-        return seconds
-    }
-
-    /// Seconds to send the file `path`, read 1 MiB at a time as `putFile` reads, through
-    /// `tunnel` to a sink until it says all arrived.
-    static func upload(_ tunnel: SSHTunnel, mebibytes: Int, from path: String) async throws -> Double {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw ValidationError("cannot read \(path)") }
-        defer { try? handle.close() }
-        let start = ContinuousClock.now
-        let writer = Task {
-            while let block = try handle.read(upToCount: 1 << 20), !block.isEmpty { try await tunnel.write(block) }
-            await tunnel.closeWrite()
-        }
-        let answer = try await delivered(from: tunnel, until: 8).first
-        try await writer.value
-        let seconds = seconds(ContinuousClock.now - start)
-        await tunnel.close()
-        guard answer.count == 8, answer.reduce(0, { $0 << 8 | Int($1) }) == mebibytes << 20 else {
-            throw ValidationError("the file sink did not get all \(mebibytes) MiB through our tunnel")
         }
         return seconds
     }

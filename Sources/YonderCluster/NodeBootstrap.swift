@@ -400,6 +400,15 @@ struct NodeBootstrap {
             report(ClusterProgress(node: index, step: "upload", detail: "sending the agent (\(bytes.count / 1_000_000) MB) to the running agent"))
             try await connection.putFile(bytes, to: AgentEndpoint.stagedAgent, mode: 0o700)
             let instance = try await connection.swapAgent(stagedAt: AgentEndpoint.stagedAgent, build: agentBuild, sha256: SHA256.hash(data: bytes).hex)
+            // The old agent answers, then closes its listener and says goodbye before the new
+            // one takes the socket over. A connection made before that goodbye could still
+            // reach the old agent and get a goodbye of its own in the middle of a call (seen on
+            // a busy machine), so the next step waits for it; connections made after it wait
+            // in the socket's backlog for the new agent.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !connection.isClosed, !Task.isCancelled, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(5))
+            }
             return AgentEndpoint(port: existing.port, token: existing.token, instance: instance, build: agentBuild)
         } catch let error as YonderError where error.code == .execFailed {
             throw ClusterError(.agentFailed, "\(node): \(error.message). Build the agent for Linux on the node's architecture (`uname -m` there), statically linked (-Xswiftc -static-executable)")

@@ -20,10 +20,10 @@ import Dispatch
 /// bytes into them. So a buffer of `threshold` bytes or more comes from a pool: freed (when
 /// the last `Data` holding it goes), it waits there to be used again by the next large
 /// buffer, mapped and touched already; what waits unused for `keptFor` is unmapped, and at
-/// most `limit` bytes wait at a time (``LargeBufferPool/shared``: 64 MiB, half a second). New blocks ask for huge pages, which fault every
-/// 2 MiB instead: where the kernel gives them only on request (`transparent_hugepage` set to
-/// `madvise`, Debian's default), this is that request; where it gives them always or never,
-/// the advice changes nothing.
+/// most `limit` bytes wait at a time (``LargeBufferPool/shared``: 64 MiB, half a second).
+/// New blocks ask for huge pages, which fault every 2 MiB instead: where the kernel gives
+/// them only on request (`transparent_hugepage` set to `madvise`, Debian's default), this is
+/// that request; where it gives them always or never, the advice changes nothing.
 package enum LargeBuffer {
     /// From this size on, buffers ask for huge pages and come from the pool.
     package static let threshold = 4 << 20

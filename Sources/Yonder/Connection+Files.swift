@@ -46,18 +46,8 @@ extension Connection {
         return try await putPieces(to: remotePath, mode: mode) {
             guard !ended else { return nil }
             // A whole piece, or less at the end; a large one reuses the memory of one sent before.
-            let chunk = try LargeBuffer.data(capacity: length) { buffer in
-                var filled = 0
-                while filled < length {
-                    let count = read(handle.fileDescriptor, buffer.baseAddress! + filled, length - filled)
-                    if count < 0 {
-                        if errno == EINTR { continue }
-                        throw YonderError(.fileError, "reading the local file \(localPath) failed: \(String(cString: strerror(errno)))", operation: operation)
-                    }
-                    if count == 0 { break }
-                    filled += count
-                }
-                return filled
+            let chunk = try LargeBuffer.readFile(handle.fileDescriptor, upTo: length) { code in
+                YonderError(.fileError, "reading the local file \(localPath) failed: \(String(cString: strerror(code)))", operation: operation)
             }
             ended = chunk.count < length
             defer { first = false }

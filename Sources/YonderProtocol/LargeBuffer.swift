@@ -67,6 +67,26 @@ package enum LargeBuffer {
     package static func data(capacity: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> Data {
         try LargeBufferPool.shared.data(capacity: capacity, fill: fill)
     }
+
+    /// Up to `capacity` bytes of the file `fd`, read at `offset` (or from where it stands)
+    /// into such a buffer: fewer only at the file's end. A read that fails throws what
+    /// `failure` makes of its `errno`.
+    package static func readFile(_ fd: Int32, upTo capacity: Int, at offset: Int? = nil, failure: (Int32) -> any Error) throws -> Data {
+        try data(capacity: capacity) { buffer in
+            var filled = 0
+            while filled < capacity {
+                let base = buffer.baseAddress! + filled
+                let count = offset.map { pread(fd, base, capacity - filled, off_t($0 + filled)) } ?? read(fd, base, capacity - filled)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw failure(errno)
+                }
+                if count == 0 { break }
+                filled += count
+            }
+            return filled
+        }
+    }
 }
 
 /// Blocks of memory for large buffers, kept a while after use for the next one
@@ -140,7 +160,7 @@ package final class LargeBufferPool: Sendable {
             if head > 0 { munmap(raw, head) }
             let base = raw + head
             if tail > 0 { munmap(base + capacity, tail) }
-            _ = madvise(base, capacity, MADV_HUGEPAGE)
+            LargeBuffer.adviseHugePages(UnsafeMutableRawBufferPointer(start: base, count: capacity))
             return Block(base: base, capacity: capacity)
             #else
             return Block(base: .allocate(byteCount: capacity, alignment: hugePage), capacity: capacity)
@@ -159,13 +179,11 @@ package final class LargeBufferPool: Sendable {
     /// The smallest waiting block that holds `count` bytes without being much more than
     /// twice their size, else a new one.
     private func take(_ count: Int) -> Block? {
+        let fits = count...(2 * count + LargeBuffer.hugePage)
         let reused: Block? = state.withLock { state in
-            var best: Int?
-            for (index, entry) in state.waiting.enumerated()
-            where entry.block.capacity >= count && entry.block.capacity <= 2 * count + LargeBuffer.hugePage
-                && best.map({ entry.block.capacity < state.waiting[$0].block.capacity }) ?? true {
-                best = index
-            }
+            let best = state.waiting.indices
+                .filter { fits.contains(state.waiting[$0].block.capacity) }
+                .min { state.waiting[$0].block.capacity < state.waiting[$1].block.capacity }
             guard let best else { return nil }
             let block = state.waiting.remove(at: best).block
             state.bytes -= block.capacity

@@ -291,7 +291,7 @@ struct E2E: AsyncParsableCommand {
 
     /// Writes the chunks handed to it to a file, in order, on a thread of its own.
     final class FileWriter: @unchecked Sendable {
-        // Safe: `chunks` and `ended` are behind `condition`; `thread` is set once in init.
+        // Safe: `chunks` and `ended` are behind `condition`.
         private let condition = NSCondition()
         private var chunks: [[UInt8]] = []
         private var ended = false

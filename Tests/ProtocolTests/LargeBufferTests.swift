@@ -91,6 +91,26 @@ import Testing
         _ = held
     }
 
+    /// A file read into a buffer: at an offset or from where it stands, whole pieces but at
+    /// its end, and a failing read thrown as the caller says.
+    @Test func filesAreReadInWholePiecesButAtTheirEnd() throws {
+        struct Failed: Error { let code: Int32 }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-read-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let bytes = Self.pattern(LargeBuffer.threshold + 1000)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        let failure: (Int32) -> any Error = { Failed(code: $0) }
+        #expect(try LargeBuffer.readFile(fd, upTo: 600, at: 100, failure: failure) == Data(bytes[100..<700]))
+        let first = try LargeBuffer.readFile(fd, upTo: LargeBuffer.threshold, failure: failure)
+        #expect(first == Data(bytes[..<LargeBuffer.threshold]))
+        #expect(try LargeBuffer.readFile(fd, upTo: LargeBuffer.threshold, failure: failure) == Data(bytes[LargeBuffer.threshold...]))
+        #expect(try LargeBuffer.readFile(fd, upTo: 10, failure: failure).isEmpty)
+        let error = #expect(throws: Failed.self) { _ = try LargeBuffer.readFile(-1, upTo: 10, failure: failure) }
+        #expect(error?.code == EBADF)
+    }
+
     @Test func piecesAreCopiedOneAfterAnother() {
         let pieces: [FramePiece] = [.bytes(Self.pattern(3)), .bytes([]), .data(Data(Self.pattern(5 << 20))), .data(Data([7]))]
         let total = pieces.reduce(0) { $0 + $1.count }

@@ -88,19 +88,7 @@ enum Files {
         let wanted = max(0, min(length, size - offset))
         // Read straight into the Data that goes out, without a copy in between; a large
         // piece reuses the memory of one sent before.
-        let data = try LargeBuffer.data(capacity: wanted) { buffer in
-            var filled = 0
-            while filled < wanted {
-                let count = pread(fd, buffer.baseAddress! + filled, wanted - filled, off_t(offset + filled))
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw failure("read", arguments.path)
-                }
-                if count == 0 { break }
-                filled += count
-            }
-            return filled
-        }
+        let data = try LargeBuffer.readFile(fd, upTo: wanted, at: offset) { failure("read", arguments.path, $0) }
         return try Payload(encoding: BuiltinWire.GetFileResult(data: data, size: size, eof: offset + data.count >= size))
     }
 

@@ -126,27 +126,11 @@ struct ImageBuildTests {
             }
         }
 
-        let ended = Locked(false)
-        let up = Task {
-            defer { ended.withLock { $0 = true } }
-            return try await Cluster.up(spec)
-        }
+        let up = CancellableUp { try await Cluster.up(spec) }
         // Cancelled once the step's container runs.
-        let started = ContinuousClock.now
-        while try stepContainers().isEmpty {
-            if ended.withLock({ $0 }) {
-                Issue.record("up ended before the build's step started: \(await up.result)")
-                return
-            }
-            guard ContinuousClock.now - started < .seconds(120) else {
-                up.cancel()
-                Issue.record("the build's step never started")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        up.cancel()
-        let outcome = await up.result
+        guard try await up.wait(until: "the build's step started", every: .milliseconds(200), { try !stepContainers().isEmpty }) else { return }
+        up.task.cancel()
+        let outcome = await up.task.result
         #expect(throws: (any Error).self) { try outcome.get() }
 
         // The build stops within seconds, not when its sleep would have ended.

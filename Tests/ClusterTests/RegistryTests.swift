@@ -168,29 +168,15 @@ struct RegistryTests {
         environment["YONDER_DOCKER_PASSWORD"] = withLogin ? password : nil
         environment["SKYPILOT_DOCKER_USERNAME"] = nil
         environment["SKYPILOT_DOCKER_PASSWORD"] = nil
-        let ended = Locked(false)
-        let up = Task { [environment] in
-            defer { ended.withLock { $0 = true } }
-            return try await Cluster.up(spec, environment: environment) { _ in }
-        }
+        let up = CancellableUp { [environment] in try await Cluster.up(spec, environment: environment) { _ in } }
         // Cancelled once docker waits on the silent registry.
-        let started = ContinuousClock.now
-        while try dockerCommands().isEmpty || silent.connections == 0 {
-            if ended.withLock({ $0 }) {
-                Issue.record("up ended before the pull started: \(await up.result)")
-                return
-            }
-            guard ContinuousClock.now - started < .seconds(120) else {
-                up.cancel()
-                Issue.record("no docker command ever reached the silent registry")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        guard try await up.wait(until: "a docker command reached the silent registry", every: .milliseconds(100), {
+            try !dockerCommands().isEmpty && silent.connections > 0
+        }) else { return }
         let waiting = try dockerCommands()
         #expect(waiting.contains { $0.contains(withLogin ? " login " : " pull ") }, "\(waiting)")
-        up.cancel()
-        await #expect(throws: (any Error).self) { try await up.value }
+        up.task.cancel()
+        await #expect(throws: (any Error).self) { try await up.task.value }
 
         let cancelled = ContinuousClock.now
         while try !dockerCommands().isEmpty, ContinuousClock.now - cancelled < .seconds(20) {

@@ -180,7 +180,8 @@ struct Serve: AsyncParsableCommand {
         let reexecute = Self.reexecution(server: server)
         if let buildFile, CommandLine.arguments[0].contains("/") {
             Swap.setup.withLock {
-                $0 = Swap.Setup(executable: CommandLine.arguments[0], buildFile: buildFile, token: token, listener: server.listenerDescriptor, reexecute: reexecute)
+                $0 = Swap.Setup(executable: CommandLine.arguments[0], buildFile: buildFile, token: token, listener: server.listenerDescriptor,
+                    stopAccepting: { await server.stopAccepting() }, reexecute: reexecute)
             }
         }
         Thread.detach {

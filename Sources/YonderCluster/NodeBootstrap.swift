@@ -400,10 +400,11 @@ struct NodeBootstrap {
             report(ClusterProgress(node: index, step: "upload", detail: "sending the agent (\(bytes.count / 1_000_000) MB) to the running agent"))
             try await connection.putFile(bytes, to: AgentEndpoint.stagedAgent, mode: 0o700)
             let instance = try await connection.swapAgent(stagedAt: AgentEndpoint.stagedAgent, build: agentBuild, sha256: SHA256.hash(data: bytes).hex)
-            // The old agent answers, then closes its listener and says goodbye before the new
-            // one takes the socket over. A connection made before that goodbye could still
-            // reach the old agent and get a goodbye of its own in the middle of a call (seen on
-            // a busy machine), so the next step waits for it; connections made after it wait
+            // An agent of this build stops accepting before it answers, so the next connection
+            // reaches the new one. The running agent may be of an earlier build, which answers
+            // first and stops accepting only as it says goodbye: a connection made before that
+            // could still reach it and get a goodbye in the middle of a call (seen on a busy
+            // machine). So the next step waits for the goodbye; connections made after it wait
             // in the socket's backlog for the new agent.
             let deadline = ContinuousClock.now + .seconds(10)
             while !connection.isClosed, !Task.isCancelled, ContinuousClock.now < deadline {

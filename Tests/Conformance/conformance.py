@@ -985,10 +985,10 @@ class Swap(unittest.TestCase):
         path, digest = self.stage()
         reply, _ = again.call("yonder.swap", {"path": path, "build": "third", "sha256": digest})
         self.assertEqual(reply["value"]["build"], "third")
-        # The old agent hands over after its reply: a client connecting before its goodbye may
-        # still reach it (and then get a goodbye too), so wait for it, as above.
-        self.assertEqual(again.receive()["type"], "goodbye")
+        # Once it has answered, the old agent accepts no connection: one made at once, before
+        # its goodbye, waits in the socket's backlog and reaches the new agent.
         self.assertEqual(self.connect().agent_hello["build"], "third")
+        self.assertEqual(again.receive()["type"], "goodbye")
 
     def test_a_bad_file_is_refused_and_the_agent_goes_on(self):
         client = self.connect()

@@ -25,6 +25,8 @@ enum Swap {
         var buildFile: String
         var token: String
         var listener: Int32
+        /// Leaves new connections in the socket's backlog, for the next agent.
+        var stopAccepting: @Sendable () async -> Void
         /// Says goodbye to every client, stops the jobs, then executes the agent's file again
         /// with these arguments added.
         var reexecute: @Sendable ([String]) -> Void
@@ -89,6 +91,9 @@ enum Swap {
         let handover = Handover(token: setup.token, instance: instance, listener: setup.listener)
         RequestContext.current?.afterReply.set { hand(handover, setup: setup) }
         armed = true
+        // Nothing can fail from here on. A client that connects once it has the answer must
+        // reach the new agent (PROTOCOL.md): from now on connections wait in the backlog.
+        await setup.stopAccepting()
         return try JSONValue(encoding: BuiltinWire.SwapResult(instance: instance, build: build))
     }
 

@@ -155,6 +155,13 @@ public final class AgentServer: Sendable {
     /// The event loop of an agent whose user code runs in workers.
     private static let routingLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
+    /// Leaves new connections in the listening socket's backlog, unaccepted: before
+    /// `yonder.swap` answers, so that a client connecting right after the answer waits for
+    /// the next agent rather than reaching this one, which is about to say goodbye.
+    func stopAccepting() async {
+        try? await listener.setOption(.autoRead, value: false).get()
+    }
+
     /// Stops accepting connections, then says goodbye to every connected client and closes
     /// them. (In this order: a client that reconnects on goodbye must not reach this agent
     /// again; after `yonder.swap` it reaches the next one, which takes over the socket.)

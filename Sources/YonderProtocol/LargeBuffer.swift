@@ -95,30 +95,22 @@ package final class LargeBufferPool: Sendable {
     /// The pool of every large buffer of this process.
     package static let shared = LargeBufferPool(limit: 64 << 20, keptFor: .milliseconds(500))
 
-    /// The most bytes that wait for reuse at a time.
-    package let limit: Int
-    /// How long a block waits unused before it is unmapped.
-    package let keptFor: Duration
-
-    private let state = Mutex(State())
-
-    private struct State {
-        var waiting: [(block: Block, since: ContinuousClock.Instant)] = []
-        var bytes = 0
-        var trimScheduled = false
-        var mapped = 0
-    }
+    private let blocks: ReusePool<Block>
+    private let mappedCount = Mutex(0)
 
     /// A pool that keeps up to `limit` bytes, each block for `keptFor` after its last use.
     package init(limit: Int, keptFor: Duration) {
-        self.limit = limit
-        self.keptFor = keptFor
+        blocks = ReusePool(limit: limit, keptFor: keptFor, size: \.capacity) { $0.unmap() }
     }
 
+    /// The most bytes that wait for reuse at a time.
+    package var limit: Int { blocks.limit }
+    /// How long a block waits unused before it is unmapped.
+    package var keptFor: Duration { blocks.keptFor }
     /// Bytes waiting for reuse.
-    package var waitingBytes: Int { state.withLock { $0.bytes } }
+    package var waitingBytes: Int { blocks.waitingBytes }
     /// Blocks mapped so far: a buffer that reused one mapped none.
-    package var mapped: Int { state.withLock { $0.mapped } }
+    package var mapped: Int { mappedCount.withLock { $0 } }
 
     /// As ``LargeBuffer/data(capacity:fill:)``, from this pool.
     package func data(capacity: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> Data {
@@ -132,11 +124,11 @@ package final class LargeBufferPool: Sendable {
         do {
             count = try fill(UnsafeMutableRawBufferPointer(start: block.base, count: capacity))
         } catch {
-            giveBack(block)
+            blocks.giveBack(block)
             throw error
         }
         precondition((0...capacity).contains(count), "a large buffer was filled with \(count) of \(capacity) bytes")
-        return Data(bytesNoCopy: block.base, count: count, deallocator: .custom { [self] _, _ in giveBack(block) })
+        return Data(bytesNoCopy: block.base, count: count, deallocator: .custom { [blocks] _, _ in blocks.giveBack(block) })
     }
 
     /// Memory mapped on its own, aligned to a huge page, with huge pages advised.
@@ -176,34 +168,71 @@ package final class LargeBufferPool: Sendable {
         }
     }
 
-    /// The smallest waiting block that holds `count` bytes without being much more than
-    /// twice their size, else a new one.
+    /// A waiting block that holds `count` bytes, else a new one.
     private func take(_ count: Int) -> Block? {
-        let fits = count...(2 * count + LargeBuffer.hugePage)
-        let reused: Block? = state.withLock { state in
-            let best = state.waiting.indices
-                .filter { fits.contains(state.waiting[$0].block.capacity) }
-                .min { state.waiting[$0].block.capacity < state.waiting[$1].block.capacity }
-            guard let best else { return nil }
-            let block = state.waiting.remove(at: best).block
-            state.bytes -= block.capacity
-            return block
-        }
-        if let reused { return reused }
+        if let reused = blocks.take(fitting: count) { return reused }
         let block = Block.map(count)
-        if block != nil { state.withLock { $0.mapped += 1 } }
+        if block != nil { mappedCount.withLock { $0 += 1 } }
         return block
     }
+}
 
-    private func giveBack(_ block: Block) {
+/// Large items of memory (blocks, buffers) that wait a while after use for the next one that
+/// fits: at most `limit` bytes wait at a time, and what waits unused for `keptFor` is let go.
+package final class ReusePool<Item: Sendable>: Sendable {
+    /// The most bytes that wait for reuse at a time.
+    package let limit: Int
+    /// How long an item waits unused before it is let go.
+    package let keptFor: Duration
+    private let size: @Sendable (Item) -> Int
+    private let letGo: @Sendable (Item) -> Void
+    private let state: Mutex<State>
+
+    private struct State {
+        var waiting: [(item: Item, since: ContinuousClock.Instant)] = []
+        var bytes = 0
+        var trimScheduled = false
+    }
+
+    /// A pool that keeps up to `limit` bytes (each item's `size`), each item for `keptFor`
+    /// after its last use; `letGo` frees an item that is not kept.
+    package init(limit: Int, keptFor: Duration, size: @escaping @Sendable (Item) -> Int, letGo: @escaping @Sendable (Item) -> Void = { _ in }) {
+        self.limit = limit
+        self.keptFor = keptFor
+        self.size = size
+        self.letGo = letGo
+        state = Mutex(State())
+    }
+
+    /// Bytes waiting for reuse.
+    package var waitingBytes: Int { state.withLock { $0.bytes } }
+
+    /// The smallest waiting item that holds `count` bytes without being much more than twice
+    /// their size (a huge page's slack), or nil.
+    package func take(fitting count: Int) -> Item? {
+        let fits = count...(2 * count + LargeBuffer.hugePage)
+        return state.withLock { state in
+            let best = state.waiting.indices
+                .filter { fits.contains(size(state.waiting[$0].item)) }
+                .min { size(state.waiting[$0].item) < size(state.waiting[$1].item) }
+            guard let best else { return nil }
+            let item = state.waiting.remove(at: best).item
+            state.bytes -= size(item)
+            return item
+        }
+    }
+
+    /// Lets `item` wait for the next use, or lets it go when `limit` bytes wait already.
+    package func giveBack(_ item: Item) {
+        let bytes = size(item)
         let (kept, schedule) = state.withLock { state -> (Bool, Bool) in
-            guard state.bytes + block.capacity <= limit else { return (false, false) }
-            state.waiting.append((block, .now))
-            state.bytes += block.capacity
+            guard state.bytes + bytes <= limit else { return (false, false) }
+            state.waiting.append((item, .now))
+            state.bytes += bytes
             defer { state.trimScheduled = true }
             return (true, !state.trimScheduled)
         }
-        if !kept { block.unmap() }
+        if !kept { letGo(item) }
         if schedule { scheduleTrim(after: keptFor) }
     }
 
@@ -215,23 +244,23 @@ package final class LargeBufferPool: Sendable {
         DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in trim() }
     }
 
-    /// Unmaps the blocks that waited `keptFor` or longer; comes again when the next one will
-    /// have, while some wait.
+    /// Lets go of the items that waited `keptFor` or longer; comes again when the next one
+    /// will have, while some wait.
     private func trim() {
-        let (expired, next) = state.withLock { state -> ([Block], Duration?) in
+        let (expired, next) = state.withLock { state -> ([Item], Duration?) in
             let now = ContinuousClock.now
-            var expired: [Block] = []
+            var expired: [Item] = []
             state.waiting.removeAll { entry in
                 guard now - entry.since >= keptFor else { return false }
-                expired.append(entry.block)
+                expired.append(entry.item)
                 return true
             }
-            state.bytes -= expired.reduce(0) { $0 + $1.capacity }
+            state.bytes -= expired.reduce(0) { $0 + size($1) }
             let oldest = state.waiting.map(\.since).min()
             state.trimScheduled = oldest != nil
             return (expired, oldest.map { $0 + keptFor - now })
         }
-        for block in expired { block.unmap() }
+        for item in expired { letGo(item) }
         if let next { scheduleTrim(after: next) }
     }
 }

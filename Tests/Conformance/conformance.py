@@ -408,6 +408,34 @@ class Conformance(unittest.TestCase):
         self.assertLess(after[0] - idle[0], 8, f"the agent kept {after[0] - idle[0]:.0f} MiB after the calls ended")
         self.assertLess(after[1] - idle[1], 8, f"the worker kept {after[1] - idle[1]:.0f} MiB after the calls ended")
 
+    def test_memory_is_given_back_after_large_files_on_an_open_connection(self):
+        agent = Agent(AGENT)
+        self.addCleanup(agent.stop)
+        client = Client(agent, binary=True)
+        self.addCleanup(client.close)
+        path = f"/tmp/yonder-conformance-{secrets.token_hex(4)}"
+        self.addCleanup(lambda: os.path.exists(path) and os.remove(path))
+        piece = 8 << 20
+        with open(path, "wb") as f:
+            f.write(secrets.token_bytes(8 * piece))
+        client.call("yonder.ping", "warm")
+        time.sleep(0.5)
+        idle = rss_mib(agent)
+        for _ in range(2):  # the file's pieces, four asked for at a time, as clients do
+            for first in range(0, 8, 4):
+                ids = [client.request({"type": "call", "function": "yonder.getFile",
+                                       "arguments": {"path": path, "offset": index * piece, "length": piece}})
+                       for index in range(first, first + 4)]
+                for request in ids:
+                    reply, _ = client.reply(request)
+                    self.assertEqual(len(reply["_attachments"][0]), piece)
+        busy = rss_mib(agent)
+        time.sleep(1.5)  # the connection stays open
+        after = rss_mib(agent)
+        print(f"\n  agent RSS {idle:.0f} MiB idle, {busy:.0f} MiB just after reading 128 MiB in 8 MiB pieces, "
+              f"{after:.0f} MiB a moment later", file=sys.stderr)
+        self.assertLess(after - idle, 8, f"the agent kept {after - idle:.0f} MiB after its requests ended")
+
     def test_thousands_of_idle_connections_cost_almost_nothing(self):
         agent = Agent(AGENT, "--handshake-timeout", "4")
         self.addCleanup(agent.stop)

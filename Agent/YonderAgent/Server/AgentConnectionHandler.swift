@@ -421,7 +421,8 @@ final class AgentConnectionHandler: ChannelDuplexHandler {
 
     /// Queues an answer given on the event loop; `processFrames` flushes it with the others.
     private func write(_ message: Message, context: ChannelHandlerContext) {
-        context.write(wrapOutboundOut(ByteBuffer(frames: message)), promise: nil)
+        let buffer = ByteBuffer(frames: message)
+        context.write(wrapOutboundOut(buffer), promise: ReplyBuffers.promise(for: buffer, on: context.eventLoop))
         unflushed = true
     }
 
@@ -466,7 +467,7 @@ final class TaskReplies: Sendable {
                 defer { pending.buffers.removeAll(keepingCapacity: true) }
                 return pending.buffers
             }
-            for buffer in batch { channel.write(buffer, promise: nil) }
+            for buffer in batch { channel.write(buffer, promise: ReplyBuffers.promise(for: buffer, on: channel.eventLoop)) }
             channel.flush()
         }
     }
@@ -566,11 +567,37 @@ enum RequestRunner {
 
 extension ByteBuffer {
     /// `message`'s frame and then one frame per attachment, with each attachment's bytes
-    /// copied once, straight into the buffer.
+    /// copied once, straight into the buffer (a large one from ``ReplyBuffers``).
     init(frames message: Message) {
         let pieces = message.framePieces()
         let total = pieces.reduce(0) { $0 + $1.count }
-        self = ByteBufferAllocator().buffer(capacity: total)
+        self = ReplyBuffers.buffer(capacity: total)
         writeWithUnsafeMutableBytes(minimumWritableBytes: total) { LargeBuffer.copy(pieces, into: $0) }
+    }
+}
+
+/// Buffers of large frames to write (a file's piece for `getFile`, a large result), used again
+/// once written, as ``LargeBufferPool`` does for the `Data` they are copied from: a new buffer
+/// of 8 MiB costs 2,048 page faults, each page cleared by the kernel, which made up most of
+/// the agent's time for `getFile`'s pieces. What waits unused for half a second is freed.
+enum ReplyBuffers {
+    static let pool = ReusePool<ByteBuffer>(limit: 64 << 20, keptFor: .milliseconds(500), size: { $0.capacity })
+
+    /// A buffer of at least `capacity` bytes, empty; a large one that was written before.
+    static func buffer(capacity: Int) -> ByteBuffer {
+        guard capacity >= LargeBuffer.threshold, var buffer = pool.take(fitting: capacity) else {
+            return ByteBufferAllocator().buffer(capacity: capacity)
+        }
+        // Its only holder now (the channel let go of it once written), so this keeps its memory.
+        buffer.clear()
+        return buffer
+    }
+
+    /// The promise to write `buffer` with: a large one goes back to the pool once written.
+    static func promise(for buffer: ByteBuffer, on eventLoop: any EventLoop) -> EventLoopPromise<Void>? {
+        guard buffer.capacity >= LargeBuffer.threshold else { return nil }
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenSuccess { pool.giveBack(buffer) }
+        return promise
     }
 }

@@ -23,10 +23,12 @@ struct E2E: AsyncParsableCommand {
             a task that prefers the connection's executor), and a \
             16-byte echo through `ssh -N -L` on the same sshd (p50, p99, the slowest call and how many \
             took over 10 ms), 64 calls in flight, a Data round trip, putFile and getFile of a \
-            --file-mib file, and their baselines: the same bytes through our own tunnel with no \
-            Yonder on the way (an echo for the Data round trip, a sink and a source for the files, \
-            and the same with a file read and written at both ends, as putFile and getFile have), \
-            and through `ssh -N -L` for scale. Tears the cluster down at the end.
+            --file-mib file (new files, then again over the files just written), writing that file \
+            here with no transfer (new, then over itself), and their baselines: the same bytes \
+            through our own tunnel with no Yonder on the way (an echo for the Data round trip, a \
+            sink and a source for the files, and the same with a file read and written at both \
+            ends, as putFile and getFile have, new and then over), and through `ssh -N -L` for \
+            scale. Tears the cluster down at the end.
 
             Example: YONDER_AGENT=.build-static/release/yonder-agent swift run -c release yonder-bench e2e
             """)
@@ -109,10 +111,11 @@ struct E2E: AsyncParsableCommand {
         let taskThroughput = try await Local.throughput(connection, calls: calls, inFlight: 64, function: "yonder.objects")
         log("\(bytesMiB) MiB of Data to yonder.ping and back, as attachments, through the tunnel")
         let bytesSeconds = try await Local.bytesRoundTrip(connection, mebibytes: bytesMiB)
-        var files: (put: Double, get: Double)?
+        var files: [FileRound] = []
+        var localWrites: FileRound?
         if fileMiB > 0 {
-            log("a \(fileMiB) MiB file with putFile, then back with getFile, through the tunnel")
-            files = try await Self.fileTransfer(connection, mebibytes: fileMiB, home: home)
+            log("a \(fileMiB) MiB file with putFile, then back with getFile, through the tunnel; then both again over the files they wrote")
+            (files, localWrites) = try await Self.fileTransfer(connection, mebibytes: fileMiB, home: home)
         }
 
         // OpenSSH's tunnel echo on the same sshd.
@@ -184,8 +187,12 @@ struct E2E: AsyncParsableCommand {
                 for path in [local, copy, fileAtSink] { try? FileManager.default.removeItem(atPath: path) }
             }
             try Self.writeFile(local, mebibytes: fileMiB)
-            oneWay?.filesUp = try await Self.upload(try await session.openTunnel(host: "127.0.0.1", port: fileSink.port), mebibytes: fileMiB, from: local)
-            oneWay?.filesDown = try await Self.download(try await session.openTunnel(host: "127.0.0.1", port: fileSource.port), mebibytes: fileMiB, into: copy)
+            // Twice, as putFile and getFile: new files, then the same files written over.
+            for _ in 0..<2 {
+                oneWay?.files.append(FileRound(
+                    put: try await Self.upload(try await session.openTunnel(host: "127.0.0.1", port: fileSink.port), mebibytes: fileMiB, from: local),
+                    get: try await Self.download(try await session.openTunnel(host: "127.0.0.1", port: fileSource.port), mebibytes: fileMiB, into: copy)))
+            }
         }
         try await cluster.down()
 
@@ -202,14 +209,20 @@ struct E2E: AsyncParsableCommand {
             bytesMegabytesPerSecond: Double(2 * bytesMiB << 20) / bytesSeconds / 1e6,
             rawMegabytesPerSecond: Double(2 * rawMiB << 20) / rawSeconds / 1e6,
             tunnelMegabytesPerSecond: Double(2 * rawMiB << 20) / tunnelSeconds / 1e6,
-            putFileMegabytesPerSecond: files.map { Double(fileMiB << 20) / $0.put / 1e6 },
-            getFileMegabytesPerSecond: files.map { Double(fileMiB << 20) / $0.get / 1e6 },
+            putFileMegabytesPerSecond: files.first.map { Double(fileMiB << 20) / $0.put / 1e6 },
+            getFileMegabytesPerSecond: files.first.map { Double(fileMiB << 20) / $0.get / 1e6 },
+            putFileOverMegabytesPerSecond: files.last.map { Double(fileMiB << 20) / $0.put / 1e6 },
+            getFileOverMegabytesPerSecond: files.last.map { Double(fileMiB << 20) / $0.get / 1e6 },
+            localNewFileMegabytesPerSecond: localWrites.map { Double(fileMiB << 20) / $0.put / 1e6 },
+            localFileOverMegabytesPerSecond: localWrites.map { Double(fileMiB << 20) / $0.get / 1e6 },
             opensshUploadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.opensshUp / 1e6 },
             opensshDownloadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.opensshDown / 1e6 },
             tunnelUploadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.oursUp / 1e6 },
             tunnelDownloadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.oursDown / 1e6 },
-            tunnelFileUploadMegabytesPerSecond: oneWay?.filesUp.map { Double(fileMiB << 20) / $0 / 1e6 },
-            tunnelFileDownloadMegabytesPerSecond: oneWay?.filesDown.map { Double(fileMiB << 20) / $0 / 1e6 },
+            tunnelFileUploadMegabytesPerSecond: oneWay?.files.first.map { Double(fileMiB << 20) / $0.put / 1e6 },
+            tunnelFileDownloadMegabytesPerSecond: oneWay?.files.first.map { Double(fileMiB << 20) / $0.get / 1e6 },
+            tunnelFileUploadOverMegabytesPerSecond: oneWay?.files.last.map { Double(fileMiB << 20) / $0.put / 1e6 },
+            tunnelFileDownloadOverMegabytesPerSecond: oneWay?.files.last.map { Double(fileMiB << 20) / $0.get / 1e6 },
             fileMiB: fileMiB, iterations: iterations, agent: "\(connection.agent)")
         try report.emit(json: json)
     }
@@ -220,9 +233,15 @@ struct E2E: AsyncParsableCommand {
         var opensshDown: Double
         var oursUp: Double
         var oursDown: Double
-        /// Our tunnel with a file at both ends.
-        var filesUp: Double?
-        var filesDown: Double?
+        /// Our tunnel with a file at both ends: new files, then the same written over.
+        var files: [FileRound] = []
+    }
+
+    /// Seconds of one file sent up and read back down (or, for the local writes, written
+    /// new and written over).
+    struct FileRound {
+        var put: Double
+        var get: Double
     }
 
     // The baselines use the tunnel as a connection does: `Data` written from where it is held,
@@ -395,30 +414,45 @@ struct E2E: AsyncParsableCommand {
     }
 
     /// Seconds to put a file of `mebibytes` into the container and to get it back, each
-    /// checked by size and by its last MiB.
-    static func fileTransfer(_ connection: Connection, mebibytes: Int, home: URL) async throws -> (put: Double, get: Double) {
+    /// checked by size and by its last MiB: first as new files, then again at once over the
+    /// files the first round wrote. A new file takes pages the kernel has not used for a while,
+    /// which a virtual machine whose free memory goes back to its host (free page reporting)
+    /// must fault in again, at a cost of its own (BENCHMARKS.md, "Files and the memory under
+    /// them"); a file written over takes the pages its old contents just freed.
+    /// Also the seconds to write the file sent, new and then over itself, here: what the
+    /// machine's file system costs with no transfer at all.
+    static func fileTransfer(_ connection: Connection, mebibytes: Int, home: URL) async throws -> (rounds: [FileRound], localWrites: FileRound) {
         let source = home.appendingPathComponent("bench-file").path
         let back = home.appendingPathComponent("bench-file-back").path
         defer {
             try? FileManager.default.removeItem(atPath: source)
             try? FileManager.default.removeItem(atPath: back)
         }
-        let piece = try writeFile(source, mebibytes: mebibytes)
-        let remote = "/tmp/yonder-bench-file"
         var start = ContinuousClock.now
-        let size = try await connection.putFile(from: source, to: remote)
-        let put = seconds(ContinuousClock.now - start)
+        try writeFile(source, mebibytes: mebibytes)
+        let writeNew = seconds(ContinuousClock.now - start)
         start = ContinuousClock.now
-        let got = try await connection.getFile(remote, to: back)
-        let get = seconds(ContinuousClock.now - start)
-        _ = try await connection.exec(["rm", "-f", remote]).collect()
-        guard size == mebibytes << 20, got == size,
-            let tail = FileHandle(forReadingAtPath: back), (try? tail.seek(toOffset: UInt64((mebibytes - 1) << 20))) != nil,
-            (try tail.read(upToCount: 1 << 20)).map(Array.init) == piece
-        else {
-            throw ValidationError("the file did not come back whole (put \(size), got \(got) bytes)")
+        let piece = try writeFile(source, mebibytes: mebibytes)
+        let writeOver = seconds(ContinuousClock.now - start)
+        let remote = "/tmp/yonder-bench-file"
+        var rounds: [FileRound] = []
+        for _ in 0..<2 {
+            start = ContinuousClock.now
+            let size = try await connection.putFile(from: source, to: remote)
+            let put = seconds(ContinuousClock.now - start)
+            start = ContinuousClock.now
+            let got = try await connection.getFile(remote, to: back)
+            let get = seconds(ContinuousClock.now - start)
+            guard size == mebibytes << 20, got == size,
+                let tail = FileHandle(forReadingAtPath: back), (try? tail.seek(toOffset: UInt64((mebibytes - 1) << 20))) != nil,
+                (try tail.read(upToCount: 1 << 20)).map(Array.init) == piece
+            else {
+                throw ValidationError("the file did not come back whole (put \(size), got \(got) bytes)")
+            }
+            rounds.append(FileRound(put: put, get: get))
         }
-        return (put, get)
+        _ = try await connection.exec(["rm", "-f", remote]).collect()
+        return (rounds, FileRound(put: writeNew, get: writeOver))
     }
 
     private func log(_ text: String) {
@@ -450,8 +484,15 @@ struct E2EReport: BenchReport {
     var bytesMegabytesPerSecond: Double
     var rawMegabytesPerSecond: Double
     var tunnelMegabytesPerSecond: Double
+    /// putFile and getFile of new files.
     var putFileMegabytesPerSecond: Double?
     var getFileMegabytesPerSecond: Double?
+    /// The same again at once, over the files the first round wrote.
+    var putFileOverMegabytesPerSecond: Double?
+    var getFileOverMegabytesPerSecond: Double?
+    /// Writing the file sent to a new file here, then over it: the file system alone.
+    var localNewFileMegabytesPerSecond: Double?
+    var localFileOverMegabytesPerSecond: Double?
     var opensshUploadMegabytesPerSecond: Double?
     var opensshDownloadMegabytesPerSecond: Double?
     var tunnelUploadMegabytesPerSecond: Double?
@@ -459,6 +500,9 @@ struct E2EReport: BenchReport {
     /// Our tunnel with a file at both ends: read from one, written to the other.
     var tunnelFileUploadMegabytesPerSecond: Double?
     var tunnelFileDownloadMegabytesPerSecond: Double?
+    /// The same again at once, over the files the first round wrote.
+    var tunnelFileUploadOverMegabytesPerSecond: Double?
+    var tunnelFileDownloadOverMegabytesPerSecond: Double?
     var fileMiB: Int
     var iterations: Int
     var agent: String
@@ -484,20 +528,30 @@ struct E2EReport: BenchReport {
         row("Data / our tunnel's bulk", String(format: "%.0f%% (target ≥ 80%%)", 100 * bytesMegabytesPerSecond / tunnelMegabytesPerSecond))
         row("Data / OpenSSH bulk", String(format: "%.0f%%", 100 * bytesMegabytesPerSecond / rawMegabytesPerSecond))
         row("our tunnel's bulk / OpenSSH bulk", String(format: "%.0f%%", 100 * tunnelMegabytesPerSecond / rawMegabytesPerSecond))
-        if let put = putFileMegabytesPerSecond, let get = getFileMegabytesPerSecond {
-            row("putFile, \(fileMiB) MiB", String(format: "%.0f MB/s", put))
-            row("getFile, \(fileMiB) MiB", String(format: "%.0f MB/s", get))
+        if let put = putFileMegabytesPerSecond, let get = getFileMegabytesPerSecond,
+            let putOver = putFileOverMegabytesPerSecond, let getOver = getFileOverMegabytesPerSecond
+        {
+            row("putFile / getFile, new \(fileMiB) MiB file", String(format: "%.0f / %.0f MB/s", put, get))
+            row("  again, written over", String(format: "%.0f / %.0f MB/s", putOver, getOver))
+            if let new = localNewFileMegabytesPerSecond, let over = localFileOverMegabytesPerSecond {
+                row("writing it here, new / over (no transfer)", String(format: "%.0f / %.0f MB/s", new, over))
+            }
             if let opensshUp = opensshUploadMegabytesPerSecond, let opensshDown = opensshDownloadMegabytesPerSecond,
                 let oursUp = tunnelUploadMegabytesPerSecond, let oursDown = tunnelDownloadMegabytesPerSecond
             {
                 row("one way up: our tunnel / ssh -N -L", String(format: "%.0f / %.0f MB/s", oursUp, opensshUp))
                 row("one way down: our tunnel / ssh -N -L", String(format: "%.0f / %.0f MB/s", oursDown, opensshDown))
-                row("putFile / one way up", String(format: "%.0f%% of our tunnel (target ≥ 80%%), %.0f%% of ssh -N -L", 100 * put / oursUp, 100 * put / opensshUp))
-                row("getFile / one way down", String(format: "%.0f%% of our tunnel (target ≥ 80%%), %.0f%% of ssh -N -L", 100 * get / oursDown, 100 * get / opensshDown))
+                row("putFile / one way up, new / over", String(format: "%.0f%% / %.0f%% of our tunnel (target ≥ 80%%)", 100 * put / oursUp, 100 * putOver / oursUp))
+                row("getFile / one way down, new / over", String(format: "%.0f%% / %.0f%% of our tunnel (target ≥ 80%%)", 100 * get / oursDown, 100 * getOver / oursDown))
+                row("  against ssh -N -L, up / down (over)", String(format: "%.0f%% / %.0f%%", 100 * putOver / opensshUp, 100 * getOver / opensshDown))
             }
-            if let filesUp = tunnelFileUploadMegabytesPerSecond, let filesDown = tunnelFileDownloadMegabytesPerSecond {
-                row("our tunnel, file to file: up / down", String(format: "%.0f / %.0f MB/s", filesUp, filesDown))
-                row("putFile / getFile against it", String(format: "%.0f%% / %.0f%%", 100 * put / filesUp, 100 * get / filesDown))
+            if let filesUp = tunnelFileUploadMegabytesPerSecond, let filesDown = tunnelFileDownloadMegabytesPerSecond,
+                let filesUpOver = tunnelFileUploadOverMegabytesPerSecond, let filesDownOver = tunnelFileDownloadOverMegabytesPerSecond
+            {
+                row("our tunnel file to file, new: up / down", String(format: "%.0f / %.0f MB/s", filesUp, filesDown))
+                row("  again, written over", String(format: "%.0f / %.0f MB/s", filesUpOver, filesDownOver))
+                row("putFile / getFile against it, new", String(format: "%.0f%% / %.0f%%", 100 * put / filesUp, 100 * get / filesDown))
+                row("  written over", String(format: "%.0f%% / %.0f%%", 100 * putOver / filesUpOver, 100 * getOver / filesDownOver))
             }
         }
     }

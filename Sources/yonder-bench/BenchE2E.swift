@@ -137,16 +137,17 @@ struct E2E: AsyncParsableCommand {
         defer { fileSource.stop() }
         let knownHosts = home.appendingPathComponent("known_hosts")
         try "[127.0.0.1]:\(node.port) \(node.pinnedHostKey ?? "")\n".write(to: knownHosts, atomically: true, encoding: .utf8)
-        // Three free ports, each checked (the ones after a free port may be taken, and then
+        // Five free ports, each checked (the ones after a free port may be taken, and then
         // ssh, with ExitOnForwardFailure, would not start).
         var ports: [Int] = []
-        while ports.count < 3 {
+        while ports.count < 5 {
             let port = try LocalSSHServer.freePort()
             if !ports.contains(port) { ports.append(port) }
         }
         let ssh = try ChildProcess.spawn("/usr/bin/ssh", [
             "-N", "-L", "127.0.0.1:\(ports[0]):127.0.0.1:\(echo.port)",
-            "-L", "127.0.0.1:\(ports[1]):127.0.0.1:\(sink.port)", "-L", "127.0.0.1:\(ports[2]):127.0.0.1:\(source.port)", "-p", String(node.port), "-i", node.identityFile ?? "",
+            "-L", "127.0.0.1:\(ports[1]):127.0.0.1:\(sink.port)", "-L", "127.0.0.1:\(ports[2]):127.0.0.1:\(source.port)",
+            "-L", "127.0.0.1:\(ports[3]):127.0.0.1:\(fileSink.port)", "-L", "127.0.0.1:\(ports[4]):127.0.0.1:\(fileSource.port)", "-p", String(node.port), "-i", node.identityFile ?? "",
             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=\(knownHosts.path)",
             "-o", "Ciphers=aes128-ctr", "-o", "MACs=hmac-sha2-256", "-o", "ExitOnForwardFailure=yes", "\(node.user)@127.0.0.1",
         ])
@@ -154,7 +155,7 @@ struct E2E: AsyncParsableCommand {
             kill(ssh, SIGTERM)
             ChildProcess.wait(ssh)
         }
-        // ssh binds all three before it connects; a probe of the sink or the source would be
+        // ssh binds all five before it connects; a probe of the sink or the source would be
         // served as a transfer.
         for _ in 0..<250 where !LocalSSHServer.canConnect(port: ports[0]) { usleep(20_000) }
         log("16-byte echo through ssh -N -L")
@@ -193,6 +194,21 @@ struct E2E: AsyncParsableCommand {
                     put: try await Self.upload(try await session.openTunnel(host: "127.0.0.1", port: fileSink.port), mebibytes: fileMiB, from: local),
                     get: try await Self.download(try await session.openTunnel(host: "127.0.0.1", port: fileSource.port), mebibytes: fileMiB, into: copy)))
             }
+            // And through ssh -N -L, new files again first. Memory just freed is taken again
+            // at the cost of memory in use: the pause lets a machine that hands free memory
+            // back to its host do so, as it did before the first rounds above.
+            log("the same through ssh -N -L")
+            for path in [fileAtSink, copy] { try? FileManager.default.removeItem(atPath: path) }
+            try await Task.sleep(for: .seconds(5))
+            for _ in 0..<2 {
+                let up = try BlockingSocket(port: ports[3])
+                let put = try up.upload(mebibytes: fileMiB, from: local)
+                up.close()
+                let down = try BlockingSocket(port: ports[4])
+                let get = try down.download(mebibytes: fileMiB, into: copy)
+                down.close()
+                oneWay?.opensshFiles.append(FileRound(put: put, get: get))
+            }
         }
         try await cluster.down()
 
@@ -223,6 +239,10 @@ struct E2E: AsyncParsableCommand {
             tunnelFileDownloadMegabytesPerSecond: oneWay?.files.first.map { Double(fileMiB << 20) / $0.get / 1e6 },
             tunnelFileUploadOverMegabytesPerSecond: oneWay?.files.last.map { Double(fileMiB << 20) / $0.put / 1e6 },
             tunnelFileDownloadOverMegabytesPerSecond: oneWay?.files.last.map { Double(fileMiB << 20) / $0.get / 1e6 },
+            opensshFileUploadMegabytesPerSecond: oneWay?.opensshFiles.first.map { Double(fileMiB << 20) / $0.put / 1e6 },
+            opensshFileDownloadMegabytesPerSecond: oneWay?.opensshFiles.first.map { Double(fileMiB << 20) / $0.get / 1e6 },
+            opensshFileUploadOverMegabytesPerSecond: oneWay?.opensshFiles.last.map { Double(fileMiB << 20) / $0.put / 1e6 },
+            opensshFileDownloadOverMegabytesPerSecond: oneWay?.opensshFiles.last.map { Double(fileMiB << 20) / $0.get / 1e6 },
             fileMiB: fileMiB, iterations: iterations, agent: "\(connection.agent)")
         try report.emit(json: json)
     }
@@ -235,6 +255,8 @@ struct E2E: AsyncParsableCommand {
         var oursDown: Double
         /// Our tunnel with a file at both ends: new files, then the same written over.
         var files: [FileRound] = []
+        /// The same through ssh -N -L.
+        var opensshFiles: [FileRound] = []
     }
 
     /// Seconds of one file sent up and read back down (or, for the local writes, written
@@ -503,6 +525,11 @@ struct E2EReport: BenchReport {
     /// The same again at once, over the files the first round wrote.
     var tunnelFileUploadOverMegabytesPerSecond: Double?
     var tunnelFileDownloadOverMegabytesPerSecond: Double?
+    /// ssh -N -L with a file at both ends: new files, then the same written over.
+    var opensshFileUploadMegabytesPerSecond: Double?
+    var opensshFileDownloadMegabytesPerSecond: Double?
+    var opensshFileUploadOverMegabytesPerSecond: Double?
+    var opensshFileDownloadOverMegabytesPerSecond: Double?
     var fileMiB: Int
     var iterations: Int
     var agent: String
@@ -552,6 +579,13 @@ struct E2EReport: BenchReport {
                 row("  again, written over", String(format: "%.0f / %.0f MB/s", filesUpOver, filesDownOver))
                 row("putFile / getFile against it, new", String(format: "%.0f%% / %.0f%%", 100 * put / filesUp, 100 * get / filesDown))
                 row("  written over", String(format: "%.0f%% / %.0f%%", 100 * putOver / filesUpOver, 100 * getOver / filesDownOver))
+            }
+            if let up = opensshFileUploadMegabytesPerSecond, let down = opensshFileDownloadMegabytesPerSecond,
+                let upOver = opensshFileUploadOverMegabytesPerSecond, let downOver = opensshFileDownloadOverMegabytesPerSecond,
+                let opensshUp = opensshUploadMegabytesPerSecond, let opensshDown = opensshDownloadMegabytesPerSecond
+            {
+                row("ssh -N -L file to file, new: up / down", String(format: "%.0f / %.0f MB/s: %.0f%% / %.0f%% of its one way", up, down, 100 * up / opensshUp, 100 * down / opensshDown))
+                row("  again, written over", String(format: "%.0f / %.0f MB/s: %.0f%% / %.0f%%", upOver, downOver, 100 * upOver / opensshUp, 100 * downOver / opensshDown))
             }
         }
     }

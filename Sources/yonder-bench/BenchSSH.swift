@@ -234,11 +234,17 @@ struct BlockingSocket {
     }
 
     /// Seconds to send `mebibytes` to a sink (`EchoServer.Mode.sink`) until it says all
-    /// arrived.
-    func upload(mebibytes: Int) throws -> Double {
-        let block = [UInt8](repeating: 0x5a, count: 1 << 20)
+    /// arrived: blocks of memory, or with `path` that file, read 1 MiB at a time.
+    func upload(mebibytes: Int, from path: String? = nil) throws -> Double {
+        var block = [UInt8](repeating: 0x5a, count: 1 << 20)
+        let file = path.map { open($0, O_RDONLY | O_CLOEXEC) } ?? -1
+        defer { if file >= 0 { Glibc.close(file) } }
+        guard path == nil || file >= 0 else { throw ValidationError("cannot read \(path ?? "")") }
         let start = ContinuousClock.now
         for _ in 0..<mebibytes {
+            if file >= 0, block.withUnsafeMutableBytes({ read(file, $0.baseAddress, $0.count) }) != block.count {
+                throw ValidationError("cannot read a whole MiB of \(path ?? "")")
+            }
             var sent = 0
             while sent < block.count {
                 let n = block.withUnsafeBytes { send(fd, $0.baseAddress! + sent, block.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -261,14 +267,21 @@ struct BlockingSocket {
         return seconds
     }
 
-    /// Seconds to read `mebibytes` from a source (`EchoServer.Mode.source`) to its end.
-    func download(mebibytes: Int) throws -> Double {
+    /// Seconds to read `mebibytes` from a source (`EchoServer.Mode.source`) to its end, with
+    /// `path` writing them to that file (created or replaced) as they come.
+    func download(mebibytes: Int, into path: String? = nil) throws -> Double {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        let file = path.map { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) } ?? -1
+        defer { if file >= 0 { Glibc.close(file) } }
+        guard path == nil || file >= 0 else { throw ValidationError("cannot write \(path ?? "")") }
         let start = ContinuousClock.now
         var received = 0
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
+            if file >= 0, buffer.withUnsafeBytes({ write(file, $0.baseAddress, n) }) != n {
+                throw ValidationError("cannot write \(path ?? "")")
+            }
             received += n
         }
         let seconds = seconds(ContinuousClock.now - start)

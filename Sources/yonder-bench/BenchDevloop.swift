@@ -80,12 +80,7 @@ struct Devloop: AsyncParsableCommand {
             if let edit, let original { try? original.write(toFile: edit, atomically: true, encoding: .utf8) }
             try? FileManager.default.removeItem(at: home)
         }
-        do {
-            try await measure(spec, agent: agent, home: home)
-        } catch {
-            _ = try? await Cluster.down(spec.name)
-            throw error
-        }
+        try await takingDownOnFailure(spec.name) { [spec] in try await measure(spec, agent: agent, home: home) }
     }
 
     private func measure(_ spec: ClusterSpec, agent: String, home: URL) async throws {

@@ -69,12 +69,7 @@ struct E2E: AsyncParsableCommand {
         setenv("YONDER_HOME", home.path, 1)
         defer { try? FileManager.default.removeItem(at: home) }
         let spec = ClusterSpec(name: "bench-e2e", image: image, agent: agent ?? ProcessInfo.processInfo.environment["YONDER_AGENT"])
-        do {
-            try await measure(spec, home: home)
-        } catch {
-            _ = try? await Cluster.down(spec.name)
-            throw error
-        }
+        try await takingDownOnFailure(spec.name) { try await measure(spec, home: home) }
     }
 
     private func measure(_ spec: ClusterSpec, home: URL) async throws {

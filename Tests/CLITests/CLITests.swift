@@ -415,6 +415,29 @@ struct CLIFaultTests {
         #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("local/\(name)-0").path))
     }
 
+    /// Ctrl-C during `yonder-bench e2e`, once its cluster is up: the bench takes the cluster
+    /// down (container, private sshd, its home) and exits with 130, rather than leaving them
+    /// behind.
+    @Test func interruptingTheBenchTakesItsClusterDown() async throws {
+        let log = home.appendingPathComponent("bench.log").path
+        let bench = try ChildProcess.spawn(
+            RepositoryPaths.executable("yonder-bench").path, ["e2e", "--ups", "1", "--iterations", "100000", "--file-mib", "0"],
+            environment: environment, output: log)
+        let benchHome = FileManager.default.temporaryDirectory.appendingPathComponent("yonder-bench-e2e-\(bench)")
+        let sshdConfig = benchHome.appendingPathComponent("local/bench-e2e-0/sshd_config").path
+        #expect(try await wait(for: "yonder.ping through the tunnel", in: log, pid: bench))
+        #expect(try containers("bench-e2e") == ["yonder-bench-e2e-0"], "the bench's cluster is up")
+        kill(bench, SIGINT)
+        let status = exitCode(ChildProcess.wait(bench))
+        let output = read(log)
+        #expect(status == 130, "bench: \(output)")
+        #expect(output.contains("interrupted; taking the cluster bench-e2e down"), "bench: \(output)")
+        #expect(try containers("bench-e2e").isEmpty)
+        let sshd = (try? ChildProcess.run("/usr/bin/pgrep", ["-f", sshdConfig])) ?? ""
+        #expect(sshd.isEmpty, "the bench's sshd is still running: \(sshd)")
+        #expect(!FileManager.default.fileExists(atPath: benchHome.path))
+    }
+
     /// `status NAME` exits 1 for a stopped container and says to run `yonder up NAME`, which
     /// (given a known cluster's name) brings it back; `exec` gives the command its input.
     @Test func statusOfABrokenNodeAndExecInput() throws {

@@ -6,8 +6,9 @@ import Glibc
 #endif
 
 /// Ctrl-C (SIGINT) and SIGTERM while an operation runs: the first cancels it, so that it
-/// undoes what it made as a failure would; a second one quits at once.
-final class Interrupts: @unchecked Sendable {
+/// undoes what it made as a failure would; a second one quits at once. For the command-line
+/// tools (`yonder`, `yonder-bench`).
+package final class Interrupts: @unchecked Sendable {
     // Safe: `sources` is set in init and only read after; `count` is behind `lock`.
     private var sources: [any DispatchSourceSignal] = []
     private let lock = NSLock()
@@ -15,8 +16,9 @@ final class Interrupts: @unchecked Sendable {
     /// The signal that came first, if any.
     private var received: Int32?
 
-    /// Calls `cancel` on the first SIGINT or SIGTERM, with `message` on standard error.
-    init(message: String, cancel: @escaping @Sendable () -> Void) {
+    /// Calls `cancel` on the first SIGINT or SIGTERM, with `message` on standard error after
+    /// the name of the `program`.
+    package init(program: String = "yonder", message: String, cancel: @escaping @Sendable () -> Void) {
         for number in [SIGINT, SIGTERM] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -27,10 +29,10 @@ final class Interrupts: @unchecked Sendable {
                     return count == 1
                 }
                 guard first else {
-                    printError("yonder: interrupted again; quitting without cleaning up")
+                    say("\(program): interrupted again; quitting without cleaning up")
                     _exit(128 + number)
                 }
-                printError("yonder: \(message) (interrupt again to quit at once)")
+                say("\(program): \(message) (interrupt again to quit at once)")
                 cancel()
             }
             source.resume()
@@ -39,15 +41,19 @@ final class Interrupts: @unchecked Sendable {
     }
 
     /// Whether a signal came.
-    var interrupted: Bool { lock.withLock { received != nil } }
+    package var interrupted: Bool { lock.withLock { received != nil } }
 
     /// The exit status for the signal that came (130 for SIGINT, 143 for SIGTERM).
-    var exitStatus: Int32 { lock.withLock { 128 + (received ?? SIGINT) } }
+    package var exitStatus: Int32 { lock.withLock { 128 + (received ?? SIGINT) } }
 
     /// Restores the default handling.
-    func remove() {
+    package func remove() {
         for source in sources { source.cancel() }
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
     }
+}
+
+private func say(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
 }

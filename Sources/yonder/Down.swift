@@ -22,7 +22,15 @@ struct Down: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let left = try await Cluster.down(name, forget: forget) { print($0) }
+            let left: [String]
+            do {
+                left = try await Cluster.down(name, forget: forget) { print($0) }
+            } catch let error as ClusterError where error.code == .unknownCluster {
+                // Not recorded here, but its container may still run on this machine.
+                let strays = StrayContainer.onThisMachine().filter { $0.cluster == name }
+                guard let advice = StrayContainer.advice(strays) else { throw error }
+                throw ClusterError(.unknownCluster, "\(error.message); \(advice)")
+            }
             if left.isEmpty {
                 print("cluster \(name) is down")
             } else {

@@ -29,7 +29,9 @@ struct Status: AsyncParsableCommand {
                 let states = try ClusterState.knownNames().map { try ClusterState.load($0) }
                 if json {
                     try printJSON(states)
-                } else if states.isEmpty {
+                    return
+                }
+                if states.isEmpty {
                     print("no clusters (yonder up SPEC.yaml brings one up)")
                 } else {
                     printTable(["NAME", "PROVIDER", "NODES", "IMAGE", "UPDATED"], states.map {
@@ -37,6 +39,7 @@ struct Status: AsyncParsableCommand {
                          $0.updatedAt.formatted(date: .abbreviated, time: .shortened)]
                     })
                 }
+                if let advice = StrayContainer.advice(StrayContainer.onThisMachine()) { printError("yonder: \(advice)") }
                 return
             }
             let report = try await Cluster.report(name)

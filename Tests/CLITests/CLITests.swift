@@ -438,6 +438,31 @@ struct CLIFaultTests {
         #expect(!FileManager.default.fileExists(atPath: benchHome.path))
     }
 
+    /// A container of a cluster this home does not record (its home removed, its run killed):
+    /// `status` names it with what to run, and so does `down` of its cluster, which exits 1;
+    /// a recorded cluster's container is not named, and `status --json` stays JSON.
+    @Test func aContainerLeftWithoutItsRecordIsNamed() throws {
+        let stray = "cs\(UInt16.random(in: 0...UInt16.max))"
+        let container = "yonder-\(stray)-0"
+        try ChildProcess.run("/usr/bin/env", ["docker", "run", "-d", "--name", container, "--label", "yonder.cluster=\(stray)", "yonder/debian:bookworm", "sleep", "600"])
+        defer { _ = try? ChildProcess.run("/usr/bin/env", ["docker", "rm", "-f", container]) }
+        let name = "cf\(UInt16.random(in: 0...UInt16.max))"
+        #expect(try yonder("up", try writeSpec(name)).exitCode == 0)
+        defer { _ = try? yonder("down", name) }
+
+        let status = try yonder("status")
+        #expect(status.exitCode == 0, "\(status.output)")
+        #expect(status.output.contains("\(container) (cluster \(stray))") && status.output.contains("docker rm -f"), "status: \(status.output)")
+        #expect(!status.output.contains("yonder-\(name)-0 (cluster"), "a recorded cluster's container is not stray: \(status.output)")
+        let json = try yonder("status", "--json")
+        #expect(json.exitCode == 0 && !json.output.contains(container), "\(json.output)")
+
+        let down = try yonder("down", stray)
+        #expect(down.exitCode == 1)
+        #expect(down.output.contains("no cluster named \(stray)") && down.output.contains("docker rm -f \(container)"), "down: \(down.output)")
+        #expect(try containers(stray) == [container], "down of an unrecorded cluster removes nothing")
+    }
+
     /// `status NAME` exits 1 for a stopped container and says to run `yonder up NAME`, which
     /// (given a known cluster's name) brings it back; `exec` gives the command its input.
     @Test func statusOfABrokenNodeAndExecInput() throws {

@@ -29,10 +29,10 @@ package final class Interrupts: @unchecked Sendable {
                     return count == 1
                 }
                 guard first else {
-                    say("\(program): interrupted again; quitting without cleaning up")
+                    printError("\(program): interrupted again; quitting without cleaning up")
                     _exit(128 + number)
                 }
-                say("\(program): \(message) (interrupt again to quit at once)")
+                printError("\(program): \(message) (interrupt again to quit at once)")
                 cancel()
             }
             source.resume()
@@ -54,6 +54,7 @@ package final class Interrupts: @unchecked Sendable {
     }
 }
 
-private func say(_ text: String) {
+/// Writes `text` and a newline to standard error, for the command-line tools.
+package func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }

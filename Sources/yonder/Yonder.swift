@@ -87,11 +87,6 @@ func printTable(_ header: [String], _ rows: [[String]]) {
     }
 }
 
-/// Prints to standard error.
-func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
-}
-
 /// Runs `body`; an error goes to standard error and becomes exit status 1.
 func reportingErrors(_ body: () async throws -> Void) async throws {
     do {

@@ -207,6 +207,8 @@ struct E2E: AsyncParsableCommand {
         }
         try await cluster.down()
 
+        // MB/s of a transfer of the file's size that took these seconds.
+        let fileRate = { (seconds: Double) in Double(fileMiB << 20) / seconds / 1e6 }
         let report = E2EReport(
             coldUpSeconds: cold.sorted()[cold.count / 2], warmUpSeconds: warm.sorted()[warm.count / 2],
             coldUps: cold, warmUps: warm,
@@ -220,24 +222,24 @@ struct E2E: AsyncParsableCommand {
             bytesMegabytesPerSecond: Double(2 * bytesMiB << 20) / bytesSeconds / 1e6,
             rawMegabytesPerSecond: Double(2 * rawMiB << 20) / rawSeconds / 1e6,
             tunnelMegabytesPerSecond: Double(2 * rawMiB << 20) / tunnelSeconds / 1e6,
-            putFileMegabytesPerSecond: files.first.map { Double(fileMiB << 20) / $0.put / 1e6 },
-            getFileMegabytesPerSecond: files.first.map { Double(fileMiB << 20) / $0.get / 1e6 },
-            putFileOverMegabytesPerSecond: files.last.map { Double(fileMiB << 20) / $0.put / 1e6 },
-            getFileOverMegabytesPerSecond: files.last.map { Double(fileMiB << 20) / $0.get / 1e6 },
-            localNewFileMegabytesPerSecond: localWrites.map { Double(fileMiB << 20) / $0.put / 1e6 },
-            localFileOverMegabytesPerSecond: localWrites.map { Double(fileMiB << 20) / $0.get / 1e6 },
-            opensshUploadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.opensshUp / 1e6 },
-            opensshDownloadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.opensshDown / 1e6 },
-            tunnelUploadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.oursUp / 1e6 },
-            tunnelDownloadMegabytesPerSecond: oneWay.map { Double(fileMiB << 20) / $0.oursDown / 1e6 },
-            tunnelFileUploadMegabytesPerSecond: oneWay?.files.first.map { Double(fileMiB << 20) / $0.put / 1e6 },
-            tunnelFileDownloadMegabytesPerSecond: oneWay?.files.first.map { Double(fileMiB << 20) / $0.get / 1e6 },
-            tunnelFileUploadOverMegabytesPerSecond: oneWay?.files.last.map { Double(fileMiB << 20) / $0.put / 1e6 },
-            tunnelFileDownloadOverMegabytesPerSecond: oneWay?.files.last.map { Double(fileMiB << 20) / $0.get / 1e6 },
-            opensshFileUploadMegabytesPerSecond: oneWay?.opensshFiles.first.map { Double(fileMiB << 20) / $0.put / 1e6 },
-            opensshFileDownloadMegabytesPerSecond: oneWay?.opensshFiles.first.map { Double(fileMiB << 20) / $0.get / 1e6 },
-            opensshFileUploadOverMegabytesPerSecond: oneWay?.opensshFiles.last.map { Double(fileMiB << 20) / $0.put / 1e6 },
-            opensshFileDownloadOverMegabytesPerSecond: oneWay?.opensshFiles.last.map { Double(fileMiB << 20) / $0.get / 1e6 },
+            putFileMegabytesPerSecond: files.first.map { fileRate($0.put) },
+            getFileMegabytesPerSecond: files.first.map { fileRate($0.get) },
+            putFileOverMegabytesPerSecond: files.last.map { fileRate($0.put) },
+            getFileOverMegabytesPerSecond: files.last.map { fileRate($0.get) },
+            localNewFileMegabytesPerSecond: localWrites.map { fileRate($0.put) },
+            localFileOverMegabytesPerSecond: localWrites.map { fileRate($0.get) },
+            opensshUploadMegabytesPerSecond: oneWay.map { fileRate($0.opensshUp) },
+            opensshDownloadMegabytesPerSecond: oneWay.map { fileRate($0.opensshDown) },
+            tunnelUploadMegabytesPerSecond: oneWay.map { fileRate($0.oursUp) },
+            tunnelDownloadMegabytesPerSecond: oneWay.map { fileRate($0.oursDown) },
+            tunnelFileUploadMegabytesPerSecond: oneWay?.files.first.map { fileRate($0.put) },
+            tunnelFileDownloadMegabytesPerSecond: oneWay?.files.first.map { fileRate($0.get) },
+            tunnelFileUploadOverMegabytesPerSecond: oneWay?.files.last.map { fileRate($0.put) },
+            tunnelFileDownloadOverMegabytesPerSecond: oneWay?.files.last.map { fileRate($0.get) },
+            opensshFileUploadMegabytesPerSecond: oneWay?.opensshFiles.first.map { fileRate($0.put) },
+            opensshFileDownloadMegabytesPerSecond: oneWay?.opensshFiles.first.map { fileRate($0.get) },
+            opensshFileUploadOverMegabytesPerSecond: oneWay?.opensshFiles.last.map { fileRate($0.put) },
+            opensshFileDownloadOverMegabytesPerSecond: oneWay?.opensshFiles.last.map { fileRate($0.get) },
             fileMiB: fileMiB, iterations: iterations, agent: "\(connection.agent)")
         try report.emit(json: json)
     }

@@ -7,7 +7,9 @@ struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List clusters, or show one cluster's nodes.",
         discussion: """
-            Without a name, lists the recorded clusters (no network). With one, visits each \
+            Without a name, lists the recorded clusters (no network), and names the containers \
+            of Yonder clusters on this machine's Docker that no recorded cluster accounts for, \
+            with what to run. With one, visits each \
             node: its address, the container's state, the agent's build and uptime, and the \
             named objects; exits with status 1 when a node cannot be reached or its container \
             or agent is not running, saying what to run.
